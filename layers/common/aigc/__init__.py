@@ -1,0 +1,1 @@
+"""Shared library of the AIGC points application (shipped as the CommonLayer)."""

@@ -1,0 +1,84 @@
+"""Domain errors. Each maps once to an HTTP status (API) or a workflow error name (Step Functions)."""
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """An error the user can cause or see; `status` is both the HTTP status and the envelope `code`."""
+
+    status = 500
+    default_message = "internal error"
+
+    def __init__(self, message: str | None = None, *, error_code: str | None = None):
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.error_code = error_code
+
+
+class BadRequest(AppError):
+    status = 400
+    default_message = "bad request"
+
+
+class Unauthorized(AppError):
+    status = 401
+    default_message = "not logged in or token expired"
+
+
+class InsufficientPoints(AppError):
+    status = 402
+    default_message = "not enough points"
+
+    def __init__(self, cost: int, balance: int):
+        super().__init__(f"not enough points: this task costs {cost}, your balance is {balance}")
+        self.cost = cost
+        self.balance = balance
+
+
+class Forbidden(AppError):
+    status = 403
+    default_message = "not allowed"
+
+
+class NotFound(AppError):
+    status = 404
+    default_message = "not found"
+
+
+class Conflict(AppError):
+    status = 409
+    default_message = "conflict"
+
+
+class RateLimited(AppError):
+    status = 429
+    default_message = "too many requests"
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    default_message = "service temporarily unavailable, please retry"
+
+
+# --- provider errors (raised by adapters, seen by the workflow) -------------------------------
+
+
+class ProviderError(Exception):
+    """Base of provider failures. The class name is the Step Functions error name."""
+
+    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+
+
+class ProviderThrottled(ProviderError):
+    """HTTP 429 from the provider: retry with backoff."""
+
+
+class ProviderUnavailable(ProviderError):
+    """5xx, timeout or connection error: transient, retry with backoff."""
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the job for good (bad input, content, auth): refund, do not retry."""
