@@ -1,0 +1,272 @@
+"""DashScope (Alibaba Cloud Model Studio) adapter: asynchronous image tasks.
+
+Documented HTTP contract used here:
+
+* create (all require ``X-DashScope-Async: enable`` and ``Authorization: Bearer <key>``):
+  - outpainting:    POST /api/v1/services/aigc/image2image/out-painting
+                    {"model": "image-out-painting", "input": {"image_url"}, "parameters": {...}}
+  - text_to_image:  POST /api/v1/services/aigc/text2image/image-synthesis
+                    {"model": "wanx...", "input": {"prompt", "negative_prompt"?},
+                     "parameters": {"size": "1024*1024", "n", "seed"?}}
+  - image_to_image: POST /api/v1/services/aigc/image2image/image-synthesis   (wanx2.1-imageedit)
+                    {"model": "wanx2.1-imageedit",
+                     "input": {"function", "prompt", "base_image_url"},
+                     "parameters": {"n", "seed"?, "strength"?, "watermark"?}}
+  answer ``{"output": {"task_id", "task_status"}, "request_id"}``.
+* query:  GET  /api/v1/tasks/{task_id} -> ``output.task_status`` and ``output.output_image_url``
+  (out-painting) or ``output.results[].url`` (wanx); ``output.code``/``output.message`` on failure.
+* cancel: POST /api/v1/tasks/{task_id}/cancel -> 200 ``{"request_id"}``; only PENDING tasks can be
+  canceled, otherwise 400 ``UnsupportedOperation``.
+* errors: ``{"code", "message", "request_id"}`` with the HTTP status.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from aigc.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
+from aigc.providers.base import (
+    FAILED,
+    SUCCEEDED,
+    UNKNOWN,
+    ProviderJob,
+    ProviderRequest,
+)
+
+log = logging.getLogger(__name__)
+
+OUTPAINTING_PATH = "/api/v1/services/aigc/image2image/out-painting"
+TEXT_TO_IMAGE_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
+IMAGE_TO_IMAGE_PATH = "/api/v1/services/aigc/image2image/image-synthesis"
+TASK_PATH = "/api/v1/tasks/{task_id}"
+CANCEL_PATH = "/api/v1/tasks/{task_id}/cancel"
+
+DEFAULT_T2I_SIZE = "1024*1024"
+DEFAULT_IMAGEEDIT_FUNCTION = "stylization_all"
+CANCEL_REFUSED_CODE = "UnsupportedOperation"
+
+_KNOWN_STATUSES = {"PENDING", "RUNNING", "SUSPENDED", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"}
+
+
+class _IdempotentConnectRetry(Retry):
+    """Retry connection failures, but only for methods in ``allowed_methods`` (GET).
+
+    urllib3 retries connect errors for every method; a POST that creates a paid task must not be
+    replayed blindly, so for other methods we behave like requests' default (no retry).
+    """
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        if method is not None and self.allowed_methods and method.upper() not in self.allowed_methods:
+            return Retry(0, read=False).increment(method, url, response, error, _pool, _stacktrace)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def build_session(retries: int = 3) -> requests.Session:
+    """A Session that retries only connection errors of idempotent GETs, with backoff."""
+    retry = _IdempotentConnectRetry(
+        total=retries,
+        connect=retries,
+        read=0,
+        status=0,
+        other=0,
+        redirect=0,
+        allowed_methods=frozenset({"GET"}),
+        backoff_factor=0.3,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class DashScopeProvider:
+    """Adapter for DashScope's asynchronous image APIs (out-painting, wanx t2i, wanx image edit)."""
+
+    is_async = True
+    name = "dashscope"
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 15,
+        session: requests.Session | None = None,
+    ):
+        if not base_url:
+            raise ValueError("base_url is required")
+        self._base = base_url.rstrip("/")
+        self._api_key = api_key or ""
+        self._timeout = timeout
+        self._session = session or build_session()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"DashScopeProvider(base_url={self._base!r})"
+
+    # --- Provider interface ------------------------------------------------------------------
+
+    def submit(self, req: ProviderRequest) -> ProviderJob:
+        path, body = self.build_submit(req)
+        data = self._request("POST", path, json=body, async_header=True)
+        output = data.get("output") if isinstance(data, dict) else None
+        if not isinstance(output, dict) or not output.get("task_id"):
+            code = data.get("code") if isinstance(data, dict) else None
+            if code:
+                raise ProviderRejected(
+                    self._scrub(f"DashScope rejected the task: {code}: {data.get('message') or ''}".strip()),
+                    code=code,
+                )
+            raise ProviderUnavailable("DashScope create answered without a task_id")
+        status = output.get("task_status") or "PENDING"
+        return ProviderJob(provider_task_id=output["task_id"], status=status)
+
+    def poll(self, provider_task_id: str) -> ProviderJob:
+        data = self._request("GET", TASK_PATH.format(task_id=provider_task_id))
+        return self.parse_task(provider_task_id, data)
+
+    def cancel(self, provider_task_id: str) -> bool:
+        try:
+            self._request("POST", CANCEL_PATH.format(task_id=provider_task_id))
+        except ProviderRejected as e:
+            if e.code == CANCEL_REFUSED_CODE:
+                return False
+            raise
+        return True
+
+    # --- request building / parsing (public for tests and the lead's factory) ----------------
+
+    def build_submit(self, req: ProviderRequest) -> tuple[str, dict[str, Any]]:
+        """(path, JSON body) of the create call for `req`, routed by task_type."""
+        task_type = req.task_type
+        params = dict(req.parameters or {})
+        if task_type == "outpainting":
+            image_url = self._first_image(req)
+            return OUTPAINTING_PATH, {
+                "model": req.model,
+                "input": {"image_url": image_url},
+                "parameters": params,
+            }
+        if task_type == "text_to_image":
+            if not req.prompt:
+                raise ProviderRejected("text_to_image needs a prompt", code="InvalidParameter")
+            inp: dict[str, Any] = {"prompt": req.prompt}
+            if req.negative_prompt:
+                inp["negative_prompt"] = req.negative_prompt
+            params.setdefault("size", DEFAULT_T2I_SIZE)
+            params.setdefault("n", 1)
+            return TEXT_TO_IMAGE_PATH, {"model": req.model, "input": inp, "parameters": params}
+        if task_type == "image_to_image":
+            if not req.prompt:
+                raise ProviderRejected("image_to_image needs a prompt", code="InvalidParameter")
+            image_url = self._first_image(req)
+            function = params.pop("function", None) or DEFAULT_IMAGEEDIT_FUNCTION
+            params.setdefault("n", 1)
+            return IMAGE_TO_IMAGE_PATH, {
+                "model": req.model,
+                "input": {"function": function, "prompt": req.prompt, "base_image_url": image_url},
+                "parameters": params,
+            }
+        raise ProviderRejected(f"unsupported task_type for DashScope: {task_type!r}", code="InvalidParameter")
+
+    @staticmethod
+    def parse_task(provider_task_id: str, data: Any) -> ProviderJob:
+        """Map a documented GET /api/v1/tasks/{id} answer to a ProviderJob."""
+        output = data.get("output") if isinstance(data, dict) else None
+        if not isinstance(output, dict):
+            raise ProviderUnavailable("DashScope task query answered without output")
+        status = str(output.get("task_status") or UNKNOWN).upper()
+        if status not in _KNOWN_STATUSES:
+            status = UNKNOWN
+        urls: list[str] = []
+        if output.get("output_image_url"):
+            urls.append(output["output_image_url"])
+        result_errors: list[dict] = []
+        for item in output.get("results") or []:
+            if isinstance(item, dict):
+                if item.get("url"):
+                    urls.append(item["url"])
+                elif item.get("code"):
+                    result_errors.append(item)
+        code = output.get("code")
+        message = output.get("message")
+        if status == SUCCEEDED and not urls:
+            # Documented "all sub-tasks failed" shape: SUCCEEDED/FAILED with results[] holding codes.
+            status = FAILED
+            if result_errors:
+                code = code or result_errors[0].get("code")
+                message = message or result_errors[0].get("message")
+            code = code or "InternalError"
+            message = message or "the task finished without any output image"
+        return ProviderJob(
+            provider_task_id=output.get("task_id") or provider_task_id,
+            status=status,
+            output_urls=urls,
+            error_code=code if status != SUCCEEDED else None,
+            error_message=message if status != SUCCEEDED else None,
+        )
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _first_image(req: ProviderRequest) -> str:
+        if not req.image_urls:
+            raise ProviderRejected(f"{req.task_type} needs an image url", code="InvalidParameter")
+        return req.image_urls[0]
+
+    def _headers(self, async_header: bool) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"}
+        if async_header:
+            headers["X-DashScope-Async"] = "enable"
+        return headers
+
+    def _scrub(self, text: str) -> str:
+        if self._api_key and self._api_key in text:
+            text = text.replace(self._api_key, "***")
+        return text
+
+    def _request(self, method: str, path: str, *, json: dict | None = None, async_header: bool = False) -> dict:
+        url = self._base + path
+        try:
+            resp = self._session.request(
+                method, url, json=json, headers=self._headers(async_header), timeout=self._timeout
+            )
+        except requests.Timeout as e:
+            raise ProviderUnavailable(f"DashScope timed out: {method} {path}") from e
+        except requests.RequestException as e:
+            raise ProviderUnavailable(
+                self._scrub(f"DashScope unreachable: {method} {path}: {type(e).__name__}")
+            ) from e
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if resp.status_code >= 400:
+            self._raise_for_status(resp.status_code, data, method, path)
+        if not isinstance(data, dict):
+            raise ProviderUnavailable(f"DashScope answered {resp.status_code} with a non-JSON body: {method} {path}")
+        return data
+
+    def _raise_for_status(self, status: int, data: Any, method: str, path: str) -> None:
+        code = data.get("code") if isinstance(data, dict) else None
+        message = data.get("message") if isinstance(data, dict) else None
+        request_id = data.get("request_id") if isinstance(data, dict) else None
+        text = f"DashScope {method} {path} -> HTTP {status}"
+        if code:
+            text += f" {code}"
+        if message:
+            text += f": {message}"
+        if request_id:
+            text += f" (request_id {request_id})"
+        text = self._scrub(text)
+        log.warning("dashscope error: %s", text)
+        if status == 429:
+            raise ProviderThrottled(text, code=code or "Throttling", http_status=status)
+        if status >= 500 or status == 408:
+            raise ProviderUnavailable(text, code=code, http_status=status)
+        raise ProviderRejected(text, code=code or f"HTTP{status}", http_status=status)
