@@ -1,0 +1,97 @@
+"""The model catalog: models, providers and prices, as data (`catalog.json`).
+
+Adding a model to an existing provider is a new entry in catalog.json, not code.
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from aigc.errors import NotFound
+
+TaskType = Literal["outpainting", "text_to_image", "image_to_image"]
+
+
+class PriceMultiplier(BaseModel):
+    parameter: str
+    equals: Any
+    factor: float = Field(gt=0)
+
+
+class Pricing(BaseModel):
+    points: int = Field(gt=0)
+    per_image: bool = Field(False, alias="perImage")
+    multipliers: list[PriceMultiplier] = Field(default_factory=list)
+
+
+class PollSchedule(BaseModel):
+    first_wait_seconds: int = Field(10, alias="firstWaitSeconds", ge=1)
+    backoff_rate: float = Field(1.5, alias="backoffRate", ge=1.0)
+    max_wait_seconds: int = Field(30, alias="maxWaitSeconds", ge=1)
+    min_wait_seconds: int = Field(2, alias="minWaitSeconds", ge=1)
+
+
+class Inputs(BaseModel):
+    prompt: Literal["required", "optional", "none"] = "optional"
+    min_images: int = Field(0, alias="minImages", ge=0)
+    max_images: int = Field(0, alias="maxImages", ge=0)
+
+
+class ModelSpec(BaseModel):
+    name: str
+    description: str
+    task_type: TaskType = Field(alias="taskType")
+    provider: Literal["dashscope", "openai"]
+    provider_model: str = Field(alias="providerModel")
+    parameter_schema: str = Field(alias="parameterSchema")
+    aspect_ratio: str | None = Field(None, alias="aspectRatio")
+    inputs: Inputs
+    pricing: Pricing
+    expected_seconds: int = Field(alias="expectedSeconds", ge=1)
+    deadline_seconds: int = Field(alias="deadlineSeconds", ge=30)
+    poll: PollSchedule
+
+    def price(self, provider_parameters: dict, image_count: int = 1) -> int:
+        """Points for one task with these (provider-shaped) parameters."""
+        cost = float(self.pricing.points)
+        for rule in self.pricing.multipliers:
+            if provider_parameters.get(rule.parameter) == rule.equals:
+                cost *= rule.factor
+        if self.pricing.per_image:
+            cost *= max(1, image_count)
+        return int(math.ceil(cost))
+
+    def next_wait_seconds(self, previous_wait: int | None, seconds_to_deadline: float) -> int:
+        """Wait before the next poll: first near the expected duration, then back off to the cap."""
+        if previous_wait is None:
+            wait = self.poll.first_wait_seconds
+        else:
+            wait = int(math.ceil(previous_wait * self.poll.backoff_rate))
+        wait = min(max(wait, self.poll.min_wait_seconds), self.poll.max_wait_seconds)
+        # Never sleep far past the deadline: wake up just after it to time the task out.
+        return max(1, min(wait, int(math.ceil(seconds_to_deadline)) + 1))
+
+
+def _merge(defaults: dict, entry: dict) -> dict:
+    merged = {**defaults, **entry}
+    merged["poll"] = {**defaults.get("poll", {}), **entry.get("poll", {})}
+    return merged
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> dict[str, ModelSpec]:
+    raw = json.loads((Path(__file__).with_name("catalog.json")).read_text(encoding="utf-8"))
+    models = [ModelSpec.model_validate(_merge(raw["defaults"], entry)) for entry in raw["models"]]
+    return {m.name: m for m in models}
+
+
+def get_model(name: str) -> ModelSpec:
+    try:
+        return load_catalog()[name]
+    except KeyError:
+        raise NotFound(f"unknown model '{name}'; GET /models lists the available models") from None

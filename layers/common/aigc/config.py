@@ -1,0 +1,34 @@
+"""Environment configuration, validated once per cold start."""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    points_table: str = Field(alias="POINTS_TABLE")
+    tasks_table: str = Field(alias="TASKS_TABLE")
+    idempotency_table: str = Field("", alias="IDEMPOTENCY_TABLE")
+    results_bucket: str = Field(alias="RESULTS_BUCKET")
+    state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
+    provider_secret_arn: str = Field("", alias="PROVIDER_SECRET_ARN")
+    dashscope_base_url: str = Field("https://dashscope.aliyuncs.com", alias="DASHSCOPE_BASE_URL")
+    openai_base_url: str = Field("https://api.openai.com", alias="OPENAI_BASE_URL")
+    result_host_allowlist: str = Field(
+        "*.aliyuncs.com,*.openai.com,*.blob.core.windows.net", alias="RESULT_HOST_ALLOWLIST"
+    )
+    submit_rate_limit_per_minute: int = Field(3, ge=0, alias="SUBMIT_RATE_LIMIT_PER_MINUTE")
+    admin_group: str = Field("admins", alias="ADMIN_GROUP")
+    presign_expiry_seconds: int = Field(3600, alias="PRESIGN_EXPIRY_SECONDS")
+    max_result_bytes: int = Field(50 * 1024 * 1024, alias="MAX_RESULT_BYTES")
+
+    @property
+    def result_hosts(self) -> list[str]:
+        return [h.strip().lower() for h in self.result_host_allowlist.split(",") if h.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.model_validate({k: v for k, v in os.environ.items()})

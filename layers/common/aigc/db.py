@@ -1,0 +1,100 @@
+"""PynamoDB models of the two tables. Only `points`, `tasks` and `ratelimit` import this module.
+
+Table names come from the environment at cold start (template.yaml gives them).
+"""
+from __future__ import annotations
+
+import os
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
+from pynamodb.models import Model
+
+_REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+class LedgerByTime(LocalSecondaryIndex):
+    class Meta:
+        index_name = "LedgerByTime"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    ledger_time = UnicodeAttribute(range_key=True)
+
+
+class PointsItem(Model):
+    """One table, three kinds of item per user: BALANCE, TXN#<ref>#<KIND> (ledger), RATE#<minute>."""
+
+    class Meta:
+        table_name = os.environ.get("POINTS_TABLE", "points")
+        region = _REGION
+
+    user_id = UnicodeAttribute(hash_key=True)
+    entry = UnicodeAttribute(range_key=True)
+    balance = NumberAttribute(null=True)
+    # ledger entries
+    ledger_time = UnicodeAttribute(null=True)
+    kind = UnicodeAttribute(null=True)
+    amount = NumberAttribute(null=True)
+    ref = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute(null=True)
+    # rate-limit counters
+    count = NumberAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
+
+    ledger_by_time = LedgerByTime()
+
+
+class UserTasks(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "UserTasks"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class TaskItem(Model):
+    class Meta:
+        table_name = os.environ.get("TASKS_TABLE", "tasks")
+        region = _REGION
+
+    task_no = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()  # ISO-8601 UTC with milliseconds, sortable
+    model_name = UnicodeAttribute()
+    task_type = UnicodeAttribute()
+    provider = UnicodeAttribute()
+    provider_model = UnicodeAttribute()
+    status = UnicodeAttribute()
+    source = UnicodeAttribute(default="api")
+    prompt = UnicodeAttribute(null=True)
+    negative_prompt = UnicodeAttribute(null=True)
+    image_urls = ListAttribute(of=UnicodeAttribute, default=list)
+    parameters = MapAttribute(default=dict)
+    effect = UnicodeAttribute(null=True)
+    points_cost = NumberAttribute()
+    expected_seconds = NumberAttribute()
+    deadline_at = UTCDateTimeAttribute()
+    started_at = UTCDateTimeAttribute(null=True)
+    completed_at = UTCDateTimeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+    provider_task_id = UnicodeAttribute(null=True)
+    provider_status = UnicodeAttribute(null=True)
+    provider_outputs = ListAttribute(of=UnicodeAttribute, null=True)
+    result_keys = ListAttribute(of=UnicodeAttribute, null=True)
+    thumbnail_key = UnicodeAttribute(null=True)
+    error_code = UnicodeAttribute(null=True)
+    error_message = UnicodeAttribute(null=True)
+    refunded = BooleanAttribute(default=False)
+    execution_name = UnicodeAttribute(null=True)
+
+    user_tasks = UserTasks()

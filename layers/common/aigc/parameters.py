@@ -1,0 +1,184 @@
+"""Per-model parameter schemas: validate what the user sent, turn it into provider parameters.
+
+Every schema accepts camelCase and snake_case names (`xScale` and `x_scale`), rejects unknown
+names, and says which settings took effect (`effect`).
+"""
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic.alias_generators import to_camel
+
+from aigc.catalog import ModelSpec
+from aigc.errors import BadRequest
+
+
+def _both_spellings(field_name: str) -> AliasChoices:
+    return AliasChoices(field_name, to_camel(field_name))
+
+
+class _Parameters(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=AliasGenerator(validation_alias=_both_spellings),
+        populate_by_name=True,
+    )
+
+    def provider_parameters(self, model: ModelSpec) -> dict:
+        raise NotImplementedError
+
+    def effect(self) -> str | None:
+        """A sentence for the user about which settings took effect, when that is not obvious."""
+        return None
+
+    @property
+    def image_count(self) -> int:
+        return 1
+
+
+OutputRatio = Literal["", "1:1", "3:4", "4:3", "9:16", "16:9"]
+
+
+class OutpaintingParameters(_Parameters):
+    """DashScope image-out-painting. Priority (seed 003): output_ratio > x/y_scale > offsets; angle always."""
+
+    angle: int = Field(0, ge=0, le=359)
+    output_ratio: OutputRatio = ""
+    x_scale: float = Field(1.0, ge=1.0, le=3.0)
+    y_scale: float = Field(1.0, ge=1.0, le=3.0)
+    left_offset: int = Field(0, ge=0)
+    right_offset: int = Field(0, ge=0)
+    top_offset: int = Field(0, ge=0)
+    bottom_offset: int = Field(0, ge=0)
+    best_quality: StrictBool = False
+    limit_image_size: StrictBool = True
+    add_watermark: StrictBool = False
+
+    OFFSETS: ClassVar[tuple[str, ...]] = ("left_offset", "right_offset", "top_offset", "bottom_offset")
+
+    @property
+    def mode(self) -> str:
+        if self.output_ratio:
+            return "output_ratio"
+        if self.x_scale > 1.0 or self.y_scale > 1.0:
+            return "scale"
+        if any(getattr(self, name) > 0 for name in self.OFFSETS):
+            return "offsets"
+        return "rotate_only" if self.angle else "none"
+
+    def _ignored(self) -> list[str]:
+        ignored = []
+        mode = self.mode
+        if mode == "output_ratio" and (self.x_scale > 1.0 or self.y_scale > 1.0):
+            ignored.append("xScale/yScale")
+        if mode in ("output_ratio", "scale") and any(getattr(self, n) > 0 for n in self.OFFSETS):
+            ignored.append("offsets")
+        return ignored
+
+    def provider_parameters(self, model: ModelSpec) -> dict:
+        if self.mode == "none":
+            raise BadRequest(
+                "parameters: outpainting needs an expansion: set outputRatio, xScale/yScale above 1.0, "
+                "an offset above 0, or an angle between 1 and 359"
+            )
+        params: dict = {
+            "angle": self.angle,
+            "best_quality": self.best_quality,
+            "limit_image_size": self.limit_image_size,
+            "add_watermark": self.add_watermark,
+        }
+        if self.mode == "output_ratio":
+            params["output_ratio"] = self.output_ratio
+        elif self.mode == "scale":
+            params["x_scale"] = self.x_scale
+            params["y_scale"] = self.y_scale
+        elif self.mode == "offsets":
+            params.update({name: getattr(self, name) for name in self.OFFSETS})
+        return params
+
+    def effect(self) -> str:
+        mode = self.mode
+        described = {
+            "output_ratio": f"outputRatio {self.output_ratio}",
+            "scale": f"xScale {self.x_scale:g} / yScale {self.y_scale:g}",
+            "offsets": "offsets (left {0}, right {1}, top {2}, bottom {3})".format(
+                *(getattr(self, n) for n in self.OFFSETS)
+            ),
+            "rotate_only": "rotation only",
+        }[mode]
+        text = f"expansion by {described}"
+        if self.angle and mode != "rotate_only":
+            text = f"rotation by {self.angle} degrees, then {text}"
+        ignored = self._ignored()
+        if ignored:
+            text += f"; ignored (lower priority): {', '.join(ignored)}"
+        return text
+
+
+class DashScopeText2ImageParameters(_Parameters):
+    """DashScope wanx text-to-image."""
+
+    size: Literal["1024*1024", "720*1280", "1280*720", "768*1152"] = "1024*1024"
+    n: int = Field(1, ge=1, le=4)
+    seed: int | None = Field(None, ge=0, le=2147483647)
+    negative_prompt: str | None = Field(None, max_length=500)
+
+    def provider_parameters(self, model: ModelSpec) -> dict:
+        params: dict = {"size": self.size, "n": self.n}
+        if self.seed is not None:
+            params["seed"] = self.seed
+        return params
+
+    @property
+    def image_count(self) -> int:
+        return self.n
+
+
+class DashScopeImageEditParameters(_Parameters):
+    """DashScope wanx2.1-imageedit (functions that need no mask)."""
+
+    function: Literal[
+        "description_edit", "stylization_all", "stylization_local", "remove_watermark", "colorization",
+        "super_resolution",
+    ] = "description_edit"
+    n: int = Field(1, ge=1, le=4)
+    seed: int | None = Field(None, ge=0, le=2147483647)
+    strength: float | None = Field(None, ge=0.0, le=1.0)
+    upscale_factor: int | None = Field(None, ge=1, le=4)
+
+    def provider_parameters(self, model: ModelSpec) -> dict:
+        params: dict = {"n": self.n}
+        for name in ("seed", "strength", "upscale_factor"):
+            if getattr(self, name) is not None:
+                params[name] = getattr(self, name)
+        return params
+
+    @property
+    def image_count(self) -> int:
+        return self.n
+
+
+class OpenAIImagesParameters(_Parameters):
+    """Sora-image models: the aspect ratio is the model's; nothing for the user to set."""
+
+    SIZES: ClassVar[dict[str, str]] = {
+        "auto": "auto", "1:1": "1024x1024", "2:3": "1024x1536", "3:2": "1536x1024",
+    }
+
+    def provider_parameters(self, model: ModelSpec) -> dict:
+        return {"size": self.SIZES[model.aspect_ratio or "auto"], "n": 1}
+
+
+SCHEMAS: dict[str, type[_Parameters]] = {
+    "outpainting": OutpaintingParameters,
+    "dashscope_text2image": DashScopeText2ImageParameters,
+    "dashscope_imageedit": DashScopeImageEditParameters,
+    "openai_images": OpenAIImagesParameters,
+}
+
+
+def describe_schema(name: str) -> dict:
+    """JSON schema of a parameter set, for GET /models."""
+    schema = SCHEMAS[name].model_json_schema(by_alias=False)
+    return {"properties": schema.get("properties", {}), "additionalProperties": False}

@@ -1,0 +1,177 @@
+"""The points ledger: balances and append-only entries. Treat it like money.
+
+Every change is one DynamoDB transaction: the balance update, an append-only ledger entry whose
+key is (reference, kind) so a repeat is a no-op, and (for tasks) the task record itself.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from aigc.db import PointsItem, TaskItem
+from aigc.errors import BadRequest, Conflict, InsufficientPoints, RateLimited
+from aigc.timeutil import iso_ms, utcnow
+
+BALANCE = "BALANCE"
+DEBIT, REFUND, GRANT = "DEBIT", "REFUND", "GRANT"
+SETTLED_STATUSES = ("completed", "failed", "cancelled")
+
+
+def ledger_key(ref: str, kind: str) -> str:
+    return f"TXN#{ref}#{kind}"
+
+
+def _connection() -> Connection:
+    return Connection(region=PointsItem.Meta.region)
+
+
+def _failed_checks(error: TransactWriteError) -> list[bool]:
+    return [bool(reason and reason.code == "ConditionalCheckFailed") for reason in error.cancellation_reasons]
+
+
+def _ledger_entry(user_id: str, ref: str, kind: str, amount: int, reason: str, actor: str | None) -> PointsItem:
+    now = utcnow()
+    return PointsItem(
+        user_id,
+        ledger_key(ref, kind),
+        ledger_time=f"{iso_ms(now)}#{ref}#{kind}",
+        kind=kind,
+        amount=amount,
+        ref=ref,
+        reason=reason,
+        actor=actor,
+    )
+
+
+def get_balance(user_id: str) -> int:
+    try:
+        return int(PointsItem.get(user_id, BALANCE, consistent_read=True).balance or 0)
+    except DoesNotExist:
+        return 0
+
+
+def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int) -> None:
+    """Create the task and charge for it atomically, within the user's submit rate limit.
+
+    One transaction: rate counter (guarded by the limit), balance (guarded by balance >= cost),
+    the DEBIT ledger entry and the task record. If any guard fails nothing is written.
+    """
+    cost = int(task.points_cost)
+    now = utcnow()
+    minute = now.strftime("%Y%m%d%H%M")
+    with_rate = rate_limit_per_minute > 0
+    try:
+        with TransactWrite(connection=_connection()) as tx:
+            if with_rate:
+                tx.update(
+                    PointsItem(task.user_id, f"RATE#{minute}"),
+                    actions=[PointsItem.count.add(1), PointsItem.expires_at.set(int(time.time()) + 180)],
+                    condition=PointsItem.count.does_not_exist() | (PointsItem.count < rate_limit_per_minute),
+                )
+            tx.update(
+                PointsItem(task.user_id, BALANCE),
+                actions=[PointsItem.balance.add(-cost)],
+                condition=PointsItem.balance >= cost,
+            )
+            tx.save(
+                _ledger_entry(task.user_id, task.task_no, DEBIT, -cost, f"task {task.model_name}", task.user_id),
+                condition=PointsItem.entry.does_not_exist(),
+            )
+            tx.save(task, condition=TaskItem.task_no.does_not_exist())
+    except TransactWriteError as error:
+        failed = _failed_checks(error)
+        offset = 1 if with_rate else 0
+        if with_rate and failed and failed[0]:
+            raise RateLimited(
+                f"too many submissions: at most {rate_limit_per_minute} tasks a minute, please retry shortly"
+            ) from None
+        if len(failed) > offset and failed[offset]:
+            raise InsufficientPoints(cost=cost, balance=get_balance(task.user_id)) from None
+        if any(failed):
+            raise Conflict("this task number already exists; please retry") from None
+        raise
+
+
+def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_message: str) -> bool:
+    """Give a task's points back once and settle it as `status` (failed or cancelled).
+
+    Returns False (and changes nothing) when the task is completed or was already refunded.
+    """
+    if status not in ("failed", "cancelled"):
+        raise ValueError(status)
+    cost = int(task.points_cost)
+    now = utcnow()
+    try:
+        with TransactWrite(connection=_connection()) as tx:
+            tx.update(PointsItem(task.user_id, BALANCE), actions=[PointsItem.balance.add(cost)])
+            tx.save(
+                _ledger_entry(task.user_id, task.task_no, REFUND, cost, error_message[:200], "system"),
+                condition=PointsItem.entry.does_not_exist(),
+            )
+            tx.update(
+                task,
+                actions=[
+                    TaskItem.status.set(status),
+                    TaskItem.refunded.set(True),
+                    TaskItem.error_code.set(error_code),
+                    TaskItem.error_message.set(error_message),
+                    TaskItem.completed_at.set(now),
+                    TaskItem.updated_at.set(now),
+                ],
+                condition=(TaskItem.status != "completed") & (TaskItem.refunded == False),  # noqa: E712
+            )
+    except TransactWriteError as error:
+        if any(_failed_checks(error)):
+            return False
+        raise
+    return True
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    grant_id: str
+    applied: bool
+    balance: int
+
+
+def grant(user_id: str, amount: int, reason: str, *, grant_id: str, actor: str) -> GrantResult:
+    """Add points to a user (admin). `grant_id` makes a repeated grant a no-op."""
+    if amount <= 0:
+        raise BadRequest("amount: must be a positive whole number of points")
+    try:
+        with TransactWrite(connection=_connection()) as tx:
+            tx.update(PointsItem(user_id, BALANCE), actions=[PointsItem.balance.add(amount)])
+            tx.save(
+                _ledger_entry(user_id, grant_id, GRANT, amount, reason, actor),
+                condition=PointsItem.entry.does_not_exist(),
+            )
+    except TransactWriteError as error:
+        if any(_failed_checks(error)):
+            return GrantResult(grant_id, False, get_balance(user_id))
+        raise
+    return GrantResult(grant_id, True, get_balance(user_id))
+
+
+def ledger_entries(user_id: str, ref: str | None = None) -> list[PointsItem]:
+    """All ledger entries of a user (newest first), or of one reference (a task number)."""
+    condition = PointsItem.entry.startswith(f"TXN#{ref}#" if ref else "TXN#")
+    items = list(PointsItem.query(user_id, range_key_condition=condition, consistent_read=True))
+    return sorted(items, key=lambda item: item.ledger_time or "", reverse=True)
+
+
+def ledger_page(user_id: str, page: int, size: int) -> tuple[list[PointsItem], int]:
+    """One page of the ledger, newest first, and the total number of entries."""
+    total = PointsItem.count(user_id, index_name="LedgerByTime")
+    items: list[PointsItem] = []
+    skip = (page - 1) * size
+    for index, item in enumerate(PointsItem.ledger_by_time.query(user_id, scan_index_forward=False)):
+        if index < skip:
+            continue
+        items.append(item)
+        if len(items) >= size:
+            break
+    return items, total

@@ -1,0 +1,36 @@
+"""Provider adapters behind one interface (`base.Provider`); `get_provider` builds one by name.
+
+API keys come from Secrets Manager through powertools Parameters (cached), never from plain
+environment variables, and are never logged.
+"""
+from __future__ import annotations
+
+from aigc.config import get_settings
+from aigc.providers.base import Provider, ProviderJob, ProviderRequest
+
+__all__ = ["Provider", "ProviderJob", "ProviderRequest", "get_provider", "provider_keys"]
+
+SECRET_MAX_AGE_SECONDS = 300
+
+
+def provider_keys() -> dict:
+    from aws_lambda_powertools.utilities import parameters
+
+    settings = get_settings()
+    if not settings.provider_secret_arn:
+        raise RuntimeError("PROVIDER_SECRET_ARN is not set")
+    return parameters.get_secret(settings.provider_secret_arn, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
+
+
+def get_provider(name: str) -> Provider:
+    settings = get_settings()
+    keys = provider_keys()
+    if name == "dashscope":
+        from aigc.providers.dashscope import DashScopeProvider
+
+        return DashScopeProvider(settings.dashscope_base_url, keys["dashscope_api_key"])
+    if name == "openai":
+        from aigc.providers.openai_images import OpenAIImagesProvider
+
+        return OpenAIImagesProvider(settings.openai_base_url, keys["openai_api_key"])
+    raise ValueError(f"unknown provider {name!r}")

@@ -1,0 +1,136 @@
+"""S3: streaming copies of provider outputs, thumbnails, presigned URLs. The only module touching S3."""
+from __future__ import annotations
+
+import base64
+import fnmatch
+import mimetypes
+import tempfile
+from functools import lru_cache
+from typing import IO
+from urllib.parse import urlsplit
+
+import boto3
+import requests
+
+from aigc.errors import ProviderRejected, ProviderUnavailable
+
+THUMBNAIL_SIZE = (256, 256)
+CHUNK = 1024 * 1024
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+
+class HostNotAllowed(ProviderRejected):
+    """A provider output URL points outside the configured result hosts."""
+
+
+@lru_cache(maxsize=1)
+def _s3():
+    return boto3.client("s3")
+
+
+def result_prefix(user_id: str, task_no: str) -> str:
+    return f"results/{user_id}/{task_no}/"
+
+
+def host_allowed(url: str, patterns: list[str]) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    host = parts.hostname.lower()
+    host_port = f"{host}:{parts.port}" if parts.port else host
+    return any(fnmatch.fnmatchcase(host_port if ":" in p else host, p) for p in patterns)
+
+
+class _LimitedTee:
+    """File-like reader over a streamed HTTP body that copies what it reads to a spool file."""
+
+    def __init__(self, raw: IO[bytes], spool: IO[bytes], limit: int):
+        self._raw, self._spool, self._limit, self.size = raw, spool, limit, 0
+
+    def read(self, amount: int = -1) -> bytes:
+        data = self._raw.read(CHUNK if amount is None or amount < 0 else amount)
+        self.size += len(data)
+        if self.size > self._limit:
+            raise ProviderRejected(f"result file is larger than {self._limit} bytes", code="ResultTooLarge")
+        self._spool.write(data)
+        return data
+
+
+def copy_url_to_s3(url: str, bucket: str, key_stem: str, *, allowed_hosts: list[str], max_bytes: int,
+                   spool: IO[bytes]) -> str:
+    """Stream `url` into s3://bucket/<key_stem>.<ext> without holding it in memory; returns the key.
+
+    The bytes are also spooled to `spool` (a temporary file) for the thumbnail.
+    Redirects are followed only to allowed hosts.
+    """
+    current = url
+    for _ in range(4):
+        if not host_allowed(current, allowed_hosts):
+            raise HostNotAllowed(f"refusing to fetch a result from a host that is not allowed: {urlsplit(current).hostname}",
+                                 code="ResultHostNotAllowed")
+        try:
+            response = requests.get(current, stream=True, timeout=(5, 60), allow_redirects=False)
+        except requests.RequestException as error:
+            raise ProviderUnavailable(f"could not download the result: {type(error).__name__}") from None
+        if response.is_redirect and response.headers.get("Location"):
+            current = requests.compat.urljoin(current, response.headers["Location"])
+            response.close()
+            continue
+        break
+    else:
+        raise ProviderRejected("too many redirects fetching the result", code="ResultRedirects")
+    with response:
+        if response.status_code in (403, 404, 410):
+            raise ProviderRejected("the provider's result has expired or is gone", code="ResultExpired")
+        if response.status_code >= 400:
+            raise ProviderUnavailable(f"could not download the result: HTTP {response.status_code}")
+        content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if not content_type.startswith("image/"):
+            guessed = mimetypes.guess_type(urlsplit(current).path)[0] or ""
+            content_type = guessed if guessed.startswith("image/") else "image/png"
+        key = f"{key_stem}.{_EXTENSIONS.get(content_type, 'png')}"
+        response.raw.decode_content = True
+        reader = _LimitedTee(response.raw, spool, max_bytes)
+        _s3().upload_fileobj(reader, bucket, key, ExtraArgs={"ContentType": content_type})
+    return key
+
+
+def put_base64_image(b64: str, bucket: str, key_stem: str) -> str:
+    """Store a base64 result (sync providers) as PNG/JPEG; returns the key."""
+    data = base64.b64decode(b64)
+    content_type = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/webp" if data[8:12] == b"WEBP" else "image/png"
+    key = f"{key_stem}.{_EXTENSIONS[content_type]}"
+    _s3().put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+    return key
+
+
+def download_to(bucket: str, key: str, spool: IO[bytes]) -> None:
+    _s3().download_fileobj(bucket, key, spool)
+
+
+def object_exists(bucket: str, key: str) -> bool:
+    try:
+        _s3().head_object(Bucket=bucket, Key=key)
+        return True
+    except _s3().exceptions.ClientError:
+        return False
+
+
+def write_thumbnail(image_file: IO[bytes], bucket: str, key: str) -> str:
+    """A JPEG thumbnail (seed 002) of the image in `image_file`."""
+    from PIL import Image  # imported here: only the store step pays for Pillow
+
+    image_file.seek(0)
+    with Image.open(image_file) as image:
+        image.draft("RGB", (THUMBNAIL_SIZE[0] * 2, THUMBNAIL_SIZE[1] * 2))
+        image = image.convert("RGB")
+        image.thumbnail(THUMBNAIL_SIZE)
+        with tempfile.SpooledTemporaryFile(max_size=2 * CHUNK) as out:
+            image.save(out, "JPEG", quality=85)
+            out.seek(0)
+            _s3().upload_fileobj(out, bucket, key, ExtraArgs={"ContentType": "image/jpeg"})
+    return key
+
+
+def presigned_get(bucket: str, key: str, expires: int) -> str:
+    return _s3().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires)

@@ -1,0 +1,159 @@
+"""Task records: creation, reads scoped to their owner, and the workflow's status updates."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+
+from aigc.catalog import ModelSpec
+from aigc.db import TaskItem
+from aigc.errors import NotFound
+from aigc.timeutil import iso_ms, utcnow
+
+QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
+ACTIVE_STATUSES = (QUEUED, PROCESSING)
+STATUSES = ("created", QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED)
+
+
+def new_task_no(now: datetime | None = None) -> str:
+    """Seed 001's readable form, TASK-<yyyyMMddHHmmssSSS>-..., with 64 random bits so it never collides."""
+    now = now or utcnow()
+    return f"TASK-{now.strftime('%Y%m%d%H%M%S')}{now.microsecond // 1000:03d}-{secrets.token_hex(8)}"
+
+
+def new_task(
+    *,
+    user_id: str,
+    model: ModelSpec,
+    prompt: str | None,
+    negative_prompt: str | None,
+    image_urls: list[str],
+    provider_parameters: dict,
+    effect: str | None,
+    points_cost: int,
+    source: str = "api",
+) -> TaskItem:
+    now = utcnow()
+    task_no = new_task_no(now)
+    return TaskItem(
+        task_no,
+        user_id=user_id,
+        created_at=iso_ms(now),
+        model_name=model.name,
+        task_type=model.task_type,
+        provider=model.provider,
+        provider_model=model.provider_model,
+        status=QUEUED,
+        source=source,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        image_urls=image_urls,
+        parameters=provider_parameters,
+        effect=effect,
+        points_cost=points_cost,
+        expected_seconds=model.expected_seconds,
+        deadline_at=now + timedelta(seconds=model.deadline_seconds),
+        updated_at=now,
+        refunded=False,
+        execution_name=task_no,
+    )
+
+
+def get_task(task_no: str) -> TaskItem:
+    try:
+        return TaskItem.get(task_no, consistent_read=True)
+    except DoesNotExist:
+        raise NotFound(f"task '{task_no}' not found") from None
+
+
+def get_user_task(user_id: str, task_no: str) -> TaskItem:
+    """A task of this user; another user's task is indistinguishable from a missing one."""
+    task = get_task(task_no)
+    if task.user_id != user_id:
+        raise NotFound(f"task '{task_no}' not found")
+    return task
+
+
+def list_user_tasks(
+    user_id: str, *, page: int, size: int, task_type: str | None, status: str | None
+) -> tuple[list[TaskItem], int]:
+    condition = None
+    if task_type:
+        condition = TaskItem.task_type == task_type
+    if status:
+        status_condition = TaskItem.status == status
+        condition = status_condition if condition is None else condition & status_condition
+    total = TaskItem.count(user_id, index_name="UserTasks", filter_condition=condition)
+    items: list[TaskItem] = []
+    skip = (page - 1) * size
+    query = TaskItem.user_tasks.query(user_id, scan_index_forward=False, filter_condition=condition)
+    for index, item in enumerate(query):
+        if index < skip:
+            continue
+        items.append(item)
+        if len(items) >= size:
+            break
+    return items, total
+
+
+def is_settled(task: TaskItem) -> bool:
+    return task.status in (COMPLETED, CANCELLED) or bool(task.refunded)
+
+
+def _update_active(task: TaskItem, actions: list) -> bool:
+    """Apply updates only while the task is still active; False if it was settled meanwhile."""
+    try:
+        task.update(
+            actions=actions + [TaskItem.updated_at.set(utcnow())],
+            condition=TaskItem.status.is_in(*ACTIVE_STATUSES) & (TaskItem.refunded == False),  # noqa: E712
+        )
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            task.refresh(consistent_read=True)
+            return False
+        raise
+    return True
+
+
+def record_provider_job(task: TaskItem, provider_task_id: str | None, provider_status: str) -> bool:
+    actions = [TaskItem.status.set(PROCESSING), TaskItem.provider_status.set(provider_status)]
+    if provider_task_id:
+        actions.append(TaskItem.provider_task_id.set(provider_task_id))
+    if task.started_at is None:
+        actions.append(TaskItem.started_at.set(utcnow()))
+    return _update_active(task, actions)
+
+
+def record_provider_outputs(task: TaskItem, provider_status: str, outputs: list[str]) -> bool:
+    return _update_active(
+        task, [TaskItem.provider_status.set(provider_status), TaskItem.provider_outputs.set(outputs)]
+    )
+
+
+def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None) -> bool:
+    """Mark completed. False when the task was cancelled or refunded first (it then stays so)."""
+    if task.status == COMPLETED:
+        return True
+    now = utcnow()
+    return _update_active(
+        task,
+        [
+            TaskItem.status.set(COMPLETED),
+            TaskItem.result_keys.set(result_keys),
+            TaskItem.thumbnail_key.set(thumbnail_key),
+            TaskItem.completed_at.set(now),
+            TaskItem.error_code.remove(),
+            TaskItem.error_message.remove(),
+        ],
+    )
+
+
+def progress(task: TaskItem, now: datetime | None = None) -> int:
+    """0..100; estimated from elapsed versus expected time, 100 only when completed."""
+    if task.status == COMPLETED:
+        return 100
+    if task.status != PROCESSING or task.started_at is None:
+        return 0
+    elapsed = ((now or utcnow()) - task.started_at).total_seconds()
+    return max(1, min(95, int(elapsed * 100 / max(1, int(task.expected_seconds)))))

@@ -1,0 +1,201 @@
+"""The steps of the task workflow (statemachine/task_workflow.asl.json), one function per state.
+
+Every step takes and returns the small state `{"taskNo": ..., "job": {...}}` (ids only, never
+image bytes) and is safe to run twice: it re-reads the task record and does nothing for a task
+that is already settled. `job.status` drives the state machine's Choice states:
+
+RUNNING (wait and poll again), SUCCEEDED (store outputs), FAILED / TIMED_OUT (refund),
+COMPLETED (done), REFUNDED (done, refunded), SETTLED (someone else settled it: done).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+
+from aigc import storage, tasks
+from aigc.catalog import get_model
+from aigc.config import get_settings
+from aigc.db import TaskItem
+from aigc.errors import ProviderRejected
+from aigc.observability import MetricUnit, count, logger, metrics, points
+from aigc.points import refund_task
+from aigc.providers import base, get_provider
+from aigc.providers.error_messages import user_message
+from aigc.timeutil import utcnow
+
+RUNNING, SUCCEEDED, FAILED, TIMED_OUT = "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT"
+COMPLETED, REFUNDED, SETTLED = "COMPLETED", "REFUNDED", "SETTLED"
+
+
+def _state(task: TaskItem, status: str, **job) -> dict:
+    return {"taskNo": task.task_no, "job": {"status": status, **{k: v for k, v in job.items() if v is not None}}}
+
+
+def _load(event: dict) -> TaskItem:
+    task = tasks.get_task(event["taskNo"])
+    logger.append_keys(task_no=task.task_no, user_id=task.user_id, model=task.model_name)
+    return task
+
+
+def _seconds_to_deadline(task: TaskItem) -> float:
+    return (task.deadline_at - utcnow()).total_seconds()
+
+
+def _failed(task: TaskItem, code: str | None, message: str | None) -> dict:
+    return _state(task, FAILED, errorCode=code or "ProviderFailed", errorMessage=user_message(code, message))
+
+
+def _timed(call, *args):
+    started = time.perf_counter()
+    try:
+        return call(*args)
+    finally:
+        metrics.add_metric(name="ProviderLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
+
+
+def submit_step(event: dict) -> dict:
+    """Send the job to the provider once. Sync providers answer with the images right away."""
+    task = _load(event)
+    if tasks.is_settled(task):
+        return _state(task, SETTLED)
+    model = get_model(task.model_name)
+    if task.provider_task_id:  # a retry or redrive after the provider already accepted the job
+        return _state(task, RUNNING, waitSeconds=model.next_wait_seconds(None, _seconds_to_deadline(task)))
+    if task.provider_outputs:  # sync provider already answered
+        return _state(task, SUCCEEDED)
+    provider = get_provider(task.provider)
+    request = base.ProviderRequest(
+        model=task.provider_model,
+        task_type=task.task_type,
+        prompt=task.prompt,
+        negative_prompt=task.negative_prompt,
+        image_urls=list(task.image_urls or []),
+        parameters=task.parameters.as_dict() if hasattr(task.parameters, "as_dict") else dict(task.parameters),
+    )
+    try:
+        job = _timed(provider.submit, request)
+    except ProviderRejected as error:
+        logger.warning("provider rejected the task", extra={"error_code": error.code})
+        return _failed(task, error.code, error.message)
+    if not provider.is_async:
+        return _store_sync_outputs(task, job)
+    if not tasks.record_provider_job(task, job.provider_task_id, job.status):
+        _cancel_quietly(task, provider, job.provider_task_id)
+        return _state(task, SETTLED)
+    logger.info("submitted to provider", extra={"provider_task_id": job.provider_task_id})
+    return _state(task, RUNNING, waitSeconds=model.next_wait_seconds(None, _seconds_to_deadline(task)))
+
+
+def _store_sync_outputs(task: TaskItem, job: base.ProviderJob) -> dict:
+    if job.status != base.SUCCEEDED:
+        return _failed(task, job.error_code, job.error_message)
+    settings = get_settings()
+    prefix = storage.result_prefix(task.user_id, task.task_no)
+    refs = list(job.output_urls)
+    for index, b64 in enumerate(job.b64_outputs, start=len(refs) + 1):
+        key = storage.put_base64_image(b64, settings.results_bucket, f"{prefix}{index}")
+        refs.append(f"s3://{settings.results_bucket}/{key}")
+    if not refs:
+        return _failed(task, "NoOutput", "the provider returned no image")
+    if not tasks.record_provider_job(task, None, base.SUCCEEDED) or not tasks.record_provider_outputs(
+        task, base.SUCCEEDED, refs
+    ):
+        return _state(task, SETTLED)
+    return _state(task, SUCCEEDED)
+
+
+def poll_step(event: dict) -> dict:
+    """Ask the provider once; decide: wait again, store, or refund (failed or past the deadline)."""
+    task = _load(event)
+    if tasks.is_settled(task):
+        return _state(task, SETTLED)
+    if task.status == tasks.COMPLETED:
+        return _state(task, COMPLETED)
+    if _seconds_to_deadline(task) <= 0:
+        return _state(task, TIMED_OUT)
+    model = get_model(task.model_name)
+    job = _timed(get_provider(task.provider).poll, task.provider_task_id)
+    if job.status == base.SUCCEEDED:
+        if not tasks.record_provider_outputs(task, job.status, job.output_urls):
+            return _state(task, SETTLED)
+        return _state(task, SUCCEEDED)
+    if job.status in base.FINAL_FAILURE_STATUSES or job.status not in base.IN_PROGRESS_STATUSES:
+        code = job.error_code or (f"Task{job.status.title()}" if job.status != base.FAILED else None)
+        return _failed(task, code, job.error_message)
+    if not tasks.record_provider_job(task, task.provider_task_id, job.status):
+        return _state(task, SETTLED)
+    previous = (event.get("job") or {}).get("waitSeconds")
+    return _state(task, RUNNING, waitSeconds=model.next_wait_seconds(previous, _seconds_to_deadline(task)))
+
+
+def store_step(event: dict) -> dict:
+    """Copy the provider's outputs into results/<userId>/<taskNo>/, make a thumbnail, complete."""
+    task = _load(event)
+    if task.status == tasks.COMPLETED:
+        return _state(task, COMPLETED)
+    if tasks.is_settled(task):
+        return _state(task, SETTLED)
+    settings = get_settings()
+    prefix = storage.result_prefix(task.user_id, task.task_no)
+    keys: list[str] = []
+    thumbnail_key = None
+    try:
+        for index, ref in enumerate(task.provider_outputs or [], start=1):
+            with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as spool:
+                if ref.startswith("s3://"):
+                    key = ref.split("/", 3)[3]
+                    if index == 1:
+                        storage.download_to(settings.results_bucket, key, spool)
+                else:
+                    key = storage.copy_url_to_s3(
+                        ref, settings.results_bucket, f"{prefix}{index}",
+                        allowed_hosts=settings.result_hosts, max_bytes=settings.max_result_bytes, spool=spool,
+                    )
+                keys.append(key)
+                if index == 1:
+                    thumbnail_key = storage.write_thumbnail(spool, settings.results_bucket, f"{prefix}thumbnail.jpg")
+    except ProviderRejected as error:
+        logger.warning("could not store results", extra={"error_code": error.code, "error": error.message})
+        return _failed(task, error.code, error.message)
+    if not keys:
+        return _failed(task, "NoOutput", "the provider returned no image")
+    if not tasks.complete(task, keys, thumbnail_key):
+        logger.warning("task was settled before it could complete; results left unused", extra={"keys": keys})
+        return _state(task, SETTLED)
+    count("TasksCompleted")
+    logger.info("task completed", extra={"results": len(keys)})
+    return _state(task, COMPLETED)
+
+
+def _cancel_quietly(task: TaskItem, provider, provider_task_id: str | None) -> None:
+    if not provider_task_id or not getattr(provider, "is_async", False):
+        return
+    try:
+        provider.cancel(provider_task_id)
+    except Exception:  # best effort: the provider may have started the job already
+        logger.info("provider cancel not possible", exc_info=True)
+
+
+def refund_step(event: dict) -> dict:
+    """Refund a task that failed, timed out or hit an error; at most once, never a completed one."""
+    task = _load(event)
+    job = event.get("job") or {}
+    error = event.get("error")
+    if error:
+        logger.error("workflow step failed", extra={"error": error.get("Error"), "cause": str(error.get("Cause"))[:2000]})
+        code, message = "InternalError", "the task failed because of an internal error; your points were refunded"
+    elif job.get("status") == TIMED_OUT:
+        minutes = max(1, round(get_model(task.model_name).deadline_seconds / 60))
+        code, message = "Timeout", f"timed out: no result within {minutes} minutes; your points were refunded"
+        if task.provider_task_id:
+            _cancel_quietly(task, get_provider(task.provider), task.provider_task_id)
+    else:
+        code = job.get("errorCode") or "ProviderFailed"
+        message = job.get("errorMessage") or user_message(code, None)
+    if not refund_task(task, status=tasks.FAILED, error_code=code, error_message=message):
+        return _state(task, SETTLED)
+    count("TasksFailed")
+    count("TasksRefunded")
+    points("PointsRefunded", int(task.points_cost))
+    logger.info("task refunded", extra={"error_code": code})
+    return _state(task, REFUNDED, errorCode=code)
