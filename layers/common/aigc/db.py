@@ -20,6 +20,16 @@ from pynamodb.models import Model
 _REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
+class _FromEnvironment:
+    """A Meta.table_name read from the environment when first used, not when imported."""
+
+    def __init__(self, variable: str):
+        self.variable = variable
+
+    def __get__(self, instance, owner) -> str:
+        return os.environ[self.variable]
+
+
 class LedgerByTime(LocalSecondaryIndex):
     class Meta:
         index_name = "LedgerByTime"
@@ -33,7 +43,7 @@ class PointsItem(Model):
     """One table, three kinds of item per user: BALANCE, TXN#<ref>#<KIND> (ledger), RATE#<minute>."""
 
     class Meta:
-        table_name = os.environ.get("POINTS_TABLE", "points")
+        table_name = _FromEnvironment("POINTS_TABLE")
         region = _REGION
 
     user_id = UnicodeAttribute(hash_key=True)
@@ -64,7 +74,7 @@ class UserTasks(GlobalSecondaryIndex):
 
 class TaskItem(Model):
     class Meta:
-        table_name = os.environ.get("TASKS_TABLE", "tasks")
+        table_name = _FromEnvironment("TASKS_TABLE")
         region = _REGION
 
     task_no = UnicodeAttribute(hash_key=True)

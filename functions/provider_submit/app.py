@@ -1,0 +1,9 @@
+"""Sends a task to its provider (first state of the task workflow)."""
+from aigc.observability import logger, metrics
+from aigc.workflow import submit_step
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event, context):
+    return submit_step(event)

@@ -1,0 +1,9 @@
+"""Refunds a failed or timed-out task, at most once."""
+from aigc.observability import logger, metrics
+from aigc.workflow import refund_step
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event, context):
+    return refund_step(event)

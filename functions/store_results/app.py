@@ -1,0 +1,9 @@
+"""Copies the provider's outputs into the results bucket and completes the task."""
+from aigc.observability import logger, metrics
+from aigc.workflow import store_step
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event, context):
+    return store_step(event)

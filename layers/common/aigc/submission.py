@@ -1,0 +1,129 @@
+"""Accepting a task: validate, price, debit and create it atomically, then start its workflow."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import ValidationError
+
+from aigc import executions, points, tasks
+from aigc.catalog import ModelSpec, get_model
+from aigc.config import get_settings
+from aigc.errors import BadRequest, Conflict, ServiceUnavailable
+from aigc.observability import count, logger
+from aigc.observability import points as points_metric
+from aigc.parameters import SCHEMAS
+from aigc.schemas import SubmitTaskRequest, describe_validation_error, parse_image_urls
+from aigc.views import task_view
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+
+def _check_inputs(model: ModelSpec, prompt: str | None, image_urls: list[str]) -> None:
+    if model.inputs.prompt == "required" and not prompt:
+        raise BadRequest(f"prompt: required for model {model.name}")
+    if model.inputs.prompt == "none" and prompt:
+        raise BadRequest(f"prompt: model {model.name} takes no prompt")
+    if len(image_urls) < model.inputs.min_images:
+        raise BadRequest(f"imageUrl: model {model.name} needs {model.inputs.min_images} image URL(s)")
+    if len(image_urls) > model.inputs.max_images:
+        if model.inputs.max_images == 0:
+            raise BadRequest(f"imageUrl: model {model.name} takes no image")
+        raise BadRequest(f"imageUrl: model {model.name} takes at most {model.inputs.max_images} image URL(s)")
+
+
+def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api"):
+    """Validate and price a request; returns the unsaved task record. Raises on any bad input."""
+    model = get_model(request.model_name)
+    image_urls = parse_image_urls(request.image_url)
+    _check_inputs(model, request.prompt, image_urls)
+    try:
+        parameters = SCHEMAS[model.parameter_schema].model_validate(request.parameters or {})
+    except ValidationError as error:
+        raise BadRequest(describe_validation_error(error, "parameters")) from None
+    provider_parameters = parameters.provider_parameters(model)
+    cost = model.price(provider_parameters, parameters.image_count)
+    return tasks.new_task(
+        user_id=user_id,
+        model=model,
+        prompt=request.prompt,
+        negative_prompt=getattr(parameters, "negative_prompt", None),
+        image_urls=image_urls,
+        provider_parameters=provider_parameters,
+        effect=parameters.effect(),
+        points_cost=cost,
+        source=source,
+    )
+
+
+def charge_and_start(task) -> dict:
+    """Debit + create (one transaction), then start the workflow; refund at once if it cannot start."""
+    points.debit_for_new_task(task, rate_limit_per_minute=get_settings().submit_rate_limit_per_minute)
+    logger.append_keys(task_no=task.task_no)
+    count("TasksSubmitted")
+    points_metric("PointsDebited", int(task.points_cost))
+    try:
+        executions.start_task_execution(task.task_no)
+    except Exception:
+        logger.exception("could not start the workflow; refunding")
+        points.refund_task(
+            task, status=tasks.FAILED, error_code="StartFailed",
+            error_message="the task could not be started; your points were refunded",
+        )
+        count("TasksRefunded")
+        points_metric("PointsRefunded", int(task.points_cost))
+        raise ServiceUnavailable("the task could not be started; your points were refunded, please retry") from None
+    logger.info("task accepted", extra={"cost": int(task.points_cost), "model": task.model_name})
+    return task_view(task, presign=False)
+
+
+def _submit(user_id: str, request: SubmitTaskRequest) -> dict:
+    return charge_and_start(prepare_task(user_id, request))
+
+
+@lru_cache(maxsize=1)
+def _idempotency():
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    config = IdempotencyConfig(
+        event_key_jmespath="[userId, key]",
+        payload_validation_jmespath="request",
+        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+        raise_on_no_idempotency_key=True,
+    )
+    store = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
+
+    @idempotent_function(data_keyword_argument="call", config=config, persistence_store=store)
+    def submit_once(call: dict) -> dict:
+        return _submit(call["userId"], SubmitTaskRequest.model_validate(call["request"]))
+
+    return config, submit_once
+
+
+def register_lambda_context(context) -> None:
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        _idempotency()[0].register_lambda_context(context)
+
+
+def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str | None) -> dict:
+    """Accept a task. With an Idempotency-Key, a repeat returns the same task and charges nothing."""
+    if idempotency_key is None:
+        return _submit(user_id, request)
+    if not (1 <= len(idempotency_key) <= 128) or not idempotency_key.isprintable():
+        raise BadRequest("Idempotency-Key: 1 to 128 printable characters")
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    _, submit_once = _idempotency()
+    try:
+        return submit_once(call={"userId": user_id, "key": idempotency_key,
+                                 "request": request.model_dump(by_alias=True, exclude_none=True)})
+    except IdempotencyValidationError:
+        raise Conflict("Idempotency-Key was already used for a different request") from None
+    except IdempotencyAlreadyInProgressError:
+        raise Conflict("a request with this Idempotency-Key is still in progress; retry in a moment") from None

@@ -1,0 +1,58 @@
+"""What the API shows of tasks and ledger entries."""
+from __future__ import annotations
+
+from aigc import storage, tasks
+from aigc.config import get_settings
+from aigc.db import PointsItem, TaskItem
+from aigc.schemas import prompt_snippet
+from aigc.timeutil import api_time
+
+
+def _presign(key: str | None) -> str | None:
+    if not key:
+        return None
+    settings = get_settings()
+    return storage.presigned_get(settings.results_bucket, key, settings.presign_expiry_seconds)
+
+
+def task_view(task: TaskItem, *, presign: bool = True) -> dict:
+    result_urls = [_presign(key) for key in (task.result_keys or [])] if presign and task.status == tasks.COMPLETED else []
+    image_urls = list(task.image_urls or [])
+    parameters = task.parameters.as_dict() if hasattr(task.parameters, "as_dict") else dict(task.parameters or {})
+    return {
+        "taskNo": task.task_no,
+        "modelName": task.model_name,
+        "status": task.status,
+        "taskType": task.task_type,
+        "progress": tasks.progress(task),
+        "promptSnippet": prompt_snippet(task.prompt),
+        "imageUrl": image_urls[0] if len(image_urls) == 1 else (image_urls or None),
+        "resultUrl": result_urls[0] if result_urls else None,
+        "resultUrls": result_urls,
+        "thumbnailUrl": _presign(task.thumbnail_key) if presign and task.status == tasks.COMPLETED else None,
+        "pointsCost": int(task.points_cost),
+        "refunded": bool(task.refunded),
+        "parameters": parameters,
+        "effect": task.effect,
+        "source": task.source,
+        "createTime": task.created_at[:19] + "Z",
+        "completeTime": api_time(task.completed_at),
+        "errorCode": task.error_code,
+        "errorMessage": task.error_message,
+    }
+
+
+def ledger_view(item: PointsItem) -> dict:
+    return {
+        "id": item.entry,
+        "type": (item.kind or "").lower(),
+        "amount": int(item.amount or 0),
+        "ref": item.ref,
+        "taskNo": item.ref if item.ref and item.ref.startswith("TASK-") else None,
+        "reason": item.reason,
+        "createTime": (item.ledger_time or "")[:19] + "Z",
+    }
+
+
+def page_view(items: list, total: int, page: int, size: int, key: str) -> dict:
+    return {key: items, "total": total, "page": page, "size": size, "pages": (total + size - 1) // size}

@@ -1,0 +1,164 @@
+"""Deploy template.yaml onto an emulated AWS (moto), in process or behind moto's server.
+
+Everything comes from the template: tables (keys, indexes, TTL), the bucket, the secret, the
+functions (their resolved environment) and the state machine (its real ASL with the
+substitutions resolved). Nothing here describes a resource a second time.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+
+from local import cfn
+from local.lambda_runtime import Router, load_handler
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def _dummy_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    raise RuntimeError('routed in process')\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class Deployment:
+    template: dict
+    resolver: cfn.Resolver
+    names: dict[str, str]  # logical id -> physical name
+    environment: dict[str, str]  # the functions' resolved environment (shared Globals + their own)
+    function_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    router: Router = field(default_factory=Router)
+    state_machine_arn: str = ""
+
+    def name(self, logical_id: str) -> str:
+        return self.names[logical_id]
+
+
+def _physical(template: dict, prefix: str) -> tuple[dict, dict]:
+    names: dict[str, str] = {}
+    physical: dict[str, dict] = {}
+    for logical, resource in (template.get("Resources") or {}).items():
+        kind = resource.get("Type", "")
+        name = f"{prefix}-{logical}"
+        if kind == "AWS::S3::Bucket":
+            name = name.lower()
+            attrs = {"Ref": name, "Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
+        elif kind == "AWS::DynamoDB::Table":
+            attrs = {"Ref": name, "Arn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"}
+        elif kind == "AWS::Serverless::Function":
+            attrs = {"Ref": name, "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"}
+        elif kind == "AWS::Serverless::StateMachine":
+            arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+            attrs = {"Ref": arn, "Arn": arn, "Name": name}
+        elif kind == "AWS::SecretsManager::Secret":
+            attrs = {"Ref": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}", "Id": name}
+        else:
+            attrs = {"Ref": name, "Arn": f"arn:aws:local:{REGION}:{ACCOUNT}:{logical}"}
+        names[logical] = name
+        physical[logical] = attrs
+    return names, physical
+
+
+def deploy(
+    *,
+    parameters: dict | None = None,
+    secret: dict | None = None,
+    prefix: str = "aigc-local",
+    template_path: Path = TEMPLATE,
+    env_overrides: dict | None = None,
+) -> Deployment:
+    """Create the template's resources in the current moto backend and route its functions.
+
+    boto3 clients are created plainly, so this works inside `mock_aws()` and against a moto
+    server (set AWS_ENDPOINT_URL first). Sets `os.environ` to the functions' environment so the
+    in-process handlers see what the template gives them.
+    """
+    template = cfn.load_template(template_path)
+    names, physical = _physical(template, prefix)
+    resolver = cfn.Resolver(template, parameters or {}, physical, region=REGION, account=ACCOUNT, stack_name=prefix)
+    resources = template["Resources"]
+
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for logical in cfn.resources_of_type(template, "AWS::DynamoDB::Table"):
+        if not resolver.resource_enabled(logical):
+            continue
+        dynamodb.create_table(**cfn.dynamodb_table_kwargs(template, logical, names[logical], resolver))
+        ttl = cfn.ttl_attribute(template, logical)
+        if ttl:
+            dynamodb.update_time_to_live(
+                TableName=names[logical], TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
+            )
+
+    s3 = boto3.client("s3", region_name=REGION)
+    for logical in cfn.resources_of_type(template, "AWS::S3::Bucket"):
+        s3.create_bucket(Bucket=names[logical])
+
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    for logical, resource in cfn.resources_of_type(template, "AWS::SecretsManager::Secret").items():
+        value = json.dumps(secret) if secret is not None else resource["Properties"].get("SecretString", "{}")
+        created = secrets.create_secret(Name=names[logical], SecretString=value)
+        physical[logical]["Ref"] = created["ARN"]
+
+    iam = boto3.client("iam", region_name=REGION)
+    role_arn = iam.create_role(
+        RoleName=f"{prefix}-lambda-role",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+
+    deployment = Deployment(template, resolver, names, {})
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    package = _dummy_zip()
+    specs = cfn.functions(template)
+    for logical, spec in specs.items():
+        if not resolver.resource_enabled(logical):
+            continue
+        env = {k: str(v) for k, v in resolver.resolve(spec["environment"]).items()}
+        env.update(env_overrides or {})
+        deployment.function_env[logical] = env
+        deployment.environment.update(env)
+        lambda_client.create_function(
+            FunctionName=names[logical], Runtime="python3.12", Role=role_arn, Handler=spec["handler"],
+            Code={"ZipFile": package}, Timeout=spec["timeout"], MemorySize=spec["memory"],
+            Environment={"Variables": env},
+        )
+        deployment.router.add(
+            names[logical], _lazy_handler(spec["code_uri"], spec["handler"]),
+            timeout=spec["timeout"], memory=spec["memory"],
+        )
+
+    os.environ.update(deployment.environment)
+
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    for logical in cfn.resources_of_type(template, "AWS::Serverless::StateMachine"):
+        machine = cfn.state_machine(template, logical)
+        substitutions = {k: str(v) for k, v in resolver.resolve(machine["substitutions"]).items()}
+        definition = cfn.render_definition((ROOT / machine["definition_uri"]).read_text(), substitutions)
+        created = sfn.create_state_machine(
+            name=names[logical], definition=definition, roleArn=role_arn, type=machine["type"]
+        )
+        deployment.state_machine_arn = created["stateMachineArn"]
+    del resources
+    return deployment
+
+
+def _lazy_handler(code_uri: str, handler: str):
+    """Import the handler on first use, after the environment is in place (cold start)."""
+    loaded = {}
+
+    def invoke(event, context):
+        if "fn" not in loaded:
+            loaded["fn"] = load_handler(code_uri, handler)
+        return loaded["fn"](event, context)
+
+    return invoke

@@ -1,0 +1,130 @@
+"""The application deployed from template.yaml onto moto, with Step Functions executing the real
+ASL, every Lambda routed to its real handler in process, and the provider simulator at the edge."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.apigw import http_event
+from local.lambda_runtime import install_router, scaled_waits
+from local.simulator import start_simulator
+from local.stack import deploy
+
+WAIT_SCALE = 0.02  # 10 s of Wait/Retry in the ASL take 0.2 s
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    sim = start_simulator(latency_min=0.3, latency_max=0.5, max_concurrency=50)
+    yield sim
+    sim.stop()
+
+
+def local_parameters(sim) -> dict:
+    return {
+        "JwtIssuer": "http://127.0.0.1/local-issuer",
+        "JwtAudience": "aigc-local",
+        "DashScopeBaseUrl": sim.url,
+        "OpenAIBaseUrl": sim.url,
+        "ResultHostAllowlist": f"127.0.0.1:{sim.port}",
+        "SubmitRateLimitPerMinute": "100",
+    }
+
+
+@dataclass
+class App:
+    deployment: object
+    sim: object
+
+    # --- HTTP API, through the real handler -----------------------------------------------
+    def api(self, method: str, path: str, *, user: str | None = "alice", admin: bool = False,
+            body=None, query=None, headers=None) -> tuple[int, dict]:
+        claims = None
+        if user is not None:
+            claims = {"sub": user, "token_use": "id"}
+            if admin:
+                claims["cognito:groups"] = ["admins"]
+        event = http_event(method, path, query=query, headers=headers, body=body, claims=claims)
+        name = self.deployment.name("ApiFunction")
+        payload, errored, _ = self.deployment.router.invoke(name, name, event)
+        assert not errored, payload
+        response = json.loads(payload)
+        return response["statusCode"], json.loads(response["body"])
+
+    def grant(self, user: str, amount: int) -> None:
+        status, body = self.api("POST", "/admin/points/grant", user="root", admin=True,
+                                body={"userId": user, "amount": amount, "reason": "test"})
+        assert status == 200, body
+
+    def submit(self, user: str = "alice", headers=None, **request) -> tuple[int, dict]:
+        return self.api("POST", "/user/ai/tasks/submit", user=user, body=request, headers=headers)
+
+    def balance(self, user: str) -> int:
+        status, body = self.api("GET", "/user/points/consumption/balance", user=user)
+        assert status == 200, body
+        return body["data"]["balance"]
+
+    def task(self, task_no: str, user: str = "alice") -> dict:
+        status, body = self.api("GET", f"/user/ai/tasks/{task_no}", user=user)
+        assert status == 200, body
+        return body["data"]
+
+    def ledger(self, user: str, task_no: str | None = None) -> list[tuple[str, int]]:
+        from aigc.points import ledger_entries
+
+        return sorted((e.kind, int(e.amount)) for e in ledger_entries(user, task_no))
+
+    # --- Step Functions -------------------------------------------------------------------
+    def execution_arn(self, task_no: str) -> str:
+        return self.deployment.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{task_no}"
+
+    def wait_execution(self, task_no: str, timeout: float = 30) -> dict:
+        sfn = boto3.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = sfn.describe_execution(executionArn=self.execution_arn(task_no))
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.05)
+        raise AssertionError(f"execution {task_no} still running after {timeout} s")
+
+    def states_visited(self, task_no: str) -> list[str]:
+        sfn = boto3.client("stepfunctions")
+        events = sfn.get_execution_history(executionArn=self.execution_arn(task_no), maxResults=1000)["events"]
+        return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+    def sample_url(self, w: int = 64, h: int = 64, **query) -> str:
+        extra = "".join(f"&{k}={v}" for k, v in query.items())
+        return f"{self.sim.url}/samples/test.png?w={w}&h={h}{extra}"
+
+
+def _deployed_app(simulator, wait_scale):
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        deployment = deploy(
+            parameters=local_parameters(simulator),
+            secret={"dashscope_api_key": "sim-dashscope-key", "openai_api_key": "sim-openai-key"},
+        )
+        uninstall = install_router(deployment.router)
+        try:
+            if wait_scale is None:
+                yield App(deployment, simulator)
+            else:
+                with scaled_waits(wait_scale):
+                    yield App(deployment, simulator)
+        finally:
+            uninstall()
+
+
+@pytest.fixture
+def app(simulator):
+    yield from _deployed_app(simulator, WAIT_SCALE)
+
+
+@pytest.fixture
+def app_real_waits(simulator):
+    yield from _deployed_app(simulator, None)
