@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -229,7 +230,7 @@ class Simulator:
 
     def _result_url(self, base: str, key: str, n: int, expires: float) -> str:
         path = f"/results/{key}/{n}.png"
-        exp = int(expires)
+        exp = int(math.ceil(expires))  # OSS-style whole epoch seconds, never before the real expiry
         return f"{base}{path}?Expires={exp}&Signature={self._sign(path, exp)}"
 
     def _base_url(self) -> str:
