@@ -1,0 +1,496 @@
+"""template.yaml: lint, build layout, least privilege, local/cfn.py and the ASL.
+
+The SAM CLI lives in its own virtualenv (.venv-sam, `make venv-sam`); CI
+installs it, so its absence is a failure, not a skip.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from local.cfn import (  # noqa: E402
+    Resolver,
+    dynamodb_table_kwargs,
+    functions,
+    http_routes,
+    load_template,
+    point_in_time_recovery,
+    render_definition,
+    resources_of_type,
+    state_machine,
+    ttl_attribute,
+)
+
+TEMPLATE = ROOT / "template.yaml"
+SAM = ROOT / ".venv-sam" / "bin" / "sam"
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
+ASL = ROOT / "statemachine" / "task_workflow.asl.json"
+
+SAM_ENV = {
+    **os.environ,
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "SAM_CLI_TELEMETRY": "0",
+}
+
+# What each function may touch (docs/ARCHITECTURE.md, "Functions").
+ALLOWED_RESOURCES = {
+    "ApiFunction": {"PointsTable", "TasksTable", "IdempotencyTable", "TaskStateMachine", "ResultsBucket"},
+    "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket"},
+    "ProviderPollFunction": {"TasksTable", "ProviderKeysSecret"},
+    "StoreResultsFunction": {"TasksTable", "ResultsBucket"},
+    "RefundFunction": {"PointsTable", "TasksTable", "ProviderKeysSecret"},
+}
+SENSITIVE_SERVICES = ("dynamodb", "s3", "secretsmanager", "states", "lambda", "kms")
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+PSEUDO = {"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName", "AWS::StackId",
+          "AWS::URLSuffix", "AWS::NoValue", "AWS::NotificationARNs"}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return load_template(TEMPLATE)
+
+
+def _require_sam() -> None:
+    if not SAM.exists():
+        pytest.fail(f"{SAM} is missing: run `make venv-sam` (CI installs it)")
+
+
+@lru_cache(maxsize=1)
+def _transformed() -> dict:
+    """The CloudFormation SAM deploys (policy templates expanded into roles)."""
+    proc = subprocess.run(
+        [str(SAM_PYTHON), str(Path(__file__).with_name("sam_transform.py")), str(TEMPLATE)],
+        cwd=ROOT, env=SAM_ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout)
+
+
+# ------------------------------------------------------------------ sam validate
+
+
+def test_sam_validate_lint() -> None:
+    _require_sam()
+    proc = subprocess.run(
+        [str(SAM), "validate", "--lint", "--template-file", str(TEMPLATE)],
+        cwd=ROOT, env=SAM_ENV, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+
+# ------------------------------------------------------------------ build layout
+
+
+def test_every_function_has_a_makefile_build_and_a_handler(template: dict) -> None:
+    fns = functions(template)
+    assert set(fns) == set(ALLOWED_RESOURCES), "update ALLOWED_RESOURCES with docs/ARCHITECTURE.md"
+    problems = []
+    for logical, fn in fns.items():
+        folder = ROOT / fn["code_uri"]
+        if not folder.is_dir():
+            problems.append(f"{logical}: CodeUri {fn['code_uri']} does not exist")
+            continue
+        if fn["metadata"].get("BuildMethod") != "makefile":
+            problems.append(f"{logical}: Metadata.BuildMethod is not makefile")
+        makefile = folder / "Makefile"
+        if not makefile.is_file() or not re.search(rf"^build-{logical}:", makefile.read_text(), re.M):
+            problems.append(f"{logical}: {makefile.relative_to(ROOT)} lacks target build-{logical}")
+        module, _, attr = fn["handler"].rpartition(".")
+        source = folder / f"{module.replace('.', '/')}.py"
+        if not source.is_file():
+            problems.append(f"{logical}: handler module {source.relative_to(ROOT)} does not exist")
+            continue
+        names = {
+            node.name for node in ast.parse(source.read_text()).body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        } | {
+            target.id for node in ast.parse(source.read_text()).body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)
+        }
+        if attr not in names:
+            problems.append(f"{logical}: {source.relative_to(ROOT)} defines no `{attr}`")
+        if fn["runtime"] != "python3.13" or fn["architectures"] != ["arm64"]:
+            problems.append(f"{logical}: not python3.13 on arm64")
+    assert not problems, "\n".join(problems)
+
+
+def test_common_layer_builds_without_docker(template: dict) -> None:
+    layer = template["Resources"]["CommonLayer"]
+    props, meta = layer["Properties"], layer["Metadata"]
+    assert meta == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    folder = ROOT / props["ContentUri"]
+    makefile = (folder / "Makefile").read_text()
+    assert re.search(r"^build-CommonLayer:", makefile, re.M)
+    assert "--python-version 3.13" in makefile and "--only-binary=:all:" in makefile
+    assert "aarch64" in makefile
+    reqs = (folder / "requirements.txt").read_text().lower()
+    assert not re.search(r"^(boto3|botocore)\b", reqs, re.M), "boto3 comes with the Lambda runtime"
+    for fn in functions(template).values():
+        assert {"Ref": "CommonLayer"} in fn["layers"]
+
+
+# ------------------------------------------------------------------ least privilege
+
+
+def _references(value, found: set[str]) -> set[str]:
+    """Logical ids / parameters named by Ref, GetAtt and Sub inside ``value``."""
+    if isinstance(value, list):
+        for item in value:
+            _references(item, found)
+    elif isinstance(value, dict):
+        for key, arg in value.items():
+            if key == "Ref" and isinstance(arg, str):
+                found.add(arg)
+            elif key == "Fn::GetAtt":
+                found.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
+            elif key == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+                for name in re.findall(r"\$\{([^!}][^}]*)\}", text):
+                    if name not in variables:
+                        found.add(name.split(".")[0])
+                _references(variables, found)
+            else:
+                _references(arg, found)
+    return found
+
+
+def _role_statements(cfn: dict, role_logical: str) -> list[dict]:
+    role = cfn["Resources"][role_logical]["Properties"]
+    statements = []
+    for policy in role.get("Policies") or []:
+        stmts = policy["PolicyDocument"]["Statement"]
+        statements.extend(stmts if isinstance(stmts, list) else [stmts])
+    return statements
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _is_wildcard(resource) -> bool:
+    return resource == "*" or resource == {"Fn::Sub": "*"}
+
+
+def test_no_wildcard_resource_on_data_actions() -> None:
+    _require_sam()
+    cfn = _transformed()
+    offenders = []
+    for logical, resource in cfn["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for stmt in _role_statements(cfn, logical):
+            if stmt.get("Effect") != "Allow":
+                continue
+            actions = [a.lower() for a in _as_list(stmt.get("Action", []))]
+            sensitive = [a for a in actions if a.split(":")[0] in SENSITIVE_SERVICES or a == "*"]
+            if sensitive and any(_is_wildcard(r) for r in _as_list(stmt.get("Resource", []))):
+                offenders.append(f"{logical}: {sensitive} on Resource '*'")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_function_policies_reference_only_what_the_function_owns(template: dict) -> None:
+    _require_sam()
+    cfn = _transformed()
+    declared = set(template["Resources"])
+    problems = []
+    for logical in functions(template):
+        role = cfn["Resources"][logical]["Properties"]["Role"]["Fn::GetAtt"][0]
+        refs = _references(_role_statements(cfn, role), set()) - PSEUDO
+        undeclared = refs - declared
+        if undeclared:
+            problems.append(f"{logical}: policies reference undeclared {sorted(undeclared)}")
+        extra = (refs & declared) - ALLOWED_RESOURCES[logical]
+        if extra:
+            problems.append(f"{logical}: policies reach {sorted(extra)} beyond docs/ARCHITECTURE.md")
+        for policy in template["Resources"][logical]["Properties"].get("Policies") or []:
+            if isinstance(policy, str) and ("FullAccess" in policy or policy.endswith("Administrator")):
+                problems.append(f"{logical}: broad managed policy {policy}")
+    assert not problems, "\n".join(problems)
+
+
+def test_state_machine_may_invoke_exactly_the_workflow_functions(template: dict) -> None:
+    _require_sam()
+    cfn = _transformed()
+    role = cfn["Resources"]["TaskStateMachine"]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    statements = _role_statements(cfn, role)
+    invokable = set()
+    for stmt in statements:
+        if any(a.startswith("lambda:") for a in _as_list(stmt["Action"])):
+            invokable |= _references(stmt.get("Resource"), set())
+    substituted = {
+        value["Fn::GetAtt"][0]
+        for value in state_machine(template, "TaskStateMachine")["substitutions"].values()
+        if isinstance(value, dict) and "Fn::GetAtt" in value
+        and template["Resources"][value["Fn::GetAtt"][0]]["Type"] == "AWS::Serverless::Function"
+    }
+    assert invokable - PSEUDO == substituted
+
+
+# ------------------------------------------------------------------ local/cfn.py
+
+
+def test_short_tags_become_long_forms(template: dict) -> None:
+    subs = state_machine(template, "TaskStateMachine")["substitutions"]
+    assert subs["RefundFunctionArn"] == {"Fn::GetAtt": ["RefundFunction", "Arn"]}
+    env = functions(template)["ApiFunction"]["environment"]
+    assert env["POINTS_TABLE"] == {"Ref": "PointsTable"}
+    assert env["STATE_MACHINE_ARN"] == {"Ref": "TaskStateMachine"}
+    assert env["ADMIN_GROUP"] == "admins"
+    assert "STATE_MACHINE_ARN" not in functions(template)["RefundFunction"]["environment"]
+    assert template["AWSTemplateFormatVersion"] == "2010-09-09"
+
+
+def test_environment_matches_architecture(template: dict) -> None:
+    names = {
+        "POINTS_TABLE", "TASKS_TABLE", "IDEMPOTENCY_TABLE", "RESULTS_BUCKET", "PROVIDER_SECRET_ARN",
+        "DASHSCOPE_BASE_URL", "OPENAI_BASE_URL", "RESULT_HOST_ALLOWLIST", "SUBMIT_RATE_LIMIT_PER_MINUTE",
+        "ADMIN_GROUP", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
+    }
+    for logical, fn in functions(template).items():
+        expected = names | ({"STATE_MACHINE_ARN"} if logical == "ApiFunction" else set())
+        assert set(fn["environment"]) == expected, logical
+
+
+def test_dynamodb_tables_build_in_moto(template: dict) -> None:
+    tables = resources_of_type(template, "AWS::DynamoDB::Table")
+    assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable"}
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        for logical in tables:
+            name = f"test-{logical}"
+            client.create_table(**dynamodb_table_kwargs(template, logical, name))
+            attr = ttl_attribute(template, logical)
+            if attr:
+                client.update_time_to_live(
+                    TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attr}
+                )
+            assert point_in_time_recovery(template, logical)
+        points = client.describe_table(TableName="test-PointsTable")["Table"]
+        assert [i["IndexName"] for i in points["LocalSecondaryIndexes"]] == ["LedgerByTime"]
+        assert ttl_attribute(template, "PointsTable") == "expires_at"
+        tasks = client.describe_table(TableName="test-TasksTable")["Table"]
+        assert [i["IndexName"] for i in tasks["GlobalSecondaryIndexes"]] == ["UserTasks"]
+        assert ttl_attribute(template, "TasksTable") is None
+        assert ttl_attribute(template, "IdempotencyTable") == "expiration"
+        desc = client.describe_time_to_live(TableName="test-IdempotencyTable")
+        assert desc["TimeToLiveDescription"]["AttributeName"] == "expiration"
+
+        # The indexes answer queries as the code will ask them.
+        client.put_item(TableName="test-PointsTable", Item={
+            "user_id": {"S": "u1"}, "entry": {"S": "TXN#T1#DEBIT"}, "ledger_time": {"S": "2026-01-01T00:00:00Z#T1"},
+        })
+        got = client.query(
+            TableName="test-PointsTable", IndexName="LedgerByTime",
+            KeyConditionExpression="user_id = :u", ExpressionAttributeValues={":u": {"S": "u1"}},
+        )
+        assert got["Count"] == 1
+        client.put_item(TableName="test-TasksTable", Item={
+            "task_no": {"S": "T1"}, "user_id": {"S": "u1"}, "created_at": {"S": "2026-01-01T00:00:00Z"},
+        })
+        got = client.query(
+            TableName="test-TasksTable", IndexName="UserTasks", ScanIndexForward=False,
+            KeyConditionExpression="user_id = :u", ExpressionAttributeValues={":u": {"S": "u1"}},
+        )
+        assert got["Items"][0]["task_no"] == {"S": "T1"}
+
+
+def test_resolver(template: dict) -> None:
+    physical = {
+        "ResultsBucket": {"Ref": "aigc-results", "Arn": "arn:aws:s3:::aigc-results"},
+        "UserPool": "us-east-1_pool",
+        "UserPoolClient": "client123",
+        "TaskStateMachine": {"Ref": "arn:aws:states:us-east-1:123456789012:stateMachine:sm", "Name": "sm"},
+        "RefundFunction": {"Ref": "refund", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:refund"},
+        "PointsTable": "points", "TasksTable": "tasks", "IdempotencyTable": "idem",
+        "ProviderKeysSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
+    }
+    resolver = Resolver(template, {"LogLevel": "DEBUG"}, physical, stack_name="aigc-test")
+    # Sub with a parameter / pseudo parameter, and with a GetAtt.
+    assert resolver.resolve({"Fn::Sub": "${AWS::StackName}-${LogLevel}"}) == "aigc-test-DEBUG"
+    assert resolver.resolve({"Fn::Sub": "${ResultsBucket.Arn}/*"}) == "arn:aws:s3:::aigc-results/*"
+    assert resolver.resolve({"Fn::Sub": ["${X}-${!Literal}", {"X": {"Ref": "ResultsBucket"}}]}) == "aigc-results-${Literal}"
+    assert resolver.resolve({"Fn::GetAtt": ["RefundFunction", "Arn"]}).endswith(":function:refund")
+    # Parameters: defaults, overrides, lists, numbers as strings.
+    assert resolver.resolve({"Ref": "CorsAllowOrigins"}) == ["*"]
+    assert resolver.resolve({"Ref": "SubmitRateLimitPerMinute"}) == "3"
+    assert resolver.resolve({"Fn::Join": [",", {"Fn::Split": [",", "a,b"]}]}) == "a,b"
+    assert resolver.resolve({"Fn::Select": [1, ["a", "b"]]}) == "b"
+    # Conditions, Fn::If and AWS::NoValue.
+    assert resolver.condition("CreateUserPool") is True
+    assert resolver.condition("ApiAccessLogs") is False
+    api = resolver.resolve(template["Resources"]["HttpApi"]["Properties"])
+    assert "AccessLogSettings" not in api
+    jwt = api["Auth"]["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"]
+    assert jwt == {"issuer": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_pool", "audience": ["client123"]}
+    external = Resolver(template, {"JwtIssuer": "https://issuer.example", "JwtAudience": "aud"}, physical)
+    assert not external.resource_enabled("UserPool")
+    jwt = external.resolve(template["Resources"]["HttpApi"]["Properties"]["Auth"])
+    assert jwt["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"]["issuer"] == "https://issuer.example"
+    env = resolver.resolve(functions(template)["ApiFunction"]["environment"] | {"X": {"Ref": "AWS::NoValue"}})
+    assert "X" not in env and env["STATE_MACHINE_ARN"].endswith(":stateMachine:sm")
+    assert env["POINTS_TABLE"] == "points" and env["SUBMIT_RATE_LIMIT_PER_MINUTE"] == "3"
+    with pytest.raises(KeyError):
+        Resolver(template).resolve({"Ref": "PointsTable"})  # no physical name given
+
+
+def test_http_routes(template: dict) -> None:
+    routes = set(http_routes(template, "ApiFunction"))
+    assert routes == {
+        ("POST", "/user/ai/tasks/submit", True),
+        ("GET", "/user/ai/tasks/list", True),
+        ("GET", "/user/ai/tasks/{taskNo}", True),
+        ("GET", "/user/points/consumption/balance", True),
+        ("GET", "/user/points/consumption/records", True),
+        ("GET", "/models", False),
+        ("POST", "/admin/points/grant", True),
+    }
+    for logical in functions(template):
+        if logical != "ApiFunction":
+            assert http_routes(template, logical) == []
+
+
+# ------------------------------------------------------------------ the workflow (ASL)
+
+
+def _asl_text() -> str:
+    if not ASL.exists():
+        pytest.skip(f"{ASL.relative_to(ROOT)} is not written yet")
+    return ASL.read_text()
+
+
+def _fake_substitutions(template: dict) -> dict[str, str]:
+    out = {}
+    for name, value in state_machine(template, "TaskStateMachine")["substitutions"].items():
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            out[name] = f"arn:aws:lambda:us-east-1:123456789012:function:{value['Fn::GetAtt'][0]}"
+        else:
+            out[name] = f"sub-{name}"
+    return out
+
+
+def _definition(template: dict) -> dict:
+    return json.loads(render_definition(_asl_text(), _fake_substitutions(template)))
+
+
+def _scopes(definition: dict):
+    """Every {StartAt, States} scope: the top level, Parallel branches, Map processors."""
+    yield definition
+    for state in definition["States"].values():
+        for branch in state.get("Branches", []):
+            yield from _scopes(branch)
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                yield from _scopes(state[key])
+
+
+def _targets(state: dict) -> list[str]:
+    targets = [state["Next"]] if "Next" in state else []
+    targets += [choice["Next"] for choice in state.get("Choices", []) if "Next" in choice]
+    targets += [state["Default"]] if "Default" in state else []
+    targets += [catch["Next"] for catch in state.get("Catch", [])]
+    return targets
+
+
+def test_asl_substitutions_match_template(template: dict) -> None:
+    used = set(re.findall(r"\$\{([^}]+)\}", _asl_text()))
+    declared = set(state_machine(template, "TaskStateMachine")["substitutions"])
+    assert used == declared, f"only in ASL: {used - declared}; only in template: {declared - used}"
+    assert state_machine(template, "TaskStateMachine")["type"] == "STANDARD"
+
+
+def test_asl_lambda_tasks_retry_service_errors(template: dict) -> None:
+    problems = []
+    for scope in _scopes(_definition(template)):
+        for name, state in scope["States"].items():
+            if state["Type"] != "Task":
+                continue
+            resource = state["Resource"]
+            if not (resource.startswith("arn:aws:states:::lambda:invoke") or ":lambda:" in resource):
+                continue
+            retried = {err for retry in state.get("Retry", []) for err in retry["ErrorEquals"]}
+            if "States.ALL" not in retried and not LAMBDA_SERVICE_ERRORS <= retried:
+                problems.append(f"{name}: no Retry on {sorted(LAMBDA_SERVICE_ERRORS - retried)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_asl_graph_is_closed_and_reachable(template: dict) -> None:
+    problems = []
+    for scope in _scopes(_definition(template)):
+        states = scope["States"]
+        if scope["StartAt"] not in states:
+            problems.append(f"StartAt {scope['StartAt']} does not exist")
+            continue
+        for name, state in states.items():
+            for target in _targets(state):
+                if target not in states:
+                    problems.append(f"{name} -> {target}: no such state")
+            terminal = state["Type"] in ("Succeed", "Fail") or state.get("End") is True
+            if state["Type"] != "Choice" and not terminal and "Next" not in state:
+                problems.append(f"{name}: neither Next nor End")
+        seen, todo = set(), [scope["StartAt"]]
+        while todo:
+            name = todo.pop()
+            if name in seen or name not in states:
+                continue
+            seen.add(name)
+            todo.extend(_targets(states[name]))
+        unreachable = set(states) - seen
+        if unreachable:
+            problems.append(f"unreachable states: {sorted(unreachable)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_asl_service_integrations_are_allowed(template: dict) -> None:
+    """A Task that calls a service needs a policy for it on the state machine."""
+    policies = json.dumps(state_machine(template, "TaskStateMachine")["policies"])
+    needs = {
+        "lambda": "LambdaInvokePolicy",
+        "dynamodb": "DynamoDB",
+        "events": "EventBridgePutEventsPolicy",
+        "sqs": "SQS",
+        "sns": "SNS",
+    }
+    problems = []
+    for scope in _scopes(_definition(template)):
+        for name, state in scope["States"].items():
+            match = re.match(r"arn:aws:states:::(?:aws-sdk:)?([a-z0-9]+)", state.get("Resource", ""))
+            if state["Type"] != "Task" or not match:
+                continue
+            service = match.group(1)
+            if needs.get(service, f"<policy for {service}>") not in policies:
+                problems.append(f"{name}: calls {service} but TaskStateMachine has no policy for it")
+    assert not problems, "\n".join(problems)
+
+
+def test_moto_accepts_the_state_machine(template: dict) -> None:
+    text = render_definition(_asl_text(), _fake_substitutions(template))
+    with mock_aws():
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = client.create_state_machine(
+            name="TaskStateMachine",
+            definition=text,
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+            type=state_machine(template, "TaskStateMachine")["type"],
+        )["stateMachineArn"]
+        assert json.loads(client.describe_state_machine(stateMachineArn=arn)["definition"]) == json.loads(text)
