@@ -354,7 +354,12 @@ class Simulator:
                 return _oss_error(403, "AccessDenied", "Request has expired.")
             with sim._lock:
                 job = sim._jobs.get(key)
-                outputs = job.outputs if job else (sim._sync_results.get(key, (0, []))[1])
+                if job is not None:
+                    outputs, real_expiry = job.outputs, job.end + sim.config.result_ttl_seconds
+                else:
+                    real_expiry, outputs = sim._sync_results.get(key, (0.0, []))
+            if outputs and time.time() > real_expiry:
+                return _oss_error(403, "AccessDenied", "Request has expired.")
             if n >= len(outputs):
                 return _oss_error(404, "NoSuchKey", "The specified key does not exist.")
             return Response(outputs[n], mimetype="image/png")

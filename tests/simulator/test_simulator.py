@@ -187,7 +187,6 @@ def test_unknown_and_expired_tasks_answer_unknown(sim):
     assert requests.get(url).status_code == 200
     time.sleep(0.6)
     assert p.poll(done.provider_task_id).status == "UNKNOWN"
-    time.sleep(0.5)  # links carry whole-second Expires (rounded up)
     r = requests.get(url)
     assert r.status_code == 403 and b"expired" in r.content
 
