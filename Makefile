@@ -1,0 +1,83 @@
+# The commands the README names. Everything runs from the two virtualenvs:
+#   .venv      the app, tests and local stack (requirements-dev.txt)
+#   .venv-sam  aws-sam-cli + cfn-lint (they pin their own boto3/pydantic)
+#
+#   make test                      all tests (installs both venvs when needed)
+#   make lint                      sam validate --lint
+#   make build                     sam build (no Docker, no local Python 3.13)
+#   make dev                       the local stack
+#   make token USER=<id> [ADMIN=1] a JWT for the local stack
+#   make bench                     benchmarks
+#   make clean
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON3     ?= python3
+VENV        := .venv
+VENV_SAM    := .venv-sam
+PY          := $(VENV)/bin/python
+SAM         := $(VENV_SAM)/bin/sam
+SAM_VERSION := 1.170.0
+CFN_LINT_VERSION := 1.58.0
+
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY  ?= 0
+export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+VENV_STAMP     := $(VENV)/.stamp-requirements-dev
+VENV_SAM_STAMP := $(VENV_SAM)/.stamp-sam-$(SAM_VERSION)-cfnlint-$(CFN_LINT_VERSION)
+
+.PHONY: help venv venv-sam test lint build dev token bench clean
+
+help:
+	@sed -n '1,/^$$/p' $(MAKEFILE_LIST) | sed 's/^# \{0,1\}//'
+
+# ---------------------------------------------------------------- virtualenvs
+venv: $(VENV_STAMP)
+
+# Reinstalls whenever requirements-dev.txt is newer than the stamp.
+$(VENV_STAMP): requirements-dev.txt
+	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+venv-sam: $(VENV_SAM_STAMP)
+
+$(VENV_SAM_STAMP):
+	test -x $(VENV_SAM)/bin/python || $(PYTHON3) -m venv $(VENV_SAM)
+	$(VENV_SAM)/bin/python -m pip install --disable-pip-version-check -q \
+		aws-sam-cli==$(SAM_VERSION) cfn-lint==$(CFN_LINT_VERSION)
+	rm -f $(VENV_SAM)/.stamp-sam-*
+	touch $@
+
+# ---------------------------------------------------------------- checks
+test: venv venv-sam
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv-sam
+	$(SAM) validate --lint
+
+# The layer's Makefile pip-installs manylinux aarch64 / cp313 wheels with this
+# interpreter's pip, so no Python 3.13 and no Docker are needed.
+build: venv-sam
+	PYTHON=$(CURDIR)/$(VENV_SAM)/bin/python $(SAM) build
+
+# ---------------------------------------------------------------- local stack
+dev: venv
+	$(PY) -m local $(DEV_ARGS)
+
+# USER is also the shell's login name: only a USER given on the command line
+# (make token USER=alice) counts, so a token is never minted for "root" by accident.
+token: venv
+	@if [ "$(origin USER)" != "command line" ]; then \
+		echo "usage: make token USER=<user id> [ADMIN=1]" >&2; exit 2; fi
+	@$(PY) -m local.token --user '$(USER)' $(if $(filter-out 0 false no,$(ADMIN)),--admin)
+
+bench: venv
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf .aws-sam .pytest_cache
+	find . -path ./$(VENV) -prune -o -path ./$(VENV_SAM) -prune -o \
+		-name __pycache__ -type d -prune -exec rm -rf {} + 
