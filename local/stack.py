@@ -138,6 +138,7 @@ def deploy(
         )
 
     os.environ.update(deployment.environment)
+    _cold_start()
 
     sfn = boto3.client("stepfunctions", region_name=REGION)
     for logical in cfn.resources_of_type(template, "AWS::Serverless::StateMachine"):
@@ -150,6 +151,20 @@ def deploy(
         deployment.state_machine_arn = created["stateMachineArn"]
     del resources
     return deployment
+
+
+def _cold_start() -> None:
+    """A new deployment starts every function cold: drop what the shared library cached."""
+    import sys
+
+    if "aigc.config" in sys.modules:
+        sys.modules["aigc.config"].get_settings.cache_clear()
+    if "aigc.catalog" in sys.modules:
+        sys.modules["aigc.catalog"].load_catalog.cache_clear()
+    if "aws_lambda_powertools.utilities.parameters" in sys.modules:
+        sys.modules["aws_lambda_powertools.utilities.parameters"].clear_caches()
+    if "aigc.submission" in sys.modules:
+        sys.modules["aigc.submission"]._idempotency.cache_clear()
 
 
 def _lazy_handler(code_uri: str, handler: str):

@@ -57,7 +57,7 @@ class PointsItem(Model):
     reason = UnicodeAttribute(null=True)
     actor = UnicodeAttribute(null=True)
     # rate-limit counters
-    count = NumberAttribute(null=True)
+    submits = NumberAttribute(null=True)  # not `count`: that would hide Model.count()
     expires_at = NumberAttribute(null=True)
 
     ledger_by_time = LedgerByTime()

@@ -69,8 +69,8 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int) -> None:
             if with_rate:
                 tx.update(
                     PointsItem(task.user_id, f"RATE#{minute}"),
-                    actions=[PointsItem.count.add(1), PointsItem.expires_at.set(int(time.time()) + 180)],
-                    condition=PointsItem.count.does_not_exist() | (PointsItem.count < rate_limit_per_minute),
+                    actions=[PointsItem.submits.add(1), PointsItem.expires_at.set(int(time.time()) + 180)],
+                    condition=PointsItem.submits.does_not_exist() | (PointsItem.submits < rate_limit_per_minute),
                 )
             tx.update(
                 PointsItem(task.user_id, BALANCE),
@@ -83,15 +83,15 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int) -> None:
             )
             tx.save(task, condition=TaskItem.task_no.does_not_exist())
     except TransactWriteError as error:
-        failed = _failed_checks(error)
-        offset = 1 if with_rate else 0
-        if with_rate and failed and failed[0]:
+        # pynamodb sends puts before updates: [ledger, task, (rate), balance]
+        failed = dict(zip(["ledger", "task"] + (["rate"] if with_rate else []) + ["balance"], _failed_checks(error)))
+        if failed.get("rate"):
             raise RateLimited(
                 f"too many submissions: at most {rate_limit_per_minute} tasks a minute, please retry shortly"
             ) from None
-        if len(failed) > offset and failed[offset]:
+        if failed.get("balance"):
             raise InsufficientPoints(cost=cost, balance=get_balance(task.user_id)) from None
-        if any(failed):
+        if any(failed.values()):
             raise Conflict("this task number already exists; please retry") from None
         raise
 
