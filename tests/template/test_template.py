@@ -264,7 +264,7 @@ def test_short_tags_become_long_forms(template: dict) -> None:
 def test_environment_matches_architecture(template: dict) -> None:
     names = {
         "POINTS_TABLE", "TASKS_TABLE", "IDEMPOTENCY_TABLE", "RESULTS_BUCKET", "PROVIDER_SECRET_ARN",
-        "DASHSCOPE_BASE_URL", "OPENAI_BASE_URL", "RESULT_HOST_ALLOWLIST", "SUBMIT_RATE_LIMIT_PER_MINUTE",
+        "DASHSCOPE_BASE_URL", "OPENAI_BASE_URL", "RESULT_HOST_ALLOWLIST", "SUBMIT_RATE_LIMIT_PER_MINUTE", "TASK_DEADLINE_SECONDS",
         "ADMIN_GROUP", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
     }
     for logical, fn in functions(template).items():

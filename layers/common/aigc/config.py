@@ -20,6 +20,7 @@ class Settings(BaseModel):
         "*.aliyuncs.com,*.openai.com,*.blob.core.windows.net", alias="RESULT_HOST_ALLOWLIST"
     )
     submit_rate_limit_per_minute: int = Field(3, ge=0, alias="SUBMIT_RATE_LIMIT_PER_MINUTE")
+    task_deadline_seconds: int = Field(600, ge=1, alias="TASK_DEADLINE_SECONDS")
     admin_group: str = Field("admins", alias="ADMIN_GROUP")
     presign_expiry_seconds: int = Field(3600, alias="PRESIGN_EXPIRY_SECONDS")
     max_result_bytes: int = Field(50 * 1024 * 1024, alias="MAX_RESULT_BYTES")

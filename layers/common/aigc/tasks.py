@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from aigc.catalog import ModelSpec
+from aigc.config import get_settings
 from aigc.db import TaskItem
 from aigc.errors import NotFound
 from aigc.timeutil import iso_ms, utcnow
@@ -53,7 +54,7 @@ def new_task(
         effect=effect,
         points_cost=points_cost,
         expected_seconds=model.expected_seconds,
-        deadline_at=now + timedelta(seconds=model.deadline_seconds),
+        deadline_at=now + timedelta(seconds=min(model.deadline_seconds, get_settings().task_deadline_seconds)),
         updated_at=now,
         refunded=False,
         execution_name=task_no,
@@ -147,6 +148,11 @@ def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None) 
             TaskItem.error_message.remove(),
         ],
     )
+
+
+def deadline_seconds(task: TaskItem) -> int:
+    created = datetime.strptime(task.created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=task.deadline_at.tzinfo)
+    return int(round((task.deadline_at - created).total_seconds()))
 
 
 def progress(task: TaskItem, now: datetime | None = None) -> int:

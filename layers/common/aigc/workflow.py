@@ -185,8 +185,9 @@ def refund_step(event: dict) -> dict:
         logger.error("workflow step failed", extra={"error": error.get("Error"), "cause": str(error.get("Cause"))[:2000]})
         code, message = "InternalError", "the task failed because of an internal error; your points were refunded"
     elif job.get("status") == TIMED_OUT:
-        minutes = max(1, round(get_model(task.model_name).deadline_seconds / 60))
-        code, message = "Timeout", f"timed out: no result within {minutes} minutes; your points were refunded"
+        limit = tasks.deadline_seconds(task)
+        span = f"{limit // 60} minutes" if limit % 60 == 0 else f"{limit} seconds"
+        code, message = "Timeout", f"timed out: no result within {span}; your points were refunded"
         if task.provider_task_id:
             _cancel_quietly(task, get_provider(task.provider), task.provider_task_id)
     else:
