@@ -1,0 +1,370 @@
+"""`python -m local`: the whole application on 127.0.0.1, in one process, from template.yaml.
+
+    moto server (in process)   AWS endpoint: DynamoDB, S3, Step Functions (executing), Lambda, Secrets Manager
+    provider simulator         DashScope + OpenAI-compatible Images test double
+    API front                  API Gateway HttpApi + JWT authorizer in front of ApiFunction
+
+Heavy imports (moto, boto3, the handlers) happen only after the ports were found free, so a port
+in use is reported at once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from contextlib import ExitStack
+
+DEFAULT_PORT = 8081
+DEFAULT_MOTO_PORT = 8091
+DEFAULT_SIM_PORT = 8090
+HOST = "127.0.0.1"
+
+log = logging.getLogger("local.dev")
+
+
+class StartupError(Exception):
+    """A clear, one-line reason the stack cannot start."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    env_port = os.environ.get("PORT")
+    parser = argparse.ArgumentParser(
+        prog="python -m local",
+        description="Run the application locally: moto (AWS), the provider simulator and the API on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=int(env_port) if env_port else DEFAULT_PORT,
+                        help=f"API port (default: $PORT or {DEFAULT_PORT})")
+    parser.add_argument("--moto-port", type=int, default=DEFAULT_MOTO_PORT,
+                        help=f"embedded AWS endpoint port (default {DEFAULT_MOTO_PORT}; 0 = any free port)")
+    parser.add_argument("--sim-port", type=int, default=DEFAULT_SIM_PORT,
+                        help=f"provider simulator port (default {DEFAULT_SIM_PORT}; 0 = any free port)")
+    parser.add_argument("--wait-scale", type=float, default=1.0,
+                        help="scale the workflow's Wait/Retry sleeps (tests only; default 1.0 = real waits)")
+    parser.add_argument("--param", action="append", default=[], metavar="Key=Value",
+                        help="template parameter override, e.g. --param TaskDeadlineSeconds=120 (repeatable)")
+    parser.add_argument("--sim", action="append", default=[], metavar="field=value",
+                        help="simulator config, e.g. --sim latency_min=0.5 --sim max_concurrency=5 (repeatable)")
+    parser.add_argument("--grant", action="append", default=[], metavar="user=points",
+                        help="grant points at startup (through the API, on the ledger), e.g. --grant alice=1000")
+    parser.add_argument("--quiet", action="store_true", help="no access log and function logs at WARNING")
+    return parser.parse_args(argv)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise StartupError(f"{what} must look like Key=Value, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def check_ports(ports: dict[str, int]) -> dict[str, int]:
+    """Resolve 0 to free ports; StartupError naming the first port in use (or used twice)."""
+    resolved = {}
+    for name, port in ports.items():
+        if port == 0 and name != "API":
+            port = _free_port()
+        if not 0 < port < 65536:
+            raise StartupError(f"{name} port {port} is not a valid port")
+        if port in resolved.values():
+            raise StartupError(f"{name} port {port} is given twice; pick distinct ports")
+        if not _port_free(port):
+            flag = {"API": "--port (or PORT=)", "AWS": "--moto-port", "simulator": "--sim-port"}[name]
+            raise StartupError(f"port {port} ({name}) on {HOST} is already in use; stop what uses it or pick another with {flag}")
+        resolved[name] = port
+    return resolved
+
+
+def _aws_environment(moto_port: int) -> None:
+    """Every boto3/pynamodb client of this process talks to the embedded moto server."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+        os.environ.pop(name, None)
+    os.environ.update({
+        "AWS_ENDPOINT_URL": f"http://{HOST}:{moto_port}",
+        "MOTO_PORT": str(moto_port),  # the Step Functions interpreter calls localhost:$MOTO_PORT
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    })
+
+
+def _validate_parameters(template: dict, values: dict[str, str]) -> None:
+    declared = template.get("Parameters") or {}
+    for name, value in values.items():
+        spec = declared.get(name)
+        if spec is None:
+            raise StartupError(f"--param {name}: the template has no such parameter ({', '.join(sorted(declared))})")
+        if spec.get("Type") == "Number":
+            try:
+                number = float(value)
+            except ValueError:
+                raise StartupError(f"--param {name}={value}: not a number") from None
+            if "MinValue" in spec and number < float(spec["MinValue"]):
+                raise StartupError(f"--param {name}={value}: below the template's MinValue {spec['MinValue']}")
+            if "MaxValue" in spec and number > float(spec["MaxValue"]):
+                raise StartupError(f"--param {name}={value}: above the template's MaxValue {spec['MaxValue']}")
+        allowed = spec.get("AllowedValues")
+        if allowed and str(value) not in [str(a) for a in allowed]:
+            raise StartupError(f"--param {name}={value}: not one of {allowed}")
+
+
+def _sim_config(items: dict[str, str]) -> dict:
+    from local.simulator.server import SimConfig
+
+    defaults = SimConfig()
+    out = {}
+    for key, value in items.items():
+        if not hasattr(defaults, key):
+            raise StartupError(f"--sim {key}: no such simulator setting (see local/simulator/README.md)")
+        current = getattr(defaults, key)
+        try:
+            if isinstance(current, bool):
+                out[key] = value.lower() in ("1", "true", "yes")
+            elif isinstance(current, int):
+                out[key] = int(value)
+            elif isinstance(current, float):
+                out[key] = float(value)
+            else:
+                out[key] = value
+        except ValueError:
+            raise StartupError(f"--sim {key}={value}: not a {type(current).__name__}") from None
+    return out
+
+
+class LocalStack:
+    """The running stack; `start()` then `stop()` (or use it as a context manager)."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.ports: dict[str, int] = {}
+        self._exit = ExitStack()
+        self.front = None
+        self.sim = None
+        self.moto = None
+        self.deployment = None
+        self.started_at = time.monotonic()
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> None:
+        args = self.args
+        params = _pairs(args.param, "--param")
+        sim_settings = _pairs(args.sim, "--sim")
+        grants = {user: int(points) for user, points in _pairs(args.grant, "--grant").items()}
+        self.ports = check_ports({"API": args.port, "AWS": args.moto_port, "simulator": args.sim_port})
+
+        from local import auth, cfn
+        from local.front import ApiFront, authorizer_config, cors_from_template, routes_from_template
+        from local.stack import TEMPLATE
+
+        template = cfn.load_template(TEMPLATE)
+        _validate_parameters(template, params)
+        sim_config = _sim_config(sim_settings)
+        key = auth.load_or_create_key()
+
+        # Bind the API port first: it is the one users know, and /health answers 503 until ready.
+        self.front = ApiFront(routes_from_template(template), "", verifier=auth.Verifier(key), jwks=auth.jwks(key))
+        self.front.bind(HOST, self.ports["API"])
+        self._exit.callback(self.front.stop)
+        self.front.start()
+
+        _aws_environment(self.ports["AWS"])
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self.moto = ThreadedMotoServer(ip_address=HOST, port=self.ports["AWS"], verbose=False)
+        self.moto.start()
+        self._exit.callback(self.moto.stop)
+        import requests
+
+        moto_url = os.environ["AWS_ENDPOINT_URL"]
+        requests.post(f"{moto_url}/moto-api/config",
+                      json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
+
+        from local.simulator import start_simulator
+
+        self.sim = start_simulator(HOST, self.ports["simulator"], **sim_config)
+        self._exit.callback(self.sim.stop)
+
+        from local.lambda_runtime import install_router, scaled_waits
+        from local.stack import deploy
+
+        parameters = {
+            "JwtIssuer": auth.ISSUER,
+            "JwtAudience": auth.AUDIENCE,
+            "DashScopeBaseUrl": self.sim.url,
+            "OpenAIBaseUrl": self.sim.url,
+            "ResultHostAllowlist": f"{HOST}:{self.sim.port}",
+            **params,
+        }
+        if args.quiet:
+            parameters.setdefault("LogLevel", "WARNING")
+        secret = {"dashscope_api_key": self.sim.config.dashscope_api_key,
+                  "openai_api_key": self.sim.config.openai_api_key}
+        try:
+            self.deployment = deploy(parameters=parameters, secret=secret)
+        except KeyError as error:
+            raise StartupError(f"template parameters: {error.args[0]}") from None
+        self._exit.callback(install_router(self.deployment.router))
+        if args.wait_scale != 1.0:
+            self._exit.enter_context(scaled_waits(args.wait_scale))
+
+        issuer, audiences = authorizer_config(template, self.deployment.resolver)
+        self.front.verifier = auth.Verifier(key, issuer=issuer, audiences=audiences)
+        self.front.cors = cors_from_template(template, self.deployment.resolver)
+        self.front.function_name = self.deployment.name("ApiFunction")
+        self.front.lambda_client = _lambda_client()
+        self.front.ready.set()
+
+        for user, amount in grants.items():
+            self._grant(key, user, amount)
+
+    def _grant(self, key, user: str, amount: int) -> None:
+        import requests
+
+        from local import auth
+
+        token = auth.mint("local-dev", admin=True, ttl=300, key=key,
+                          issuer=self.front.verifier.issuer, audience=self.front.verifier.audiences[0])
+        response = requests.post(
+            f"{self.api_url}/admin/points/grant", timeout=30,
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"local-dev-{user}"},
+            json={"userId": user, "amount": amount, "reason": "local dev stack (--grant)"},
+        )
+        if response.status_code != 200:
+            raise StartupError(f"--grant {user}={amount}: {response.status_code} {response.text}")
+
+    # ------------------------------------------------------------------ info
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.ports['API']}"
+
+    def banner(self) -> str:
+        from local import auth
+
+        api, sim, aws = self.api_url, self.sim.url, os.environ["AWS_ENDPOINT_URL"]
+        seconds = time.monotonic() - self.started_at
+        sample = f"{sim}/samples/cat.png?w=512&h=512"
+        waits = "real waits" if self.args.wait_scale == 1.0 else f"waits scaled x{self.args.wait_scale}"
+        submit = json.dumps({"modelName": "image-out-painting", "imageUrl": sample,
+                             "parameters": {"xScale": 2, "yScale": 2}})
+        return "\n".join([
+            f"aigc local stack ready in {seconds:.1f} s ({waits}); all data lives in memory.",
+            f"  API        {api}   routes of template.yaml, JWT checked; GET /health",
+            f"  simulator  {sim}   DashScope + OpenAI Images double; {sim}/_sim/config",
+            f"  AWS (moto) {aws}   DynamoDB, S3, Step Functions, Lambda, Secrets Manager",
+            f"  JWT        issuer {auth.ISSUER}, audience {auth.AUDIENCE}, key {_rel(auth.KEY_FILE)}",
+            "",
+            "Get a token (ADMIN=1 adds the admins group, needed to grant points):",
+            "  TOKEN=$(make -s token USER=alice ADMIN=1)",
+            "Try it:",
+            f"  curl -s -X POST {api}/admin/points/grant -H \"Authorization: Bearer $TOKEN\" "
+            "-H 'Content-Type: application/json' -d '{\"userId\":\"alice\",\"amount\":100,\"reason\":\"try\"}'",
+            f"  curl -s -X POST {api}/user/ai/tasks/submit -H \"Authorization: Bearer $TOKEN\" "
+            f"-H 'Content-Type: application/json' -d '{submit}'",
+            f"  curl -s {api}/user/ai/tasks/<taskNo> -H \"Authorization: Bearer $TOKEN\"   "
+            "# resultUrl downloads from the local S3",
+            "Ctrl-C stops everything.",
+        ])
+
+    # ------------------------------------------------------------------ stop
+    def stop(self) -> None:
+        self._exit.close()
+
+
+def _rel(path) -> str:
+    try:
+        return str(path.relative_to(os.getcwd()))
+    except ValueError:
+        return str(path)
+
+
+def _lambda_client():
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("lambda", config=Config(
+        read_timeout=960, connect_timeout=5, retries={"max_attempts": 1}, max_pool_connections=64))
+
+
+def _configure_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("pynamodb").setLevel(logging.WARNING)
+    import warnings
+
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    if quiet:
+        logging.getLogger("local.front").setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    _configure_logging(args.quiet)
+    stop = threading.Event()
+
+    def _on_signal(signum, _frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+    stack = LocalStack(args)
+    code = 0
+    try:
+        stack.start()
+        print(stack.banner(), flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("stopping the local stack ...", file=sys.stderr, flush=True)
+    except StartupError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        code = 1
+    except Exception as error:  # noqa: BLE001 - one clear line, then the details for a bug report
+        log.exception("the local stack failed to start")
+        print(f"error: the local stack failed to start: {error}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        try:
+            stack.stop()
+        except Exception:  # noqa: BLE001
+            log.exception("while stopping")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Workflow executions still sleeping in a Wait state are moto threads: all state is in memory
+    # and gone with the servers, so do not wait for them.
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        os._exit(code)
+    return code

@@ -1,0 +1,355 @@
+"""The local API Gateway: an HTTP server that does what the deployed HttpApi does in front of ApiFunction.
+
+- Routes: exactly those the template maps to the function (`cfn.http_routes`), matched like API
+  Gateway (static paths before `{param}` paths, `{proxy+}` greedy); the event carries the routeKey
+  (`GET /user/ai/tasks/{taskNo}`) and the `pathParameters`. No route -> 404 `{"message":"Not Found"}`.
+- Auth: routes with the JWT authorizer need a valid bearer token (local/auth.py), else 401
+  `{"message":"Unauthorized"}`; the claims go to requestContext.authorizer.jwt.claims.
+- The function is invoked through moto's Lambda Invoke API (boto3 `lambda.invoke`), so the call is
+  routed like every other invocation; a function error answers 500 `{"message":"Internal Server Error"}`.
+- CORS from the template's CorsConfiguration: preflight OPTIONS answered here, Allow-Origin added
+  to responses when the Origin is allowed.
+- `GET /health` (200 once the stack is up, 503 before) and `GET /.well-known/jwks.json` (the
+  local issuer's public key) unless the template maps those paths.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from local import auth
+
+log = logging.getLogger("local.front")
+
+# Headers API Gateway does not pass on / sets itself.
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"}
+
+
+@dataclass
+class Route:
+    method: str  # GET, POST, ... or ANY
+    path: str  # template path, e.g. /user/ai/tasks/{taskNo}
+    authorized: bool
+    pattern: re.Pattern
+    static: bool
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def compile_route(method: str, path: str, authorized: bool) -> Route:
+    parts = []
+    static = True
+    for segment in path.strip("/").split("/"):
+        match = re.fullmatch(r"\{([A-Za-z0-9_]+)(\+?)\}", segment)
+        if match:
+            static = False
+            name, greedy = match.groups()
+            parts.append(f"(?P<{name}>.+)" if greedy else f"(?P<{name}>[^/]+)")
+        else:
+            parts.append(re.escape(segment))
+    return Route(method.upper(), path, authorized, re.compile("^/" + "/".join(parts) + "$"), static)
+
+
+@dataclass
+class Cors:
+    allow_origins: list[str]
+    allow_methods: list[str]
+    allow_headers: list[str]
+    expose_headers: list[str]
+    max_age: int | None
+    allow_credentials: bool
+
+    @classmethod
+    def from_config(cls, config: dict | None) -> "Cors | None":
+        if not config:
+            return None
+        if config is True:
+            config = {"AllowOrigins": ["*"], "AllowMethods": ["*"], "AllowHeaders": ["*"]}
+
+        def as_list(value) -> list[str]:
+            if value is None:
+                return []
+            return [str(v) for v in (value if isinstance(value, list) else str(value).split(","))]
+
+        max_age = config.get("MaxAge")
+        return cls(
+            allow_origins=as_list(config.get("AllowOrigins")),
+            allow_methods=[m.upper() for m in as_list(config.get("AllowMethods"))],
+            allow_headers=[h.lower() for h in as_list(config.get("AllowHeaders"))],
+            expose_headers=as_list(config.get("ExposeHeaders")),
+            max_age=int(max_age) if max_age is not None else None,
+            allow_credentials=str(config.get("AllowCredentials", "false")).lower() == "true",
+        )
+
+    def origin_allowed(self, origin: str | None) -> str | None:
+        """The Access-Control-Allow-Origin value for this Origin, or None."""
+        if not origin:
+            return None
+        if "*" in self.allow_origins:
+            return "*" if not self.allow_credentials else origin
+        return origin if origin in self.allow_origins else None
+
+    def preflight(self, origin: str | None, method: str | None, headers: str | None) -> dict | None:
+        allowed_origin = self.origin_allowed(origin)
+        if allowed_origin is None or not method:
+            return None
+        if "*" not in self.allow_methods and method.upper() not in self.allow_methods:
+            return None
+        requested = [h.strip().lower() for h in (headers or "").split(",") if h.strip()]
+        if "*" not in self.allow_headers and any(h not in self.allow_headers for h in requested):
+            return None
+        out = {
+            "Access-Control-Allow-Origin": allowed_origin,
+            "Access-Control-Allow-Methods": ",".join(self.allow_methods) or method.upper(),
+            "Access-Control-Allow-Headers": ",".join(self.allow_headers) if "*" not in self.allow_headers
+            else ",".join(requested),
+        }
+        if self.max_age is not None:
+            out["Access-Control-Max-Age"] = str(self.max_age)
+        if self.allow_credentials:
+            out["Access-Control-Allow-Credentials"] = "true"
+        if allowed_origin != "*":
+            out["Vary"] = "Origin"
+        return out
+
+    def response_headers(self, origin: str | None) -> dict:
+        allowed_origin = self.origin_allowed(origin)
+        if allowed_origin is None:
+            return {}
+        out = {"Access-Control-Allow-Origin": allowed_origin}
+        if self.expose_headers:
+            out["Access-Control-Expose-Headers"] = ",".join(self.expose_headers)
+        if self.allow_credentials:
+            out["Access-Control-Allow-Credentials"] = "true"
+        if allowed_origin != "*":
+            out["Vary"] = "Origin"
+        return out
+
+
+class ApiFront:
+    """Routes, authorizer and invoker; `serve(host, port)` binds the HTTP server."""
+
+    def __init__(self, routes: list[Route], function_name: str, *, verifier: auth.Verifier,
+                 cors: Cors | None = None, jwks: dict | None = None, lambda_client=None):
+        # API Gateway picks the most specific route: static paths before parameterised ones.
+        self.routes = sorted(routes, key=lambda r: (not r.static, r.path.count("+"), -r.path.count("/")))
+        self.function_name = function_name
+        self.verifier = verifier
+        self.cors = cors
+        self.jwks = jwks
+        self.lambda_client = lambda_client
+        self.ready = threading.Event()
+        self.server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ routing
+    def match(self, method: str, path: str) -> tuple[Route, dict] | None:
+        for route in self.routes:
+            if route.method not in (method, "ANY"):
+                continue
+            found = route.pattern.match(path)
+            if found:
+                return route, {k: unquote(v) for k, v in found.groupdict().items()}
+        return None
+
+    def path_known(self, path: str) -> bool:
+        return any(route.pattern.match(path) for route in self.routes)
+
+    # ------------------------------------------------------------------ handling
+    def handle(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes,
+               source_ip: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        url = urlsplit(raw_path)
+        path = url.path or "/"
+        header_map: dict[str, str] = {}
+        for name, value in headers:
+            name = name.lower()
+            if name in _HOP_BY_HOP:
+                continue
+            header_map[name] = f"{header_map[name]},{value}" if name in header_map else value
+        origin = header_map.get("origin")
+
+        if method == "OPTIONS" and self.cors and "access-control-request-method" in header_map:
+            preflight = self.cors.preflight(origin, header_map.get("access-control-request-method"),
+                                            header_map.get("access-control-request-headers"))
+            return 204, list((preflight or {}).items()), b""
+
+        status, out_headers, out_body = self._dispatch(method, path, url.query, header_map, body, source_ip)
+        if self.cors:
+            present = {name.lower() for name, _ in out_headers}
+            out_headers += [(k, v) for k, v in self.cors.response_headers(origin).items() if k.lower() not in present]
+        return status, out_headers, out_body
+
+    def _dispatch(self, method, path, query, header_map, body, source_ip):
+        matched = self.match(method, path)
+        if matched is None:
+            if method == "GET" and path == "/health":
+                if self.ready.is_set():
+                    return _json(200, {"status": "ok"})
+                return _json(503, {"status": "starting"})
+            if method == "GET" and path == "/.well-known/jwks.json" and self.jwks:
+                return _json(200, self.jwks)
+            return _json(404, {"message": "Not Found"})
+        if not self.ready.is_set():
+            return _json(503, {"message": "Service Unavailable"})
+        route, path_parameters = matched
+
+        claims = None
+        if route.authorized:
+            try:
+                claims = self.verifier.verify(header_map.get("authorization"))
+            except auth.Unauthorized as error:
+                log.info("401 %s %s: %s", method, path, error)
+                status, hdrs, payload = _json(401, {"message": "Unauthorized"})
+                return status, hdrs + [("www-authenticate", "Bearer")], payload
+
+        event = self._event(method, path, query, header_map, body, source_ip, route, path_parameters, claims)
+        return self._invoke(event)
+
+    def _event(self, method, path, query, header_map, body, source_ip, route, path_parameters, claims) -> dict:
+        from local.apigw import http_event
+
+        # API Gateway joins repeated query parameters with commas.
+        params: dict[str, str] = {}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            params[key] = f"{params[key]},{value}" if key in params else value
+        cookies = header_map.pop("cookie", None)
+        event = http_event(
+            method, path, route_key=route.route_key, path_parameters=path_parameters or None,
+            query=params or None, headers=header_map, body=body if body else None,
+            claims=claims, source_ip=source_ip,
+        )
+        event["rawQueryString"] = query
+        if cookies:
+            event["cookies"] = [c.strip() for c in cookies.split(";") if c.strip()]
+        return event
+
+    def _invoke(self, event: dict):
+        response = self.lambda_client.invoke(FunctionName=self.function_name, Payload=json.dumps(event).encode())
+        payload = response["Payload"].read()
+        if response.get("FunctionError"):
+            log.error("%s failed: %s", self.function_name, payload[:2000])
+            return _json(500, {"message": "Internal Server Error"})
+        try:
+            result = json.loads(payload or b"null")
+        except json.JSONDecodeError:
+            return _json(500, {"message": "Internal Server Error"})
+        if not isinstance(result, dict) or "statusCode" not in result:
+            # Payload 2.0 without statusCode: API Gateway answers 200 with the result as JSON.
+            return 200, [("content-type", "application/json")], json.dumps(result).encode()
+        status = int(result["statusCode"])
+        out_headers = [(k, str(v)) for k, v in (result.get("headers") or {}).items()]
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            out_headers += [(name, str(v)) for v in values]
+        for cookie in result.get("cookies") or []:
+            out_headers.append(("set-cookie", cookie))
+        raw = result.get("body")
+        if raw is None:
+            data = b""
+        elif result.get("isBase64Encoded"):
+            data = base64.b64decode(raw)
+        else:
+            data = raw.encode("utf-8") if isinstance(raw, str) else json.dumps(raw).encode()
+        if not any(k.lower() == "content-type" for k, _ in out_headers) and data:
+            out_headers.append(("content-type", "application/json"))
+        return status, out_headers, data
+
+    # ------------------------------------------------------------------ serving
+    def bind(self, host: str, port: int) -> ThreadingHTTPServer:
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "aigc-local-apigw"
+
+            def _serve(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    status, headers, data = front.handle(
+                        self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+                except Exception:  # the front itself failed: API Gateway's 500
+                    log.exception("front error on %s %s", self.command, self.path)
+                    status, headers, data = _json(500, {"message": "Internal Server Error"})
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in ("content-length", *_HOP_BY_HOP):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("apigw-requestid", "local")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+            def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
+                log.info("%s %s", self.address_string(), format % args)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server((host, port), Handler)
+        return self.server
+
+    def start(self) -> None:
+        assert self.server is not None, "bind() first"
+        self._thread = threading.Thread(target=self.server.serve_forever, name="api-front", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            if self._thread is not None:
+                self.server.shutdown()
+                self._thread.join(timeout=5)
+            self.server.server_close()
+
+
+def _json(status: int, body: dict) -> tuple[int, list[tuple[str, str]], bytes]:
+    return status, [("content-type", "application/json")], json.dumps(body).encode()
+
+
+def routes_from_template(template: dict, function_logical_id: str = "ApiFunction") -> list[Route]:
+    from local import cfn
+
+    return [compile_route(m, p, a) for m, p, a in cfn.http_routes(template, function_logical_id)]
+
+
+def cors_from_template(template: dict, resolver, function_logical_id: str = "ApiFunction") -> Cors | None:
+    """The CorsConfiguration of the HttpApi the function's events attach to (resolved)."""
+    resources = template.get("Resources") or {}
+    events = ((resources[function_logical_id].get("Properties") or {}).get("Events")) or {}
+    api_ids = {
+        (e.get("Properties") or {}).get("ApiId", {}).get("Ref")
+        for e in events.values() if e.get("Type") == "HttpApi" and isinstance((e.get("Properties") or {}).get("ApiId"), dict)
+    }
+    config = None
+    for api_id in api_ids:
+        if api_id and api_id in resources:
+            config = (resources[api_id].get("Properties") or {}).get("CorsConfiguration")
+    if config is None:
+        config = ((template.get("Globals") or {}).get("HttpApi") or {}).get("CorsConfiguration")
+    return Cors.from_config(resolver.resolve(config) if config else None)
+
+
+def authorizer_config(template: dict, resolver) -> tuple[str, list[str]]:
+    """(issuer, audiences) of the HttpApi's JWT authorizer, resolved with the deployment's parameters."""
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        authorizers = (((resource.get("Properties") or {}).get("Auth") or {}).get("Authorizers")) or {}
+        for spec in authorizers.values():
+            jwt_config = spec.get("JwtConfiguration")
+            if jwt_config:
+                resolved = resolver.resolve(jwt_config)
+                audience = resolved.get("audience") or []
+                return resolved.get("issuer"), audience if isinstance(audience, list) else [audience]
+    raise ValueError("the template's HttpApi has no JWT authorizer")
