@@ -235,6 +235,7 @@ class LocalStack:
         except KeyError as error:
             raise StartupError(f"template parameters: {error.args[0]}") from None
         self._exit.callback(install_router(self.deployment.router))
+        _preload_handlers(template)
         if args.wait_scale != 1.0:
             self._exit.enter_context(scaled_waits(args.wait_scale))
 
@@ -299,6 +300,21 @@ class LocalStack:
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:
         self._exit.close()
+
+
+def _preload_handlers(template: dict) -> None:
+    """Import every handler once, now, in this thread.
+
+    `lambda_runtime.load_handler` puts a module into sys.modules before executing it and takes no
+    lock, so two first invocations of one function at the same time (concurrent requests, parallel
+    executions) let the second see a half-imported module (AttributeError: no attribute 'handler').
+    Importing them all before the stack is ready closes that window.
+    """
+    from local import cfn
+    from local.lambda_runtime import load_handler
+
+    for spec in cfn.functions(template).values():
+        load_handler(spec["code_uri"], spec["handler"])
 
 
 def _rel(path) -> str:
