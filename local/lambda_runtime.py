@@ -101,10 +101,30 @@ class Router:
         return payload, errored, ""
 
 
+S3_NOTIFICATION_DELAY = 0.2
+
+
+def _is_s3_notification(event) -> bool:
+    if isinstance(event, (str, bytes)):
+        try:
+            event = json.loads(event or "{}")
+        except ValueError:
+            return False
+    records = event.get("Records") if isinstance(event, dict) else None
+    return bool(records) and isinstance(records[0], dict) and records[0].get("eventSource") == "aws:s3"
+
+
 def install_router(router: Router) -> Callable[[], None]:
     """Route moto's Lambda invocations to `router`; returns the function that undoes it."""
 
     def _invoke_lambda(self, event=None):
+        if _is_s3_notification(event):
+            # S3 invokes asynchronously, after the object is complete. moto notifies from inside
+            # put_object, before it stores the object's metadata: run the handler a moment later.
+            timer = threading.Timer(S3_NOTIFICATION_DELAY, router.invoke, (self.function_name, self.function_arn, event))
+            timer.daemon = True
+            timer.start()
+            return "", False, ""
         return router.invoke(self.function_name, self.function_arn, event)
 
     LambdaFunction._invoke_lambda = _invoke_lambda

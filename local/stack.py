@@ -101,7 +101,11 @@ def deploy(
             )
 
     s3 = boto3.client("s3", region_name=REGION)
-    for logical in cfn.resources_of_type(template, "AWS::S3::Bucket"):
+    for logical, resource in cfn.resources_of_type(template, "AWS::S3::Bucket").items():
+        declared = (resource.get("Properties") or {}).get("BucketName")
+        if declared is not None:  # the template names it: use exactly that name
+            names[logical] = str(resolver.resolve(declared))
+            physical[logical].update(Ref=names[logical], Arn=f"arn:aws:s3:::{names[logical]}")
         s3.create_bucket(Bucket=names[logical])
 
     secrets = boto3.client("secretsmanager", region_name=REGION)
@@ -139,6 +143,7 @@ def deploy(
 
     os.environ.update(deployment.environment)
     _cold_start()
+    _connect_s3_notifications(template, resolver, names, specs, s3)
 
     sfn = boto3.client("stepfunctions", region_name=REGION)
     for logical in cfn.resources_of_type(template, "AWS::Serverless::StateMachine"):
@@ -151,6 +156,27 @@ def deploy(
         deployment.state_machine_arn = created["stateMachineArn"]
     del resources
     return deployment
+
+
+def _connect_s3_notifications(template, resolver, names, specs, s3) -> None:
+    """SAM `Type: S3` function events become the bucket's Lambda notification configuration."""
+    per_bucket: dict[str, list] = {}
+    for logical, spec in specs.items():
+        for event in spec["events"].values():
+            if event.get("Type") != "S3":
+                continue
+            props = event["Properties"]
+            bucket = resolver.resolve(props["Bucket"])
+            events = props["Events"] if isinstance(props["Events"], list) else [props["Events"]]
+            config = {"LambdaFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{names[logical]}",
+                      "Events": events}
+            if props.get("Filter"):
+                config["Filter"] = {"Key": {"FilterRules": props["Filter"]["S3Key"]["Rules"]}}
+            per_bucket.setdefault(bucket, []).append(config)
+    for bucket, configs in per_bucket.items():
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
+        )
 
 
 def _cold_start() -> None:

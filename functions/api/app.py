@@ -8,14 +8,21 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import ValidationError
 
-from aigc import points, tasks
+from aigc import executions, points, settlement, tasks, uploads
 from aigc.catalog import load_catalog
 from aigc.config import get_settings
 from aigc.errors import BadRequest
 from aigc.http import caller, json_body, register_error_handlers, require_group
 from aigc.observability import logger, metrics
 from aigc.parameters import describe_schema
-from aigc.schemas import GrantRequest, SubmitTaskRequest, describe_validation_error, envelope
+from aigc.schemas import (
+    GrantRequest,
+    OperatorRefundRequest,
+    SubmitTaskRequest,
+    UploadRequest,
+    describe_validation_error,
+    envelope,
+)
 from aigc.submission import register_lambda_context, submit_task
 from aigc.views import ledger_view, page_view, task_view
 
@@ -99,6 +106,37 @@ def grant():
     result = points.grant(request.user_id, request.amount, request.reason, grant_id=grant_id, actor=who.user_id)
     return envelope({"userId": request.user_id, "amount": request.amount, "balance": result.balance,
                      "grantId": result.grant_id, "applied": result.applied})
+
+
+@app.post("/user/ai/tasks/<taskNo>/cancel")
+def cancel_task(taskNo: str):
+    who = caller(app)
+    return envelope(task_view(settlement.cancel_task(who.user_id, taskNo)))
+
+
+@app.post("/user/uploads")
+def create_upload():
+    who = caller(app)
+    request = _model(UploadRequest, json_body(app))
+    return envelope(uploads.create_upload_url(who.user_id, request.file_name, request.content_type, request.parameters))
+
+
+@app.get("/admin/tasks/<taskNo>")
+def admin_get_task(taskNo: str):
+    require_group(caller(app), get_settings().admin_group)
+    task = tasks.get_task(taskNo)
+    return envelope({
+        "task": {**task_view(task), "userId": task.user_id, "providerTaskId": task.provider_task_id},
+        "ledger": [ledger_view(e) for e in points.ledger_entries(task.user_id, task.task_no)],
+        "executionStatus": executions.execution_status(task.execution_name or task.task_no),
+    })
+
+
+@app.post("/admin/tasks/<taskNo>/refund")
+def admin_refund_task(taskNo: str):
+    require_group(caller(app), get_settings().admin_group)
+    request = _model(OperatorRefundRequest, json_body(app))
+    return envelope(task_view(settlement.operator_refund(taskNo, request.reason)))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -49,11 +49,21 @@ SAM_ENV = {
 
 # What each function may touch (docs/ARCHITECTURE.md, "Functions").
 ALLOWED_RESOURCES = {
-    "ApiFunction": {"PointsTable", "TasksTable", "IdempotencyTable", "TaskStateMachine", "ResultsBucket"},
+    "ApiFunction": {"PointsTable", "TasksTable", "IdempotencyTable", "TaskStateMachine", "ResultsBucket",
+                    "ProviderKeysSecret"},
     "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket"},
     "ProviderPollFunction": {"TasksTable", "ProviderKeysSecret"},
     "StoreResultsFunction": {"TasksTable", "ResultsBucket"},
     "RefundFunction": {"PointsTable", "TasksTable", "ProviderKeysSecret"},
+    # the upload function names the bucket (it is notified by it: a Ref would be a cycle)
+    "UploadFunction": {"PointsTable", "TasksTable", "TaskStateMachine"},
+    "ReconcileFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "ProviderKeysSecret"},
+}
+FUNCTION_ENV = {
+    "ApiFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MAX_BYTES"},
+    "UploadFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MODEL", "UPLOAD_DEFAULT_PARAMETERS",
+                       "UPLOAD_MAX_BYTES"},
+    "ReconcileFunction": {"STATE_MACHINE_ARN"},
 }
 SENSITIVE_SERVICES = ("dynamodb", "s3", "secretsmanager", "states", "lambda", "kms")
 LAMBDA_SERVICE_ERRORS = {
@@ -265,10 +275,11 @@ def test_environment_matches_architecture(template: dict) -> None:
     names = {
         "POINTS_TABLE", "TASKS_TABLE", "IDEMPOTENCY_TABLE", "RESULTS_BUCKET", "PROVIDER_SECRET_ARN",
         "DASHSCOPE_BASE_URL", "OPENAI_BASE_URL", "RESULT_HOST_ALLOWLIST", "SUBMIT_RATE_LIMIT_PER_MINUTE", "TASK_DEADLINE_SECONDS",
+        "HOLD_GRACE_SECONDS",
         "ADMIN_GROUP", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
     }
     for logical, fn in functions(template).items():
-        expected = names | ({"STATE_MACHINE_ARN"} if logical == "ApiFunction" else set())
+        expected = names | FUNCTION_ENV.get(logical, set())
         assert set(fn["environment"]) == expected, logical
 
 
@@ -290,7 +301,7 @@ def test_dynamodb_tables_build_in_moto(template: dict) -> None:
         assert [i["IndexName"] for i in points["LocalSecondaryIndexes"]] == ["LedgerByTime"]
         assert ttl_attribute(template, "PointsTable") == "expires_at"
         tasks = client.describe_table(TableName="test-TasksTable")["Table"]
-        assert [i["IndexName"] for i in tasks["GlobalSecondaryIndexes"]] == ["UserTasks"]
+        assert sorted(i["IndexName"] for i in tasks["GlobalSecondaryIndexes"]) == ["Unsettled", "UserTasks"]
         assert ttl_attribute(template, "TasksTable") is None
         assert ttl_attribute(template, "IdempotencyTable") == "expiration"
         desc = client.describe_time_to_live(TableName="test-IdempotencyTable")
@@ -364,6 +375,10 @@ def test_http_routes(template: dict) -> None:
         ("GET", "/user/points/consumption/records", True),
         ("GET", "/models", False),
         ("POST", "/admin/points/grant", True),
+        ("POST", "/user/ai/tasks/{taskNo}/cancel", True),
+        ("POST", "/user/uploads", True),
+        ("GET", "/admin/tasks/{taskNo}", True),
+        ("POST", "/admin/tasks/{taskNo}/refund", True),
     }
     for logical in functions(template):
         if logical != "ApiFunction":

@@ -98,6 +98,32 @@ class App:
         events = sfn.get_execution_history(executionArn=self.execution_arn(task_no), maxResults=1000)["events"]
         return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
+    def failed_state_input(self, task_no: str) -> tuple[str, dict]:
+        """The name and input of the state an execution failed in (what a redrive re-runs)."""
+        sfn = boto3.client("stepfunctions")
+        events = sfn.get_execution_history(executionArn=self.execution_arn(task_no), maxResults=1000)["events"]
+        entered = [e["stateEnteredEventDetails"] for e in events if e["type"] == "TaskStateEntered"]
+        return entered[-1]["name"], json.loads(entered[-1]["input"])
+
+    def invoke(self, logical_id: str, event: dict) -> dict:
+        name = self.deployment.name(logical_id)
+        payload, errored, _ = self.deployment.router.invoke(name, name, event)
+        assert not errored, payload
+        return json.loads(payload)
+
+    def execution_ended(self, task_no: str) -> dict:
+        """What EventBridge delivers to the reconciler when the task's execution ends badly."""
+        described = boto3.client("stepfunctions").describe_execution(executionArn=self.execution_arn(task_no))
+        detail = {k: described.get(k) for k in ("executionArn", "stateMachineArn", "name", "status", "input",
+                                                 "error", "cause")}
+        event = {"version": "0", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+                 "detail": {k: v for k, v in detail.items() if v is not None}}
+        return self.invoke("ReconcileFunction", event)
+
+    def sweep(self) -> dict:
+        return self.invoke("ReconcileFunction", {"source": "aws.events", "detail-type": "Scheduled Event",
+                                                 "detail": {}})
+
     def sample_url(self, w: int = 64, h: int = 64, **query) -> str:
         extra = "".join(f"&{k}={v}" for k, v in query.items())
         return f"{self.sim.url}/samples/test.png?w={w}&h={h}{extra}"

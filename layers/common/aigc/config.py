@@ -21,9 +21,18 @@ class Settings(BaseModel):
     )
     submit_rate_limit_per_minute: int = Field(3, ge=0, alias="SUBMIT_RATE_LIMIT_PER_MINUTE")
     task_deadline_seconds: int = Field(600, ge=1, alias="TASK_DEADLINE_SECONDS")
+    hold_grace_seconds: int = Field(3600, ge=1, alias="HOLD_GRACE_SECONDS")
+    upload_trigger: str = Field("Enabled", alias="UPLOAD_TRIGGER")
+    upload_model: str = Field("image-out-painting", alias="UPLOAD_MODEL")
+    upload_default_parameters: str = Field('{"xScale": 2, "yScale": 2}', alias="UPLOAD_DEFAULT_PARAMETERS")
+    upload_max_bytes: int = Field(10 * 1024 * 1024, ge=1, alias="UPLOAD_MAX_BYTES")
     admin_group: str = Field("admins", alias="ADMIN_GROUP")
     presign_expiry_seconds: int = Field(3600, alias="PRESIGN_EXPIRY_SECONDS")
     max_result_bytes: int = Field(50 * 1024 * 1024, alias="MAX_RESULT_BYTES")
+
+    @property
+    def uploads_enabled(self) -> bool:
+        return self.upload_trigger.lower() == "enabled"
 
     @property
     def result_hosts(self) -> list[str]:

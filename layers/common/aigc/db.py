@@ -72,6 +72,17 @@ class UserTasks(GlobalSecondaryIndex):
     created_at = UnicodeAttribute(range_key=True)
 
 
+class Unsettled(GlobalSecondaryIndex):
+    """Sparse index of tasks not yet settled, by when the reconciler's sweep should look at them."""
+
+    class Meta:
+        index_name = "Unsettled"
+        projection = AllProjection()
+
+    unsettled = UnicodeAttribute(hash_key=True)
+    attention_at = UnicodeAttribute(range_key=True)
+
+
 class TaskItem(Model):
     class Meta:
         table_name = _FromEnvironment("TASKS_TABLE")
@@ -106,5 +117,10 @@ class TaskItem(Model):
     error_message = UnicodeAttribute(null=True)
     refunded = BooleanAttribute(default=False)
     execution_name = UnicodeAttribute(null=True)
+    # present only while the task is unsettled (the Unsettled index is sparse)
+    unsettled = UnicodeAttribute(null=True)
+    attention_at = UnicodeAttribute(null=True)
+    hold_until = UTCDateTimeAttribute(null=True)
 
     user_tasks = UserTasks()
+    unsettled_tasks = Unsettled()

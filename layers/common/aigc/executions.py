@@ -22,3 +22,23 @@ def start_task_execution(task_no: str) -> str:
         input=json.dumps({"taskNo": task_no}),
     )
     return response["executionArn"]
+
+
+def execution_arn(name: str) -> str:
+    return get_settings().state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+
+def execution_status(name: str) -> str | None:
+    """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, or None when there is no such execution."""
+    try:
+        return _sfn().describe_execution(executionArn=execution_arn(name))["status"]
+    except _sfn().exceptions.ExecutionDoesNotExist:
+        return None
+
+
+def stop_quietly(name: str, cause: str) -> None:
+    """Stop a task's execution if it still runs; its steps would end on their own anyway."""
+    try:
+        _sfn().stop_execution(executionArn=execution_arn(name), cause=cause[:256])
+    except Exception:  # already finished, or never started: nothing to stop
+        pass

@@ -47,6 +47,11 @@ def _ledger_entry(user_id: str, ref: str, kind: str, amount: int, reason: str, a
     )
 
 
+def has_account(user_id: str) -> bool:
+    """A user is known once points were ever granted to them."""
+    return PointsItem.count(user_id, PointsItem.entry == BALANCE, limit=1) > 0
+
+
 def get_balance(user_id: str) -> int:
     try:
         return int(PointsItem.get(user_id, BALANCE, consistent_read=True).balance or 0)
@@ -121,6 +126,9 @@ def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_me
                     TaskItem.error_message.set(error_message),
                     TaskItem.completed_at.set(now),
                     TaskItem.updated_at.set(now),
+                    TaskItem.hold_until.remove(),
+                    TaskItem.unsettled.remove(),
+                    TaskItem.attention_at.remove(),
                 ],
                 condition=(TaskItem.status != "completed") & (TaskItem.refunded == False),  # noqa: E712
             )

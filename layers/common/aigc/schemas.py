@@ -71,6 +71,20 @@ class GrantRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=200)
 
 
+class UploadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    file_name: str = Field(alias="fileName", min_length=1, max_length=200)
+    content_type: str = Field(alias="contentType", min_length=1, max_length=100)
+    parameters: dict[str, Any] | None = None
+
+
+class OperatorRefundRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=200)
+
+
 def envelope(data: Any = None, *, code: int = 200, message: str = "success") -> dict:
     return {"code": code, "message": message, "data": data}
 

@@ -134,3 +134,22 @@ def write_thumbnail(image_file: IO[bytes], bucket: str, key: str) -> str:
 
 def presigned_get(bucket: str, key: str, expires: int) -> str:
     return _s3().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires)
+
+
+def object_metadata(bucket: str, key: str) -> dict:
+    """Size, content type and user metadata (x-amz-meta-*, lower-cased names without the prefix)."""
+    head = _s3().head_object(Bucket=bucket, Key=key)
+    return {"size": head["ContentLength"], "content_type": head.get("ContentType"), "metadata": head.get("Metadata", {})}
+
+
+def read_prefix(bucket: str, key: str, length: int) -> bytes:
+    """The first `length` bytes of an object (enough to identify an image and its size)."""
+    return _s3().get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}")["Body"].read()
+
+
+def presigned_upload(bucket: str, key: str, *, content_type: str, max_bytes: int, metadata: dict, expires: int) -> dict:
+    """A presigned POST limited to one key, its content type, a size range and the given metadata."""
+    fields = {"Content-Type": content_type, **{f"x-amz-meta-{k}": v for k, v in metadata.items()}}
+    conditions = [{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]]
+    conditions += [{f"x-amz-meta-{k}": v} for k, v in metadata.items()]
+    return _s3().generate_presigned_post(bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires)

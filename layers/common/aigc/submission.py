@@ -31,10 +31,15 @@ def _check_inputs(model: ModelSpec, prompt: str | None, image_urls: list[str]) -
         raise BadRequest(f"imageUrl: model {model.name} takes at most {model.inputs.max_images} image URL(s)")
 
 
-def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api"):
-    """Validate and price a request; returns the unsaved task record. Raises on any bad input."""
+def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api",
+                 image_urls: list[str] | None = None, task_no: str | None = None):
+    """Validate and price a request; returns the unsaved task record. Raises on any bad input.
+
+    `image_urls` replaces the request's imageUrl for our own objects (uploads: s3:// references).
+    """
     model = get_model(request.model_name)
-    image_urls = parse_image_urls(request.image_url)
+    if image_urls is None:
+        image_urls = parse_image_urls(request.image_url)
     _check_inputs(model, request.prompt, image_urls)
     try:
         parameters = SCHEMAS[model.parameter_schema].model_validate(request.parameters or {})
@@ -52,12 +57,15 @@ def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api
         effect=parameters.effect(),
         points_cost=cost,
         source=source,
+        task_no=task_no,
     )
 
 
-def charge_and_start(task) -> dict:
+def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> dict:
     """Debit + create (one transaction), then start the workflow; refund at once if it cannot start."""
-    points.debit_for_new_task(task, rate_limit_per_minute=get_settings().submit_rate_limit_per_minute)
+    if rate_limit_per_minute is None:
+        rate_limit_per_minute = get_settings().submit_rate_limit_per_minute
+    points.debit_for_new_task(task, rate_limit_per_minute=rate_limit_per_minute)
     logger.append_keys(task_no=task.task_no)
     count("TasksSubmitted")
     points_metric("PointsDebited", int(task.points_cost))

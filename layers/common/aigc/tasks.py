@@ -13,6 +13,9 @@ from aigc.errors import NotFound
 from aigc.timeutil import iso_ms, utcnow
 
 QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
+UNSETTLED = "1"
+# The workflow settles a task by its deadline; the sweep looks only this long after it.
+SWEEP_SLACK = timedelta(minutes=15)
 ACTIVE_STATUSES = (QUEUED, PROCESSING)
 STATUSES = ("created", QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED)
 
@@ -34,9 +37,11 @@ def new_task(
     effect: str | None,
     points_cost: int,
     source: str = "api",
+    task_no: str | None = None,
 ) -> TaskItem:
     now = utcnow()
-    task_no = new_task_no(now)
+    task_no = task_no or new_task_no(now)
+    deadline_at = now + timedelta(seconds=min(model.deadline_seconds, get_settings().task_deadline_seconds))
     return TaskItem(
         task_no,
         user_id=user_id,
@@ -54,11 +59,43 @@ def new_task(
         effect=effect,
         points_cost=points_cost,
         expected_seconds=model.expected_seconds,
-        deadline_at=now + timedelta(seconds=min(model.deadline_seconds, get_settings().task_deadline_seconds)),
+        deadline_at=deadline_at,
         updated_at=now,
         refunded=False,
         execution_name=task_no,
+        unsettled=UNSETTLED,
+        attention_at=iso_ms(deadline_at + SWEEP_SLACK),
     )
+
+
+def rejected_task(*, task_no: str, user_id: str, model: ModelSpec, source: str, image_urls: list[str],
+                  error_code: str, error_message: str) -> TaskItem:
+    """A task refused before any charge (uploads): visible to the user, never billed."""
+    now = utcnow()
+    return TaskItem(
+        task_no, user_id=user_id, created_at=iso_ms(now), model_name=model.name, task_type=model.task_type,
+        provider=model.provider, provider_model=model.provider_model, status=FAILED, source=source,
+        image_urls=image_urls, parameters={}, points_cost=0, expected_seconds=model.expected_seconds,
+        deadline_at=now, completed_at=now, updated_at=now, error_code=error_code, error_message=error_message,
+        refunded=False,
+    )
+
+
+def save_new(task: TaskItem) -> bool:
+    """Save a task that must not exist yet; False if it does (a duplicate event)."""
+    from pynamodb.exceptions import PutError
+
+    try:
+        task.save(condition=TaskItem.task_no.does_not_exist())
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def exists(task_no: str) -> bool:
+    return TaskItem.count(task_no, limit=1) > 0
 
 
 def get_task(task_no: str) -> TaskItem:
@@ -99,22 +136,70 @@ def list_user_tasks(
 
 
 def is_settled(task: TaskItem) -> bool:
-    return task.status in (COMPLETED, CANCELLED) or bool(task.refunded)
+    return task.status in (COMPLETED, CANCELLED) or bool(task.refunded) or (
+        task.status == FAILED and task.hold_until is None
+    )
 
 
-def _update_active(task: TaskItem, actions: list) -> bool:
-    """Apply updates only while the task is still active; False if it was settled meanwhile."""
+def is_held(task: TaskItem) -> bool:
+    return task.status == FAILED and task.hold_until is not None and not task.refunded
+
+
+def _conditional(task: TaskItem, actions: list, condition) -> bool:
     try:
-        task.update(
-            actions=actions + [TaskItem.updated_at.set(utcnow())],
-            condition=TaskItem.status.is_in(*ACTIVE_STATUSES) & (TaskItem.refunded == False),  # noqa: E712
-        )
+        task.update(actions=actions + [TaskItem.updated_at.set(utcnow())], condition=condition)
     except UpdateError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
             task.refresh(consistent_read=True)
             return False
         raise
     return True
+
+
+def hold(task: TaskItem, reason: str, grace_seconds: int) -> bool:
+    """One of our own failures: show it as failed and retryable, keep the points for a redrive."""
+    until = utcnow() + timedelta(seconds=grace_seconds)
+    minutes = max(1, grace_seconds // 60)
+    return _conditional(task, [
+        TaskItem.status.set(FAILED),
+        TaskItem.hold_until.set(until),
+        TaskItem.attention_at.set(iso_ms(until)),
+        TaskItem.error_code.set("InternalError.Retryable"),
+        TaskItem.error_message.set(
+            f"the task stopped because of an internal error ({reason[:120]}); operators may retry it within "
+            f"{minutes} minutes, otherwise your points are refunded automatically"
+        ),
+    ], TaskItem.status.is_in(*ACTIVE_STATUSES) & (TaskItem.refunded == False))  # noqa: E712
+
+
+def resume_if_held(task: TaskItem) -> bool:
+    """A redrive (or a fresh execution) of a held task picks it up again."""
+    if not is_held(task):
+        return False
+    return _conditional(task, [
+        TaskItem.status.set(PROCESSING if task.started_at else QUEUED),
+        TaskItem.hold_until.remove(),
+        TaskItem.attention_at.set(iso_ms(task.deadline_at + SWEEP_SLACK)),
+        TaskItem.error_code.remove(),
+        TaskItem.error_message.remove(),
+    ], (TaskItem.status == FAILED) & TaskItem.hold_until.exists() & (TaskItem.refunded == False))  # noqa: E712
+
+
+def due_for_attention(limit: int = 200) -> list[TaskItem]:
+    """Unsettled tasks whose deadline (plus slack) or hold window has passed."""
+    now = iso_ms(utcnow())
+    return list(TaskItem.unsettled_tasks.query(UNSETTLED, TaskItem.attention_at <= now, limit=limit))
+
+
+def postpone_attention(task: TaskItem) -> None:
+    task.update(actions=[TaskItem.attention_at.set(iso_ms(utcnow() + SWEEP_SLACK))])
+
+
+def _update_active(task: TaskItem, actions: list) -> bool:
+    """Apply updates only while the task is still active; False if it was settled meanwhile."""
+    return _conditional(
+        task, actions, TaskItem.status.is_in(*ACTIVE_STATUSES) & (TaskItem.refunded == False)  # noqa: E712
+    )
 
 
 def record_provider_job(task: TaskItem, provider_task_id: str | None, provider_status: str) -> bool:
@@ -146,6 +231,8 @@ def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None) 
             TaskItem.completed_at.set(now),
             TaskItem.error_code.remove(),
             TaskItem.error_message.remove(),
+            TaskItem.unsettled.remove(),
+            TaskItem.attention_at.remove(),
         ],
     )
 

@@ -17,7 +17,8 @@ def _presign(key: str | None) -> str | None:
 
 def task_view(task: TaskItem, *, presign: bool = True) -> dict:
     result_urls = [_presign(key) for key in (task.result_keys or [])] if presign and task.status == tasks.COMPLETED else []
-    image_urls = list(task.image_urls or [])
+    image_urls = [_presign(u.split("/", 3)[3]) if presign and u.startswith("s3://") else u
+                  for u in (task.image_urls or [])]
     parameters = task.parameters.as_dict() if hasattr(task.parameters, "as_dict") else dict(task.parameters or {})
     return {
         "taskNo": task.task_no,
@@ -39,6 +40,7 @@ def task_view(task: TaskItem, *, presign: bool = True) -> dict:
         "completeTime": api_time(task.completed_at),
         "errorCode": task.error_code,
         "errorMessage": task.error_message,
+        "retryableUntil": api_time(task.hold_until) if task.hold_until and not task.refunded else None,
     }
 
 

@@ -32,9 +32,23 @@ def _state(task: TaskItem, status: str, **job) -> dict:
 
 
 def _load(event: dict) -> TaskItem:
+    """The task, picked up again if an earlier run failed and held it (a redrive)."""
     task = tasks.get_task(event["taskNo"])
     logger.append_keys(task_no=task.task_no, user_id=task.user_id, model=task.model_name)
+    if tasks.is_held(task) and tasks.resume_if_held(task):
+        logger.info("resuming a held task (redrive or a new execution)")
     return task
+
+
+def _provider_image_urls(task: TaskItem) -> list[str]:
+    """Our own objects (uploads) go to the provider as short-lived presigned URLs."""
+    settings = get_settings()
+    urls = []
+    for url in task.image_urls or []:
+        if url.startswith(f"s3://{settings.results_bucket}/"):
+            url = storage.presigned_get(settings.results_bucket, url.split("/", 3)[3], 3600)
+        urls.append(url)
+    return urls
 
 
 def _seconds_to_deadline(task: TaskItem) -> float:
@@ -69,7 +83,7 @@ def submit_step(event: dict) -> dict:
         task_type=task.task_type,
         prompt=task.prompt,
         negative_prompt=task.negative_prompt,
-        image_urls=list(task.image_urls or []),
+        image_urls=_provider_image_urls(task),
         parameters=task.parameters.as_dict() if hasattr(task.parameters, "as_dict") else dict(task.parameters),
     )
     try:
@@ -111,9 +125,8 @@ def poll_step(event: dict) -> dict:
         return _state(task, SETTLED)
     if task.status == tasks.COMPLETED:
         return _state(task, COMPLETED)
-    if _seconds_to_deadline(task) <= 0:
-        return _state(task, TIMED_OUT)
     model = get_model(task.model_name)
+    # Poll even past the deadline: a job that finished meanwhile (or during a hold) is delivered.
     job = _timed(get_provider(task.provider).poll, task.provider_task_id)
     if job.status == base.SUCCEEDED:
         if not tasks.record_provider_outputs(task, job.status, job.output_urls):
@@ -122,6 +135,8 @@ def poll_step(event: dict) -> dict:
     if job.status in base.FINAL_FAILURE_STATUSES or job.status not in base.IN_PROGRESS_STATUSES:
         code = job.error_code or (f"Task{job.status.title()}" if job.status != base.FAILED else None)
         return _failed(task, code, job.error_message)
+    if _seconds_to_deadline(task) <= 0:
+        return _state(task, TIMED_OUT)
     if not tasks.record_provider_job(task, task.provider_task_id, job.status):
         return _state(task, SETTLED)
     previous = (event.get("job") or {}).get("waitSeconds")
@@ -177,14 +192,10 @@ def _cancel_quietly(task: TaskItem, provider, provider_task_id: str | None) -> N
 
 
 def refund_step(event: dict) -> dict:
-    """Refund a task that failed, timed out or hit an error; at most once, never a completed one."""
+    """Refund a task the provider failed or that passed its deadline; at most once, never a completed one."""
     task = _load(event)
     job = event.get("job") or {}
-    error = event.get("error")
-    if error:
-        logger.error("workflow step failed", extra={"error": error.get("Error"), "cause": str(error.get("Cause"))[:2000]})
-        code, message = "InternalError", "the task failed because of an internal error; your points were refunded"
-    elif job.get("status") == TIMED_OUT:
+    if job.get("status") == TIMED_OUT:
         limit = tasks.deadline_seconds(task)
         span = f"{limit // 60} minutes" if limit % 60 == 0 else f"{limit} seconds"
         code, message = "Timeout", f"timed out: no result within {span}; your points were refunded"

@@ -1,0 +1,9 @@
+"""Reconciler: execution FAILED / TIMED_OUT / ABORTED events, and the scheduled sweep."""
+from aigc.observability import logger, metrics
+from aigc.settlement import handle_reconcile_event
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event, context):
+    return handle_reconcile_event(event)

@@ -1,0 +1,139 @@
+"""Settling tasks outside the happy path: user cancels, the reconciler, operator refunds.
+
+Policy (README, "Operations"):
+- Provider-side outcomes (failed job, rejected input, deadline passed) are refunded by the workflow.
+- Our own failures (S3, DynamoDB, a bug, retries exhausted) fail the execution at that state. The
+  reconciler, on the FAILED event, marks the task failed-and-held: its points stay debited for
+  HOLD_GRACE_SECONDS so an operator can redrive the execution, which completes it normally.
+  When the window ends, the sweep refunds it.
+- An execution that timed out or was aborted is refunded at once (if nobody settled it first).
+Everything here is idempotent with the workflow's own refund: refunds are keyed by task.
+"""
+from __future__ import annotations
+
+import json
+
+from aigc import executions, points, tasks
+from aigc.config import get_settings
+from aigc.db import TaskItem
+from aigc.errors import Conflict, NotFound
+from aigc.observability import count, logger
+from aigc.observability import points as points_metric
+
+
+def _refund(task: TaskItem, *, status: str, code: str, message: str) -> bool:
+    refunded = points.refund_task(task, status=status, error_code=code, error_message=message)
+    if refunded:
+        count("TasksRefunded")
+        points_metric("PointsRefunded", int(task.points_cost))
+        logger.info("task refunded", extra={"task_no": task.task_no, "error_code": code})
+    return refunded
+
+
+def _cancel_at_provider(task: TaskItem) -> None:
+    if not task.provider_task_id:
+        return
+    try:
+        from aigc.providers import get_provider
+
+        provider = get_provider(task.provider)
+        if provider.is_async:
+            provider.cancel(task.provider_task_id)
+    except Exception:  # best effort: DashScope cancels PENDING jobs only
+        logger.info("provider cancel not possible", exc_info=True)
+
+
+def cancel_task(user_id: str, task_no: str) -> TaskItem:
+    """The user's cancel: refund and mark cancelled, or 409 when the task already finished."""
+    task = tasks.get_user_task(user_id, task_no)
+    if tasks.is_settled(task):
+        raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
+    _cancel_at_provider(task)
+    if not _refund(task, status=tasks.CANCELLED, code="Cancelled",
+                   message="cancelled by the user; your points were refunded"):
+        task.refresh(consistent_read=True)
+        raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
+    count("TasksCancelled")
+    executions.stop_quietly(task.execution_name or task.task_no, "cancelled by the user")
+    task.refresh(consistent_read=True)
+    return task
+
+
+def operator_refund(task_no: str, reason: str) -> TaskItem:
+    """An operator's manual refund of an unsettled or held task (the runbook's supported path)."""
+    task = tasks.get_task(task_no)
+    if not _refund(task, status=tasks.FAILED, code="RefundedByOperator", message=f"refunded by an operator: {reason}"):
+        raise Conflict(f"task {task_no} is {task.status}{' and already refunded' if task.refunded else ''}; nothing to refund")
+    executions.stop_quietly(task.execution_name or task.task_no, f"refunded by an operator: {reason}")
+    task.refresh(consistent_read=True)
+    return task
+
+
+def _task_of_execution(detail: dict) -> TaskItem | None:
+    task_no = None
+    try:
+        task_no = json.loads(detail.get("input") or "{}").get("taskNo")
+    except (TypeError, ValueError):
+        pass
+    task_no = task_no or detail.get("name")
+    try:
+        return tasks.get_task(task_no) if task_no else None
+    except NotFound:
+        return None
+
+
+def on_execution_ended(detail: dict) -> str:
+    """EventBridge 'Step Functions Execution Status Change' for FAILED, TIMED_OUT or ABORTED."""
+    task = _task_of_execution(detail)
+    status = detail.get("status")
+    if task is None:
+        logger.warning("execution ended for an unknown task", extra={"execution": detail.get("executionArn")})
+        return "unknown-task"
+    logger.append_keys(task_no=task.task_no)
+    if tasks.is_settled(task) or tasks.is_held(task):
+        return "already-settled"
+    if status == "FAILED":
+        reason = detail.get("error") or "execution failed"
+        if tasks.hold(task, reason, get_settings().hold_grace_seconds):
+            count("TasksHeld")
+            logger.warning("task held for redrive", extra={"error": reason, "cause": str(detail.get("cause"))[:1000]})
+            return "held"
+        return "already-settled"
+    code = "ExecutionTimedOut" if status == "TIMED_OUT" else "ExecutionAborted"
+    message = ("the task ran too long and was stopped; your points were refunded" if status == "TIMED_OUT"
+               else "the task was stopped by an operator; your points were refunded")
+    _cancel_at_provider(task)
+    return "refunded" if _refund(task, status=tasks.FAILED, code=code, message=message) else "already-settled"
+
+
+def sweep() -> dict:
+    """Settle tasks whose hold window passed or that outlived their deadline without an execution."""
+    outcome = {"refunded": 0, "postponed": 0, "seen": 0}
+    for task in tasks.due_for_attention():
+        outcome["seen"] += 1
+        logger.append_keys(task_no=task.task_no)
+        if tasks.is_held(task):
+            if _refund(task, status=tasks.FAILED, code="InternalError",
+                       message="the task failed because of an internal error and was not retried in time; "
+                               "your points were refunded"):
+                outcome["refunded"] += 1
+            continue
+        if tasks.is_settled(task):
+            continue
+        if executions.execution_status(task.execution_name or task.task_no) == "RUNNING":
+            tasks.postpone_attention(task)  # its own deadline logic (or execution timeout) will settle it
+            outcome["postponed"] += 1
+            continue
+        _cancel_at_provider(task)
+        if _refund(task, status=tasks.FAILED, code="Timeout",
+                   message="the task did not finish in time; your points were refunded"):
+            outcome["refunded"] += 1
+    logger.info("sweep done", extra=outcome)
+    return outcome
+
+
+def handle_reconcile_event(event: dict) -> dict:
+    """One entry point for the reconciler: execution status changes and the scheduled sweep."""
+    if event.get("detail-type") == "Step Functions Execution Status Change":
+        return {"outcome": on_execution_ended(event.get("detail") or {})}
+    return sweep()

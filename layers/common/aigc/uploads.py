@@ -1,0 +1,163 @@
+"""Images dropped under uploads/<userId>/ become outpainting tasks charged to that user.
+
+S3 delivers events at least once: the task number is derived from the object (bucket, key,
+version or sequencer) and the event time, and the task record is written with a
+"must not exist" condition, so a repeated event finds its task and charges nothing.
+Anything that cannot become a task leaves a rejected (never charged) task record.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import uuid
+from datetime import datetime
+from urllib.parse import unquote_plus
+
+from pydantic.alias_generators import to_snake
+
+from aigc import points, storage, tasks
+from aigc.catalog import get_model
+from aigc.config import get_settings
+from aigc.errors import AppError, BadRequest, Conflict, Forbidden
+from aigc.observability import count, logger
+from aigc.parameters import OutpaintingParameters
+from aigc.schemas import SubmitTaskRequest, describe_validation_error
+from aigc.submission import charge_and_start, prepare_task
+
+USER_ID = re.compile(r"^[A-Za-z0-9_.@:+=-]{1,128}$")
+IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+UPLOAD_URL_SECONDS = 900
+
+
+def _upload_task_no(bucket: str, key: str, version: str, event_time: str) -> str:
+    digest = hashlib.sha256(f"{bucket}/{key}#{version}".encode()).hexdigest()[:16]
+    try:
+        moment = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        moment = datetime(1970, 1, 1)
+    return f"TASK-{moment.strftime('%Y%m%d%H%M%S')}{moment.microsecond // 1000:03d}-{digest}"
+
+
+def _metadata_parameters(metadata: dict) -> dict:
+    """x-amz-meta-output-ratio: 16:9  ->  {"output_ratio": "16:9"} (numbers and booleans parsed)."""
+    parameters = {}
+    for name, raw in metadata.items():
+        try:
+            value = json.loads(raw)
+        except (TypeError, ValueError):
+            value = raw
+        parameters[to_snake(name.lower().replace("-", "_"))] = value
+    return parameters
+
+
+def _image_problem(bucket: str, key: str) -> str | None:
+    from PIL import Image, UnidentifiedImageError
+
+    head = storage.read_prefix(bucket, key, 256 * 1024)
+    try:
+        with Image.open(io.BytesIO(head)) as image:
+            width, height = image.size
+            if image.format not in ("PNG", "JPEG", "WEBP"):
+                return f"{image.format} images are not supported (PNG, JPEG or WebP)"
+    except (UnidentifiedImageError, OSError):
+        return "the file is not a readable PNG, JPEG or WebP image"
+    if min(width, height) < 32 or max(width, height) > 10000:
+        return f"the image is {width}x{height}; sides must be between 32 and 10000 pixels"
+    return None
+
+
+def handle_object(bucket: str, raw_key: str, *, size: int | None, version: str, event_time: str) -> str:
+    """Turn one uploaded object into a task; returns what happened (for logs and tests)."""
+    settings = get_settings()
+    key = unquote_plus(raw_key)
+    logger.append_keys(s3_key=key)
+    if not settings.uploads_enabled:
+        logger.info("upload trigger is disabled; ignoring upload")
+        return "disabled"
+    parts = key.split("/")
+    if len(parts) < 3 or parts[0] != "uploads" or not USER_ID.match(parts[1]):
+        logger.warning("upload key does not name a user (uploads/<userId>/...); ignoring")
+        count("UploadsIgnored")
+        return "ignored"
+    user_id = parts[1]
+    model = get_model(settings.upload_model)
+    task_no = _upload_task_no(bucket, key, version, event_time)
+    logger.append_keys(task_no=task_no, user_id=user_id)
+    if tasks.exists(task_no):
+        logger.info("duplicate upload event; the task already exists")
+        count("UploadsDuplicate")
+        return "duplicate"
+    image_ref = f"s3://{bucket}/{key}"
+
+    def reject(code: str, message: str) -> str:
+        record = tasks.rejected_task(task_no=task_no, user_id=user_id, model=model, source="upload",
+                                     image_urls=[image_ref], error_code=code, error_message=message)
+        if tasks.save_new(record):
+            logger.warning("upload rejected", extra={"error_code": code, "reason": message})
+            count("UploadsRejected")
+            return "rejected"
+        return "duplicate"
+
+    info = storage.object_metadata(bucket, key)
+    size = info["size"] if size is None else size
+    if size > settings.upload_max_bytes:
+        return reject("Rejected.TooLarge", f"the upload is {size} bytes; the limit is {settings.upload_max_bytes}")
+    if not points.has_account(user_id):
+        return reject("Rejected.UnknownUser", f"user {user_id} has no points account")
+    problem = _image_problem(bucket, key)
+    if problem:
+        return reject("Rejected.ImageFormat", problem)
+    try:
+        defaults = {to_snake(name): value for name, value in json.loads(settings.upload_default_parameters).items()}
+        parameters = {**defaults, **_metadata_parameters(info["metadata"])}
+        request = SubmitTaskRequest(modelName=model.name, parameters=parameters)
+        task = prepare_task(user_id, request, source="upload", image_urls=[image_ref], task_no=task_no)
+        charge_and_start(task, rate_limit_per_minute=0)
+    except Conflict:
+        return "duplicate"
+    except AppError as error:  # not enough points, bad metadata parameters, could not start
+        return reject(f"Rejected.{type(error).__name__}", error.message)
+    count("UploadsAccepted")
+    return "accepted"
+
+
+def handle_s3_event(event: dict) -> list[str]:
+    from aws_lambda_powertools.utilities.data_classes import S3Event
+
+    outcomes = []
+    for record in S3Event(event).records:
+        obj = record.s3.get_object
+        version = obj.version_id or obj.get("sequencer") or obj.etag or ""
+        outcomes.append(handle_object(record.s3.bucket.name, obj.key, size=obj.size, version=version,
+                                      event_time=record.event_time))
+    return outcomes
+
+
+def create_upload_url(user_id: str, file_name: str, content_type: str, parameters: dict | None) -> dict:
+    """A presigned POST under the caller's own prefix; metadata carries the outpainting parameters."""
+    settings = get_settings()
+    if not settings.uploads_enabled:
+        raise Forbidden("uploads are turned off for this deployment")
+    if content_type not in IMAGE_TYPES:
+        raise BadRequest(f"contentType: must be one of {', '.join(IMAGE_TYPES)}")
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", file_name.rsplit("/", 1)[-1])[:100] or "image"
+    if not stem.lower().endswith(SUFFIXES):
+        stem += IMAGE_TYPES[content_type]
+    stem = stem[: stem.rfind(".")] + stem[stem.rfind("."):].lower()
+    metadata = {}
+    if parameters:
+        try:
+            validated = OutpaintingParameters.model_validate(parameters)
+        except Exception as error:  # pydantic.ValidationError
+            raise BadRequest(describe_validation_error(error, "parameters")) from None
+        metadata = {name.replace("_", "-"): json.dumps(value) if not isinstance(value, str) else value
+                    for name, value in validated.model_dump(exclude_unset=True).items()}
+    key = f"uploads/{user_id}/{uuid.uuid4().hex[:12]}-{stem}"
+    post = storage.presigned_upload(settings.results_bucket, key, content_type=content_type,
+                                    max_bytes=settings.upload_max_bytes, metadata=metadata,
+                                    expires=UPLOAD_URL_SECONDS)
+    return {"url": post["url"], "fields": post["fields"], "key": key, "expiresIn": UPLOAD_URL_SECONDS,
+            "maxBytes": settings.upload_max_bytes}

@@ -1,0 +1,335 @@
+"""Operations: our own failures held for a redrive, the reconciler, the sweep, cancel, uploads.
+moto has no RedriveExecution: a redrive is the failed state's handler run again with its
+original input, then (for a whole-workflow retry) a new execution for the same task."""
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import boto3
+import pytest
+import requests
+
+import aigc.storage
+from aigc.db import TaskItem
+from aigc.timeutil import utcnow
+
+
+def _wait_processing(app, task_no):
+    import time
+
+    for _ in range(400):
+        if app.task(task_no)["status"] == "processing":
+            return
+        time.sleep(0.05)
+    raise AssertionError("task never reached processing")
+
+
+def _fail_thumbnails(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("S3 is having a bad day")
+
+    monkeypatch.setattr(aigc.storage, "write_thumbnail", broken)
+
+
+def _held_task(app, monkeypatch) -> str:
+    _fail_thumbnails(monkeypatch)
+    app.grant("alice", 100)
+    task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(),
+                         parameters={"xScale": 2})[1]["data"]["taskNo"]
+    execution = app.wait_execution(task_no)
+    assert execution["status"] == "FAILED" and execution["error"] == "RuntimeError"
+    assert app.balance("alice") == 90  # nothing refunded by the workflow itself
+    assert app.execution_ended(task_no) == {"outcome": "held"}
+    monkeypatch.undo()
+    return task_no
+
+
+def test_our_failure_is_held_then_redriven_to_completion(app, monkeypatch):
+    task_no = _held_task(app, monkeypatch)
+    task = app.task(task_no)
+    assert task["status"] == "failed" and task["errorCode"] == "InternalError.Retryable"
+    assert task["retryableUntil"] and "retry" in task["errorMessage"]
+    # A second FAILED event (EventBridge delivers at least once) changes nothing.
+    assert app.execution_ended(task_no) == {"outcome": "already-settled"}
+
+    state, original_input = app.failed_state_input(task_no)
+    assert state == "StoreResults"
+    result = app.invoke("StoreResultsFunction", original_input)
+    assert result["job"]["status"] == "COMPLETED"
+    task = app.task(task_no)
+    assert task["status"] == "completed" and task["resultUrl"] and task["retryableUntil"] is None
+    assert app.ledger("alice", task_no) == [("DEBIT", -10)]
+    assert app.balance("alice") == 90
+    # The sweep after the window finds nothing to refund: the task is settled.
+    TaskItem.get(task_no)  # still there
+    assert app.sweep()["refunded"] == 0
+    assert app.balance("alice") == 90
+
+
+def test_a_fresh_execution_for_a_held_task_completes_it(app, monkeypatch):
+    task_no = _held_task(app, monkeypatch)
+    sfn = boto3.client("stepfunctions")
+    sfn.start_execution(stateMachineArn=app.deployment.state_machine_arn, name=f"{task_no}-retry1",
+                        input=f'{{"taskNo": "{task_no}"}}')
+    arn = app.execution_arn(f"{task_no}-retry1")
+    for _ in range(400):
+        if sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+            break
+        import time
+        time.sleep(0.05)
+    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    assert app.task(task_no)["status"] == "completed"
+    assert app.ledger("alice", task_no) == [("DEBIT", -10)]
+
+
+def test_a_held_task_left_alone_is_refunded_once_when_the_window_ends(app, monkeypatch):
+    task_no = _held_task(app, monkeypatch)
+    assert app.sweep()["refunded"] == 0  # still inside the window
+    TaskItem.get(task_no).update(actions=[
+        TaskItem.hold_until.set(utcnow() - timedelta(seconds=1)),
+        TaskItem.attention_at.set("2000-01-01T00:00:00.000Z"),
+    ])
+    assert app.sweep()["refunded"] == 1
+    assert app.sweep()["refunded"] == 0
+    task = app.task(task_no)
+    assert task["status"] == "failed" and task["refunded"] is True
+    assert app.ledger("alice", task_no) == [("DEBIT", -10), ("REFUND", 10)]
+    assert app.balance("alice") == 100
+    # A redrive of a settled task changes nothing and ends cleanly.
+    state, original_input = app.failed_state_input(task_no)
+    assert app.invoke("StoreResultsFunction", original_input)["job"]["status"] == "SETTLED"
+    assert app.task(task_no)["status"] == "failed"
+    assert app.balance("alice") == 100
+
+
+def test_execution_aborted_from_outside_is_refunded_by_the_reconciler(app):
+    app.grant("alice", 100)
+    task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(sim_seconds=60),
+                         parameters={"xScale": 2})[1]["data"]["taskNo"]
+    _wait_processing(app, task_no)
+    boto3.client("stepfunctions").stop_execution(executionArn=app.execution_arn(task_no), cause="operator")
+    assert app.wait_execution(task_no)["status"] == "ABORTED"
+    assert app.execution_ended(task_no) == {"outcome": "refunded"}
+    assert app.execution_ended(task_no) == {"outcome": "already-settled"}
+    task = app.task(task_no)
+    assert task["status"] == "failed" and task["errorCode"] == "ExecutionAborted"
+    assert app.ledger("alice", task_no) == [("DEBIT", -10), ("REFUND", 10)]
+    assert app.balance("alice") == 100
+
+
+def test_sweep_refunds_a_task_whose_execution_never_started(app):
+    """The API debited, then died before starting the workflow: the sweep settles it."""
+    from aigc import submission
+    from aigc.catalog import get_model
+    from aigc.schemas import SubmitTaskRequest
+
+    app.grant("alice", 100)
+    task = submission.prepare_task("alice", SubmitTaskRequest(modelName="wanx-v1", prompt="x"))
+    from aigc.points import debit_for_new_task
+    debit_for_new_task(task, rate_limit_per_minute=0)
+    assert app.balance("alice") == 80 and get_model("wanx-v1")
+    TaskItem.get(task.task_no).update(actions=[TaskItem.attention_at.set("2000-01-01T00:00:00.000Z")])
+    assert app.sweep()["refunded"] == 1
+    assert app.balance("alice") == 100
+    assert app.task(task.task_no)["errorCode"] == "Timeout"
+
+
+# ------------------------------------------------------------------------------------ cancel
+def _cancel(app, task_no, user="alice"):
+    return app.api("POST", f"/user/ai/tasks/{task_no}/cancel", user=user)
+
+
+def test_cancel_while_queued_at_the_provider(app):
+    app.grant("alice", 100)
+    task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(sim_pending=30),
+                         parameters={"xScale": 2})[1]["data"]["taskNo"]
+    status, body = _cancel(app, task_no)
+    assert status == 200, body
+    assert body["data"]["status"] == "cancelled"
+    assert app.wait_execution(task_no)["status"] in ("ABORTED", "SUCCEEDED")
+    assert app.ledger("alice", task_no) == [("DEBIT", -10), ("REFUND", 10)]
+    assert app.balance("alice") == 100
+
+
+def test_cancel_while_processing_then_again_is_409(app):
+    app.grant("alice", 100)
+    task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(sim_seconds=60),
+                         parameters={"xScale": 2})[1]["data"]["taskNo"]
+    _wait_processing(app, task_no)
+    assert _cancel(app, task_no)[0] == 200
+    status, body = _cancel(app, task_no)
+    assert status == 409 and "already cancelled" in body["message"]
+    assert app.task(task_no)["status"] == "cancelled"
+    assert app.ledger("alice", task_no) == [("DEBIT", -10), ("REFUND", 10)]
+    assert _cancel(app, task_no, user="mallory")[0] == 404
+
+
+def test_cancel_after_completion_is_409_and_refunds_nothing(app):
+    app.grant("alice", 100)
+    task_no = app.submit(modelName="sc_soraimg_text_1x1", prompt="cat")[1]["data"]["taskNo"]
+    assert app.wait_execution(task_no)["status"] == "SUCCEEDED"
+    status, body = _cancel(app, task_no)
+    assert status == 409 and "completed" in body["message"]
+    assert app.ledger("alice", task_no) == [("DEBIT", -30)]
+    assert app.balance("alice") == 70
+
+
+def test_cancel_racing_completion_ends_in_exactly_one_outcome(app):
+    """The store step and a cancel run at the same moment, many times: one wins, the ledger agrees."""
+    from aigc import tasks
+    from aigc.workflow import store_step
+
+    app.grant("alice", 1000)
+    outcomes = set()
+    for round_no in range(6):
+        task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(sim_seconds=600),
+                             parameters={"xScale": 2})[1]["data"]["taskNo"]
+        _wait_processing(app, task_no)
+        boto3.client("stepfunctions").stop_execution(executionArn=app.execution_arn(task_no))
+        app.wait_execution(task_no)
+        # put the task right before StoreResults: the provider finished and gave its outputs
+        item = tasks.get_task(task_no)
+        tasks.record_provider_job(item, "sim-job", "SUCCEEDED")
+        tasks.record_provider_outputs(item, "SUCCEEDED", [app.sample_url(48, 48)])
+        results = {}
+        barrier = threading.Barrier(2)
+
+        def store():
+            barrier.wait()
+            results["store"] = store_step({"taskNo": task_no})["job"]["status"]
+
+        def cancel():
+            barrier.wait()
+            results["cancel"] = _cancel(app, task_no)[0]
+
+        threads = [threading.Thread(target=store), threading.Thread(target=cancel)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        final = app.task(task_no)["status"]
+        if final == "completed":
+            assert results == {"store": "COMPLETED", "cancel": 409}
+            assert app.ledger("alice", task_no) == [("DEBIT", -10)]
+        else:
+            assert final == "cancelled" and results == {"store": "SETTLED", "cancel": 200}
+            assert app.ledger("alice", task_no) == [("DEBIT", -10), ("REFUND", 10)]
+        outcomes.add(final)
+    refunds = len([1 for kind, _ in app.ledger("alice") if kind == "REFUND"])
+    assert app.balance("alice") == 1000 - 6 * 10 + 10 * refunds
+
+
+# ----------------------------------------------------------------------------------- uploads
+def _png(width=64, height=48) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _bucket(app) -> str:
+    import os
+
+    return os.environ["RESULTS_BUCKET"]
+
+
+def _user_tasks(app, user):
+    return app.api("GET", "/user/ai/tasks/list", user=user)[1]["data"]["records"]
+
+
+def _wait_for_tasks(app, user, count, completed=True):
+    import time
+
+    for _ in range(400):
+        records = _user_tasks(app, user)
+        if len(records) >= count and (not completed or all(r["status"] in ("completed", "failed") for r in records)):
+            return records
+        time.sleep(0.05)
+    return _user_tasks(app, user)
+
+
+def test_uploaded_image_becomes_a_charged_outpainting_task(app):
+    app.grant("alice", 100)
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=_bucket(app), Key="uploads/alice/holiday photo.png", Body=_png(),
+                  Metadata={"output-ratio": "16:9"})
+    [task] = _wait_for_tasks(app, "alice", 1)
+    assert task["source"] == "upload" and task["taskType"] == "outpainting"
+    assert task["status"] == "completed", task
+    assert task["parameters"].get("output_ratio") == "16:9", (task["parameters"], task["effect"])
+    assert f"results/alice/{task['taskNo']}/" in task["resultUrl"]
+    from PIL import Image
+    import io
+    picture = Image.open(io.BytesIO(requests.get(task["resultUrl"], timeout=10).content))
+    assert abs(picture.size[0] / picture.size[1] - 16 / 9) < 0.02
+    assert app.balance("alice") == 90
+
+
+def test_duplicate_s3_events_give_one_task_and_one_debit(app):
+    from aigc.uploads import handle_object
+
+    app.grant("alice", 100)
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=_bucket(app), Key="uploads/alice/cat.png", Body=_png())
+    _wait_for_tasks(app, "alice", 1)
+    # S3 delivers the same event again (at least once): same object, same event time, same sequencer
+    records = app.deployment.router.invocations
+    upload_events = [event for name, event, _ in records if name.endswith("UploadFunction")]
+    assert len(upload_events) == 1
+    replay = app.invoke("UploadFunction", upload_events[0])
+    assert replay == {"outcomes": ["duplicate"]}
+    assert len(_user_tasks(app, "alice")) == 1
+    assert app.balance("alice") == 90
+    assert handle_object is not None
+
+
+@pytest.mark.parametrize("user, body, grant, code", [
+    ("alice", _png(), 5, "Rejected.InsufficientPoints"),
+    ("nobody", _png(), 0, "Rejected.UnknownUser"),
+    ("alice", b"this is not an image", 100, "Rejected.ImageFormat"),
+])
+def test_uploads_that_cannot_become_tasks_charge_nothing_and_say_why(app, user, body, grant, code):
+    if grant:
+        app.grant(user, grant)
+    boto3.client("s3").put_object(Bucket=_bucket(app), Key=f"uploads/{user}/x.png", Body=body)
+    [task] = _wait_for_tasks(app, user, 1, completed=False)
+    assert task["status"] == "failed" and task["errorCode"] == code and task["pointsCost"] == 0
+    assert task["errorMessage"]
+    assert app.balance(user) == grant
+    assert app.ledger(user) == ([("GRANT", grant)] if grant else [])
+    assert boto3.client("stepfunctions").list_executions(
+        stateMachineArn=app.deployment.state_machine_arn)["executions"] == []
+
+
+def test_presigned_upload_url_under_the_callers_prefix(app):
+    app.grant("alice", 100)
+    status, body = app.api("POST", "/user/uploads", body={"fileName": "../../etc/Cat.PNG", "contentType": "image/png",
+                                                          "parameters": {"xScale": 1.5}})
+    assert status == 200, body
+    upload = body["data"]
+    assert upload["key"].startswith("uploads/alice/") and upload["key"].endswith(".png")
+    response = requests.post(upload["url"], data=upload["fields"], files={"file": ("cat.png", _png())}, timeout=10)
+    assert response.status_code in (200, 204), response.text
+    [task] = _wait_for_tasks(app, "alice", 1)
+    assert task["status"] == "completed" and task["parameters"]["x_scale"] == 1.5, (task["errorCode"], task["errorMessage"])
+    bad = app.api("POST", "/user/uploads", body={"fileName": "a.gif", "contentType": "image/gif"})
+    assert bad[0] == 400 and bad[1]["message"].startswith("contentType")
+    bad = app.api("POST", "/user/uploads", body={"fileName": "a.png", "contentType": "image/png",
+                                                 "parameters": {"xScale": 9}})
+    assert bad[0] == 400 and bad[1]["message"].startswith("parameters.xScale")
+
+
+def test_operator_endpoints(app, monkeypatch):
+    task_no = _held_task(app, monkeypatch)
+    assert app.api("GET", f"/admin/tasks/{task_no}", user="alice")[0] == 403
+    status, body = app.api("GET", f"/admin/tasks/{task_no}", user="root", admin=True)
+    assert status == 200 and body["data"]["executionStatus"] == "FAILED"
+    assert body["data"]["task"]["userId"] == "alice"
+    status, body = app.api("POST", f"/admin/tasks/{task_no}/refund", user="root", admin=True,
+                           body={"reason": "customer request"})
+    assert status == 200 and body["data"]["refunded"] is True
+    again = app.api("POST", f"/admin/tasks/{task_no}/refund", user="root", admin=True, body={"reason": "again"})
+    assert again[0] == 409
+    assert app.ledger("alice", task_no) == [("DEBIT", -10), ("REFUND", 10)]
