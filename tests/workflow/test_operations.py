@@ -333,3 +333,23 @@ def test_operator_endpoints(app, monkeypatch):
     again = app.api("POST", f"/admin/tasks/{task_no}/refund", user="root", admin=True, body={"reason": "again"})
     assert again[0] == 409
     assert app.ledger("alice", task_no) == [("DEBIT", -10), ("REFUND", 10)]
+
+
+def test_local_event_sources_deliver_execution_endings_from_the_template(app):
+    """The local stack's stand-in for EventBridge: an aborted execution reaches the reconciler."""
+    from local.events import EventSources
+
+    sources = EventSources(app.deployment)
+    assert sources.status_targets and sources.schedule_targets
+    app.grant("alice", 100)
+    task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(sim_seconds=60),
+                         parameters={"xScale": 2})[1]["data"]["taskNo"]
+    _wait_processing(app, task_no)
+    boto3.client("stepfunctions").stop_execution(executionArn=app.execution_arn(task_no))
+    app.wait_execution(task_no)
+    assert sources.deliver_execution_events() == 1
+    assert sources.deliver_execution_events() == 0
+    assert app.task(task_no)["errorCode"] == "ExecutionAborted"
+    assert app.balance("alice") == 100
+    sources.run_schedules()  # the sweep runs and finds nothing more to do
+    assert app.balance("alice") == 100

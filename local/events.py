@@ -1,0 +1,97 @@
+"""The event sources moto does not emulate, driven from the template.
+
+- Step Functions "Execution Status Change" events on EventBridge: moto emits none, so a watcher
+  polls the executions and delivers each FAILED / TIMED_OUT / ABORTED one (once) to the
+  functions whose `EventBridgeRule` pattern asks for it.
+- `Schedule` events: run on a local interval (the template's rate is for AWS; the sweep locally
+  runs every few seconds so its effect is visible).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+import boto3
+
+from local import cfn
+
+log = logging.getLogger("local.events")
+
+
+def _rules(template: dict, kind: str) -> list[tuple[str, dict]]:
+    found = []
+    for logical, spec in cfn.functions(template).items():
+        for event in spec["events"].values():
+            if event.get("Type") == kind:
+                found.append((logical, event.get("Properties") or {}))
+    return found
+
+
+def execution_event(described: dict) -> dict:
+    detail = {k: described.get(k) for k in ("executionArn", "stateMachineArn", "name", "status", "input",
+                                             "error", "cause")}
+    return {"version": "0", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+            "detail": {k: v for k, v in detail.items() if v is not None}}
+
+
+class EventSources:
+    """Background threads that feed execution-status and schedule events to the routed functions."""
+
+    def __init__(self, deployment, *, poll_seconds: float = 1.0, schedule_seconds: float = 10.0):
+        self.deployment = deployment
+        self.poll_seconds = poll_seconds
+        self.schedule_seconds = schedule_seconds
+        self._stop = threading.Event()
+        self._seen: set[str] = set()
+        self._threads: list[threading.Thread] = []
+        template = deployment.template
+        self.status_targets = []
+        for logical, props in _rules(template, "EventBridgeRule"):
+            pattern = props.get("Pattern") or {}
+            if "aws.states" in (pattern.get("source") or []):
+                statuses = set(((pattern.get("detail") or {}).get("status")) or [])
+                self.status_targets.append((deployment.name(logical), statuses))
+        self.schedule_targets = [deployment.name(logical) for logical, _ in _rules(template, "Schedule")]
+
+    def deliver_execution_events(self) -> int:
+        """One pass over the executions; returns how many events were delivered."""
+        sfn = boto3.client("stepfunctions")
+        delivered = 0
+        paginator = sfn.get_paginator("list_executions")
+        for page in paginator.paginate(stateMachineArn=self.deployment.state_machine_arn):
+            for execution in page["executions"]:
+                arn = execution["executionArn"]
+                if arn in self._seen or execution["status"] in ("RUNNING", "SUCCEEDED", "PENDING_REDRIVE"):
+                    continue
+                self._seen.add(arn)
+                event = execution_event(sfn.describe_execution(executionArn=arn))
+                for function_name, statuses in self.status_targets:
+                    if execution["status"] in statuses:
+                        self.deployment.router.invoke(function_name, function_name, event)
+                        delivered += 1
+        return delivered
+
+    def run_schedules(self) -> None:
+        for function_name in self.schedule_targets:
+            self.deployment.router.invoke(function_name, function_name,
+                                          {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+
+    def _loop(self, interval: float, work) -> None:
+        while not self._stop.wait(interval):
+            try:
+                work()
+            except Exception:  # keep the local stack alive; the next pass retries
+                log.exception("local event source failed")
+
+    def start(self) -> "EventSources":
+        for interval, work in ((self.poll_seconds, self.deliver_execution_events),
+                               (self.schedule_seconds, self.run_schedules)):
+            thread = threading.Thread(target=self._loop, args=(interval, work), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
