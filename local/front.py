@@ -291,11 +291,19 @@ class ApiFront:
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
             def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
-                log.info("%s %s", self.address_string(), format % args)
+                if self.path != "/health":
+                    log.info("%s %s", self.address_string(), format % args)
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                import sys
+
+                if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+                    return  # the client went away: nothing to report
+                super().handle_error(request, client_address)
 
         self.server = Server((host, port), Handler)
         return self.server
