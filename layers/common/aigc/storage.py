@@ -10,7 +10,6 @@ from typing import IO
 from urllib.parse import urlsplit
 
 import boto3
-import requests
 
 from aigc.errors import ProviderRejected, ProviderUnavailable
 
@@ -63,6 +62,7 @@ def copy_url_to_s3(url: str, bucket: str, key_stem: str, *, allowed_hosts: list[
     The bytes are also spooled to `spool` (a temporary file) for the thumbnail.
     Redirects are followed only to allowed hosts.
     """
+    import requests  # only the store step downloads: keep it out of the API's cold start
     current = url
     for _ in range(4):
         if not host_allowed(current, allowed_hosts):

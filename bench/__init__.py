@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`); recorded results in bench/RESULTS.md."""
