@@ -199,7 +199,7 @@ def _start_deadline_job(log_dir: Path) -> None:
 
 def pytest_collection_modifyitems(session, config, items):
     late = [item for item in items if "deadline_job" in getattr(item, "fixturenames", ())]
-    if not late:
+    if not late or config.option.collectonly:
         return
     items[:] = [item for item in items if item not in late] + late
     log_dir = Path(config._tmp_path_factory.mktemp("e2e-deadline-logs"))  # noqa: SLF001

@@ -172,3 +172,17 @@ def test_outpainting_with_real_waits(app_real_waits):
     assert app.wait_execution(task_no, timeout=60)["status"] == "SUCCEEDED"
     assert app.task(task_no)["status"] == "completed"
     assert app.balance("alice") == 10
+
+
+def test_image_to_image_on_dashscope(app):
+    app.grant("alice", 100)
+    status, body = app.submit(modelName="wanx2.1-imageedit", prompt="make it a watercolour",
+                              imageUrl=app.sample_url(96, 64), parameters={"function": "stylization_all", "n": 1})
+    assert status == 200, body
+    task_no = body["data"]["taskNo"]
+    assert body["data"]["parameters"]["function"] == "stylization_all"
+    assert app.wait_execution(task_no)["status"] == "SUCCEEDED"
+    task = app.task(task_no)
+    assert task["status"] == "completed", task
+    assert _download(task["resultUrl"]).size == (96, 64)
+    assert app.balance("alice") == 75

@@ -148,7 +148,8 @@ class DashScopeImageEditParameters(_Parameters):
     upscale_factor: int | None = Field(None, ge=1, le=4)
 
     def provider_parameters(self, model: ModelSpec) -> dict:
-        params: dict = {"n": self.n}
+        # `function` travels with the parameters; the DashScope adapter moves it into `input`.
+        params: dict = {"function": self.function, "n": self.n}
         for name in ("seed", "strength", "upscale_factor"):
             if getattr(self, name) is not None:
                 params[name] = getattr(self, name)
