@@ -25,10 +25,9 @@ import logging
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from aigc.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
+from aigc.providers.http_session import build_session
 from aigc.providers.base import (
     FAILED,
     SUCCEEDED,
@@ -50,39 +49,6 @@ DEFAULT_IMAGEEDIT_FUNCTION = "stylization_all"
 CANCEL_REFUSED_CODE = "UnsupportedOperation"
 
 _KNOWN_STATUSES = {"PENDING", "RUNNING", "SUSPENDED", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"}
-
-
-class _IdempotentConnectRetry(Retry):
-    """Retry connection failures, but only for methods in ``allowed_methods`` (GET).
-
-    urllib3 retries connect errors for every method; a POST that creates a paid task must not be
-    replayed blindly, so for other methods we behave like requests' default (no retry).
-    """
-
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        if method is not None and self.allowed_methods and method.upper() not in self.allowed_methods:
-            return Retry(0, read=False).increment(method, url, response, error, _pool, _stacktrace)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-
-def build_session(retries: int = 3) -> requests.Session:
-    """A Session that retries only connection errors of idempotent GETs, with backoff."""
-    retry = _IdempotentConnectRetry(
-        total=retries,
-        connect=retries,
-        read=0,
-        status=0,
-        other=0,
-        redirect=0,
-        allowed_methods=frozenset({"GET"}),
-        backoff_factor=0.3,
-        raise_on_status=False,
-    )
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 class DashScopeProvider:

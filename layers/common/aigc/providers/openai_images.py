@@ -16,11 +16,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from aigc.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
 from aigc.providers.base import SUCCEEDED, ProviderJob, ProviderRequest
+from aigc.providers.http_session import build_session
 
 log = logging.getLogger(__name__)
 
@@ -32,27 +31,6 @@ MAX_REFERENCE_IMAGES = 16
 DOWNLOAD_TIMEOUT = 20.0
 
 _PASSTHROUGH_SKIP = {"model", "prompt", "image", "image[]"}
-
-
-class _IdempotentConnectRetry(Retry):
-    """Retry connection failures only for GET (downloads); never replay a paid POST."""
-
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        if method is not None and self.allowed_methods and method.upper() not in self.allowed_methods:
-            return Retry(0, read=False).increment(method, url, response, error, _pool, _stacktrace)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-
-def _build_session(retries: int = 3) -> requests.Session:
-    retry = _IdempotentConnectRetry(
-        total=retries, connect=retries, read=0, status=0, other=0, redirect=3,
-        allowed_methods=frozenset({"GET"}), backoff_factor=0.3, raise_on_status=False,
-    )
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 class OpenAIImagesProvider:
@@ -75,7 +53,7 @@ class OpenAIImagesProvider:
         self._base = base_url.rstrip("/")
         self._api_key = api_key or ""
         self._timeout = timeout
-        self._session = session or _build_session()
+        self._session = session or build_session(redirects=3)
         self._max_reference_bytes = max_reference_bytes
 
     def __repr__(self) -> str:  # never show the key
