@@ -15,6 +15,10 @@ from aigc.errors import ProviderRejected, ProviderUnavailable
 
 THUMBNAIL_SIZE = (256, 256)
 CHUNK = 1024 * 1024
+# A streamed (unseekable) upload is buffered part by part: this bounds memory to about
+# part size x (concurrency + 1), whatever the size of the file (bench/copy_memory.py).
+PART_SIZE = 8 * CHUNK
+PART_CONCURRENCY = 2
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
@@ -91,7 +95,11 @@ def copy_url_to_s3(url: str, bucket: str, key_stem: str, *, allowed_hosts: list[
         key = f"{key_stem}.{_EXTENSIONS.get(content_type, 'png')}"
         response.raw.decode_content = True
         reader = _LimitedTee(response.raw, spool, max_bytes)
-        _s3().upload_fileobj(reader, bucket, key, ExtraArgs={"ContentType": content_type})
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(multipart_chunksize=PART_SIZE, max_concurrency=PART_CONCURRENCY)
+        config.max_in_memory_upload_chunks = PART_CONCURRENCY + 1  # s3transfer's default reads 10 parts ahead
+        _s3().upload_fileobj(reader, bucket, key, ExtraArgs={"ContentType": content_type}, Config=config)
     return key
 
 
