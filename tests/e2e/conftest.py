@@ -6,7 +6,8 @@ own user ids, so they share the stack without seeing each other.
 
 The deadline test needs a stack whose TaskDeadlineSeconds (minimum 30, wall clock) passes: a
 second stack is started and its long job submitted in the background as soon as collection
-shows that test is selected, and the test runs last, so its 30 s overlap the rest of the suite.
+shows that test is selected, and the test runs after the other e2e tests, so its 30 s overlap
+theirs; that stack stops right after the test.
 """
 from __future__ import annotations
 
@@ -201,14 +202,18 @@ def pytest_collection_modifyitems(session, config, items):
     late = [item for item in items if "deadline_job" in getattr(item, "fixturenames", ())]
     if not late or config.option.collectonly:
         return
-    items[:] = [item for item in items if item not in late] + late
+    # Last among the e2e tests (not of the whole session), so the other e2e tests overlap its 30 s.
+    rest = [item for item in items if item not in late]
+    here = Path(__file__).parent
+    last_e2e = max((i for i, item in enumerate(rest) if Path(item.path).parent == here), default=len(rest) - 1)
+    items[:] = rest[:last_e2e + 1] + late + rest[last_e2e + 1:]
     log_dir = Path(config._tmp_path_factory.mktemp("e2e-deadline-logs"))  # noqa: SLF001
     thread = threading.Thread(target=_start_deadline_job, args=(log_dir,), name="deadline-stack", daemon=True)
     thread.start()
     _deadline["thread"] = thread
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def deadline_job():
     thread = _deadline.get("thread")
     if thread is None:
