@@ -28,17 +28,28 @@ ROOT = Path(__file__).resolve().parents[1]
 _ORIGINAL_INVOKE = LambdaFunction._invoke_lambda
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
 def load_handler(code_uri: str, handler: str) -> Handler:
-    """Import `<code_uri>/<module>.py` by path under a unique name (every function has an app.py)."""
+    """Import `<code_uri>/<module>.py` by path under a unique name (every function has an app.py).
+
+    Under a lock: two first invocations at once must not see a half-imported module.
+    """
     module_name, _, function_name = handler.rpartition(".")
     path = (ROOT / code_uri / f"{module_name.replace('.', '/')}.py").resolve()
     unique = f"_fn_{path.parent.name}_{module_name}"
-    if unique not in sys.modules:
-        spec = importlib.util.spec_from_file_location(unique, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[unique] = module
-        spec.loader.exec_module(module)
-    return getattr(sys.modules[unique], function_name)
+    with _IMPORT_LOCK:
+        if unique not in sys.modules:
+            spec = importlib.util.spec_from_file_location(unique, path)
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(unique, None)
+                raise
+            sys.modules[unique] = module
+        return getattr(sys.modules[unique], function_name)
 
 
 @dataclass

@@ -129,6 +129,17 @@ class App:
         return f"{self.sim.url}/samples/test.png?w={w}&h={h}{extra}"
 
 
+def _stop_running_executions(deployment) -> None:
+    """Executions run in moto's threads: stop what a test left running so it cannot touch the next."""
+    sfn = boto3.client("stepfunctions")
+    running = sfn.list_executions(stateMachineArn=deployment.state_machine_arn, statusFilter="RUNNING")
+    for execution in running["executions"]:
+        try:
+            sfn.stop_execution(executionArn=execution["executionArn"])
+        except Exception:
+            pass
+
+
 def _deployed_app(simulator, wait_scale):
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         deployment = deploy(
@@ -143,6 +154,7 @@ def _deployed_app(simulator, wait_scale):
                 with scaled_waits(wait_scale):
                     yield App(deployment, simulator)
         finally:
+            _stop_running_executions(deployment)
             uninstall()
 
 

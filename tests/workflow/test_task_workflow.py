@@ -16,6 +16,8 @@ from aigc.timeutil import utcnow
 
 @pytest.fixture
 def sim_config(simulator):
+    requests.post(f"{simulator.url}/_sim/reset", timeout=5)  # forget jobs other tests left running
+
     def configure(**values):
         response = requests.post(f"{simulator.url}/_sim/config", json=values, timeout=5)
         assert response.status_code == 200, response.text
