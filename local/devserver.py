@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="simulator config, e.g. --sim latency_min=0.5 --sim max_concurrency=5 (repeatable)")
     parser.add_argument("--grant", action="append", default=[], metavar="user=points",
                         help="grant points at startup (through the API, on the ledger), e.g. --grant alice=1000")
+    parser.add_argument("--sweep-seconds", type=float, default=10.0,
+                        help="how often the reconciler's scheduled sweep runs locally (AWS: SweepSchedule)")
     parser.add_argument("--quiet", action="store_true", help="no access log and function logs at WARNING")
     return parser.parse_args(argv)
 
@@ -238,6 +240,10 @@ class LocalStack:
         _preload_handlers(template)
         if args.wait_scale != 1.0:
             self._exit.enter_context(scaled_waits(args.wait_scale))
+        from local.events import EventSources
+
+        events = EventSources(self.deployment, poll_seconds=1.0, schedule_seconds=args.sweep_seconds).start()
+        self._exit.callback(events.stop)
 
         issuer, audiences = authorizer_config(template, self.deployment.resolver)
         self.front.verifier = auth.Verifier(key, issuer=issuer, audiences=audiences)
@@ -294,6 +300,9 @@ class LocalStack:
             f"-H 'Content-Type: application/json' -d '{submit}'",
             f"  curl -s {api}/user/ai/tasks/<taskNo> -H \"Authorization: Bearer $TOKEN\"   "
             "# resultUrl downloads from the local S3",
+            "Upload an image as alice (it becomes an outpainting task, x-amz-meta-* overrides parameters):",
+            f"  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x aws --endpoint-url {aws} --region us-east-1 "
+            f"s3 cp photo.png s3://{os.environ.get('RESULTS_BUCKET', '<bucket>')}/uploads/alice/photo.png",
             "Ctrl-C stops everything.",
         ])
 
