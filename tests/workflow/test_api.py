@@ -187,3 +187,19 @@ def test_models_lists_the_catalog_with_prices(app):
 def test_malformed_json_is_400(app):
     status, body = app.api("POST", "/user/ai/tasks/submit", body="{not json")
     assert status == 400 and "JSON" in body["message"]
+
+
+def test_workflow_that_cannot_start_is_refunded_at_once_and_503(app, monkeypatch):
+    import aigc.executions
+
+    def unavailable(task_no):
+        raise RuntimeError("Step Functions is unavailable")
+
+    monkeypatch.setattr(aigc.executions, "start_task_execution", unavailable)
+    app.grant("alice", 100)
+    status, body = app.submit(modelName="sc_soraimg_text_1x1", prompt="a cat")
+    assert status == 503 and body["code"] == 503 and "refunded" in body["message"]
+    assert app.balance("alice") == 100
+    [task] = app.api("GET", "/user/ai/tasks/list")[1]["data"]["records"]
+    assert task["status"] == "failed" and task["errorCode"] == "StartFailed" and task["refunded"] is True
+    assert app.ledger("alice", task["taskNo"]) == [("DEBIT", -30), ("REFUND", 30)]
