@@ -3,7 +3,7 @@
 #   .venv-sam  aws-sam-cli + cfn-lint (they pin their own boto3/pydantic)
 #
 #   make test                      all tests (installs both venvs when needed)
-#   make lint                      sam validate --lint
+#   make lint                      ruff + sam validate --lint
 #   make build                     sam build (no Docker, no local Python 3.13)
 #   make dev                       the local stack
 #   make token USER=<id> [ADMIN=1] a JWT for the local stack
@@ -55,7 +55,8 @@ $(VENV_SAM_STAMP):
 test: venv venv-sam
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: venv-sam
+lint: venv venv-sam
+	$(VENV)/bin/ruff check layers functions local tests bench
 	$(SAM) validate --lint
 
 # The layer's Makefile pip-installs manylinux aarch64 / cp313 wheels with this

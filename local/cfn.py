@@ -428,7 +428,7 @@ def functions(template: dict) -> dict[str, dict]:
         props = resource.get("Properties") or {}
         env = ((props.get("Environment") or {}).get("Variables")) or {}
 
-        def pick(name: str, default: Any = None) -> Any:
+        def pick(name: str, default: Any = None, props: dict = props) -> Any:
             return props.get(name, glob.get(name, default))
 
         layers = props.get("Layers")

@@ -182,7 +182,7 @@ def test_cancel_racing_completion_ends_in_exactly_one_outcome(app):
 
     app.grant("alice", 1000)
     outcomes = set()
-    for round_no in range(6):
+    for _ in range(6):
         task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(sim_seconds=600),
                              parameters={"xScale": 2})[1]["data"]["taskNo"]
         _wait_processing(app, task_no)
@@ -195,15 +195,15 @@ def test_cancel_racing_completion_ends_in_exactly_one_outcome(app):
         results = {}
         barrier = threading.Barrier(2)
 
-        def store():
+        def store(task_no, barrier, results):
             barrier.wait()
             results["store"] = store_step({"taskNo": task_no})["job"]["status"]
 
-        def cancel():
+        def cancel(task_no, barrier, results):
             barrier.wait()
             results["cancel"] = _cancel(app, task_no)[0]
 
-        threads = [threading.Thread(target=store), threading.Thread(target=cancel)]
+        threads = [threading.Thread(target=work, args=(task_no, barrier, results)) for work in (store, cancel)]
         [t.start() for t in threads]
         [t.join() for t in threads]
         final = app.task(task_no)["status"]

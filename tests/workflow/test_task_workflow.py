@@ -9,7 +9,6 @@ import pytest
 import requests
 from PIL import Image
 
-import aigc.storage
 from aigc.db import TaskItem
 from aigc.timeutil import utcnow
 

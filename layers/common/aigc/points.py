@@ -89,7 +89,7 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int) -> None:
             tx.save(task, condition=TaskItem.task_no.does_not_exist())
     except TransactWriteError as error:
         # pynamodb sends puts before updates: [ledger, task, (rate), balance]
-        failed = dict(zip(["ledger", "task"] + (["rate"] if with_rate else []) + ["balance"], _failed_checks(error)))
+        failed = dict(zip(["ledger", "task"] + (["rate"] if with_rate else []) + ["balance"], _failed_checks(error), strict=False))
         if failed.get("rate"):
             raise RateLimited(
                 f"too many submissions: at most {rate_limit_per_minute} tasks a minute, please retry shortly"
