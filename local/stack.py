@@ -21,6 +21,9 @@ from local.lambda_runtime import Router, load_handler
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
+# What differs locally from AWS, beyond template parameters: the simulator and the local S3 are
+# on 127.0.0.1, so the sync provider's reference-image download must be allowed to go there.
+LOCAL_ENVIRONMENT = {"ALLOW_PRIVATE_IMAGE_HOSTS": "true"}
 ACCOUNT = "123456789012"
 
 
@@ -128,6 +131,7 @@ def deploy(
         if not resolver.resource_enabled(logical):
             continue
         env = {k: str(v) for k, v in resolver.resolve(spec["environment"]).items()}
+        env.update(LOCAL_ENVIRONMENT)
         env.update(env_overrides or {})
         deployment.function_env[logical] = env
         deployment.environment.update(env)

@@ -230,7 +230,7 @@ def test_image_to_image_wanx_imageedit(sim):
 
 
 def test_openai_generations_url_and_b64(sim):
-    p = OpenAIImagesProvider(sim.url, OA_KEY)
+    p = OpenAIImagesProvider(sim.url, OA_KEY, allow_private_hosts=True)
     job = p.submit(ProviderRequest(model="sora-image", task_type="text_to_image", prompt="a lighthouse",
                                    parameters={"size": "1536x1024"}))
     assert job.status == "SUCCEEDED" and len(job.output_urls) == 1 and not job.b64_outputs
@@ -242,7 +242,7 @@ def test_openai_generations_url_and_b64(sim):
 
 
 def test_openai_edits_with_reference_images(sim):
-    p = OpenAIImagesProvider(sim.url, OA_KEY)
+    p = OpenAIImagesProvider(sim.url, OA_KEY, allow_private_hosts=True)
     refs = [f"{sim.url}/samples/a.png?w=300&h=200", f"{sim.url}/samples/b.png?w=256&h=256"]
     job = p.submit(ProviderRequest(model="sora-image", task_type="image_to_image", prompt="make it pop",
                                    image_urls=refs, parameters={"size": "1024x1536"}))
@@ -259,7 +259,7 @@ def test_openai_errors(sim):
             ProviderRequest(model="m", task_type="text_to_image", prompt="x"))
     assert e.value.code == "invalid_api_key" and e.value.http_status == 401
     assert "bad-openai-key" not in str(e.value)
-    p = OpenAIImagesProvider(sim.url, OA_KEY)
+    p = OpenAIImagesProvider(sim.url, OA_KEY, allow_private_hosts=True)
     with pytest.raises(ProviderRejected) as e:
         p.submit(ProviderRequest(model="m", task_type="text_to_image", prompt="x", parameters={"size": "9x9"}))
     assert e.value.code == "invalid_value"

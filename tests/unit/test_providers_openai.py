@@ -113,3 +113,16 @@ def test_empty_result_and_sync_semantics(provider):
     assert provider.cancel("anything") is False
     with pytest.raises(ProviderRejected):
         provider.submit(ProviderRequest(model="m", task_type="outpainting", prompt="x", image_urls=["https://a"]))
+
+
+def test_reference_images_on_private_hosts_are_refused_outside_the_local_stack():
+    from aigc.errors import ProviderRejected
+    from aigc.providers.base import ProviderRequest
+    from aigc.providers.openai_images import OpenAIImagesProvider
+
+    provider = OpenAIImagesProvider("https://api.openai.test", "sk-test")
+    for url in ("http://127.0.0.1:8090/x.png", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.5/a.png"):
+        request = ProviderRequest(model="sora-image", task_type="image_to_image", prompt="p", image_urls=[url],
+                                  parameters={"size": "1024x1024", "n": 1})
+        with pytest.raises(ProviderRejected, match="not on a public host"):
+            provider.submit(request)

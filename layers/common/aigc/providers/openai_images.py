@@ -10,8 +10,10 @@ never polls a sync provider.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import mimetypes
+import socket
 from typing import Any
 from urllib.parse import urlparse
 
@@ -33,6 +35,14 @@ DOWNLOAD_TIMEOUT = 20.0
 _PASSTHROUGH_SKIP = {"model", "prompt", "image", "image[]"}
 
 
+def _is_public(host: str) -> bool:
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        return True  # unresolvable: let the download fail with its own clear error
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses)
+
+
 class OpenAIImagesProvider:
     """Adapter for an OpenAI-compatible Images API (sync)."""
 
@@ -47,6 +57,7 @@ class OpenAIImagesProvider:
         timeout: float = 120,
         session: requests.Session | None = None,
         max_reference_bytes: int = MAX_REFERENCE_BYTES,
+        allow_private_hosts: bool = False,
     ):
         if not base_url:
             raise ValueError("base_url is required")
@@ -55,6 +66,7 @@ class OpenAIImagesProvider:
         self._timeout = timeout
         self._session = session or build_session(redirects=3)
         self._max_reference_bytes = max_reference_bytes
+        self._allow_private_hosts = allow_private_hosts
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIImagesProvider(base_url={self._base!r})"
@@ -139,7 +151,8 @@ class OpenAIImagesProvider:
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ProviderRejected("reference image URL must be http(s)", code="InvalidParameter.FileDownload")
         try:
-            with self._session.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT) as resp:
+            resp = self._get_public(url, index)
+            with resp:
                 if resp.status_code >= 500 or resp.status_code == 429:
                     raise ProviderUnavailable(
                         f"reference image {index} download failed: HTTP {resp.status_code}",
@@ -174,6 +187,21 @@ class OpenAIImagesProvider:
             content_type = mimetypes.guess_type(parsed.path)[0] or "image/png"
         ext = mimetypes.guess_extension(content_type) or ".png"
         return (f"image_{index}{ext}", b"".join(chunks), content_type)
+
+    def _get_public(self, url: str, index: int) -> requests.Response:
+        """GET a user-supplied URL, refusing private, loopback and link-local addresses (SSRF) at
+        every redirect hop, unless this adapter allows them (the local stack does)."""
+        for _ in range(4):
+            if not self._allow_private_hosts and not _is_public(urlparse(url).hostname or ""):
+                raise ProviderRejected(f"reference image {index} is not on a public host",
+                                       code="InvalidParameter.FileDownload")
+            resp = self._session.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT, allow_redirects=False)
+            if resp.is_redirect and resp.headers.get("Location"):
+                url = requests.compat.urljoin(url, resp.headers["Location"])
+                resp.close()
+                continue
+            return resp
+        raise ProviderRejected(f"reference image {index}: too many redirects", code="InvalidParameter.FileDownload")
 
     def _post(self, path: str, **kwargs) -> dict:
         url = self._base + path
