@@ -117,41 +117,52 @@ def test_idempotency_key_returns_the_same_task_without_a_second_debit(app):
 
 
 def test_rate_limit_is_429_and_charges_nothing(app, monkeypatch):
+    from datetime import datetime, timezone
+
+    import aigc.points
     from aigc.config import get_settings
 
     monkeypatch.setattr(get_settings(), "submit_rate_limit_per_minute", 3)
+    minute = datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc)
+    monkeypatch.setattr(aigc.points, "utcnow", lambda: minute)  # all four inside one minute
     app.grant("alice", 1000)
-    statuses = [app.submit(modelName="sc_soraimg_text_1x1", prompt=f"cat {i}")[0] for i in range(4)]
-    # three a minute; the fourth is refused (unless the minute turned over between them)
-    assert statuses[:3] == [200, 200, 200]
-    if statuses[3] == 429:
-        assert app.balance("alice") == 1000 - 90
-        status, body = app.api("GET", "/user/ai/tasks/list", user="alice")
-        assert body["data"]["total"] == 3
+    statuses = [app.submit(modelName="sc_soraimg_text_1x1", prompt=f"cat {i}") for i in range(4)]
+    assert [status for status, _ in statuses] == [200, 200, 200, 429]
+    assert statuses[3][1]["code"] == 429 and "3 tasks a minute" in statuses[3][1]["message"]
+    assert app.balance("alice") == 1000 - 90
+    assert app.api("GET", "/user/ai/tasks/list", user="alice")[1]["data"]["total"] == 3
+    # the next minute has room again
+    monkeypatch.setattr(aigc.points, "utcnow", lambda: minute.replace(minute=1))
+    assert app.submit(modelName="sc_soraimg_text_1x1", prompt="next minute")[0] == 200
 
 
 def test_lists_are_newest_first_with_filters_and_pages(app):
     app.grant("alice", 1000)
     made = []
-    for model, prompt in [("sc_soraimg_text_1x1", "a"), ("wanx-v1", "b"), ("sc_soraimg_text_3x2", "c")]:
-        made.append(app.submit(modelName=model, prompt=prompt)[1]["data"]["taskNo"])
+    for request in [dict(modelName="sc_soraimg_text_1x1", prompt="a"), dict(modelName="wanx-v1", prompt="b"),
+                    dict(modelName="image-out-painting", imageUrl="https://x.test/c.png", parameters={"xScale": 2})]:
+        made.append(app.submit(**request)[1]["data"]["taskNo"])
     status, body = app.api("GET", "/user/ai/tasks/list", query={"page": 1, "size": 2})
     assert status == 200
     assert [t["taskNo"] for t in body["data"]["records"]] == made[::-1][:2]
     assert body["data"]["total"] == 3 and body["data"]["pages"] == 2
     page2 = app.api("GET", "/user/ai/tasks/list", query={"page": 2, "size": 2})[1]["data"]
     assert [t["taskNo"] for t in page2["records"]] == [made[0]]
-    typed = app.api("GET", "/user/ai/tasks/list", query={"taskType": "text_to_image", "status": "queued"})[1]
-    assert typed["data"]["total"] in (0, 1, 2, 3)
+    typed = app.api("GET", "/user/ai/tasks/list", query={"taskType": "text_to_image"})[1]["data"]
+    assert typed["total"] == 2 and {t["taskNo"] for t in typed["records"]} == set(made[:2])
+    outpainting = app.api("GET", "/user/ai/tasks/list", query={"taskType": "outpainting"})[1]["data"]
+    assert [t["taskNo"] for t in outpainting["records"]] == [made[2]]
+    app.wait_execution(made[0])  # the sync model completes at once; the filter by status sees it
+    done = app.api("GET", "/user/ai/tasks/list", query={"status": "completed"})[1]["data"]
+    assert made[0] in {t["taskNo"] for t in done["records"]}
     bad = app.api("GET", "/user/ai/tasks/list", query={"size": 0})
     assert bad[0] == 400 and "size" in bad[1]["message"]
     bad_type = app.api("GET", "/user/ai/tasks/list", query={"taskType": "video"})
     assert bad_type[0] == 400
     records = app.api("GET", "/user/points/consumption/records", query={"size": 10})[1]["data"]
-    assert records["total"] == 4
+    debits = [r for r in records["records"] if r["type"] == "debit"]
+    assert [r["taskNo"] for r in debits] == made[::-1] and all(r["amount"] < 0 for r in debits)
     assert records["records"][-1]["type"] == "grant"
-    assert [r["taskNo"] for r in records["records"][:3]] == made[::-1]
-    assert all(r["amount"] < 0 for r in records["records"][:3])
 
 
 def test_admin_grant_needs_the_admins_group_and_is_on_the_ledger(app):
