@@ -126,3 +126,20 @@ def test_reference_images_on_private_hosts_are_refused_outside_the_local_stack()
                                   parameters={"size": "1024x1024", "n": 1})
         with pytest.raises(ProviderRejected, match="not on a public host"):
             provider.submit(request)
+
+
+@responses.activate
+def test_insufficient_quota_is_our_outage_not_throttling():
+    from aigc.errors import ProviderThrottled, ProviderUnavailable
+    from aigc.providers.base import ProviderRequest
+    from aigc.providers.openai_images import OpenAIImagesProvider
+
+    responses.add(responses.POST, "https://api.openai.test/v1/images/generations", status=429,
+                  json={"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
+                                  "code": "insufficient_quota"}})
+    provider = OpenAIImagesProvider("https://api.openai.test", "sk-test")
+    request = ProviderRequest(model="sora-image", task_type="text_to_image", prompt="p",
+                              parameters={"size": "1024x1024", "n": 1})
+    with pytest.raises(ProviderUnavailable) as raised:
+        provider.submit(request)
+    assert not isinstance(raised.value, ProviderThrottled)

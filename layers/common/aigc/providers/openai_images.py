@@ -235,6 +235,10 @@ class OpenAIImagesProvider:
             text += f": {message}"
         text = self._scrub(text)
         log.warning("openai images error: %s", text)
+        if status == 429 and code == "insufficient_quota":
+            # Our account is out of credit: waiting for a slot will not help. Fail the step (held for a
+            # redrive once an operator tops up the account), do not blame the user's input.
+            raise ProviderUnavailable(text, code=code, http_status=status)
         if status == 429:
             raise ProviderThrottled(text, code=code or "rate_limit_exceeded", http_status=status)
         if status >= 500 or status == 408:
