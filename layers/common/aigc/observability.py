@@ -7,12 +7,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 logger = Logger()
 metrics = Metrics()
 
-__all__ = ["logger", "metrics", "MetricUnit", "count", "points"]
+__all__ = ["logger", "metrics", "MetricUnit", "count"]
 
 
 def count(name: str, value: int = 1) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-
-
-def points(name: str, value: int) -> None:
+    """A Count metric (tasks, uploads, points)."""
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -12,13 +12,14 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from aigc import tasks
 from aigc.db import PointsItem, TaskItem
+from aigc.paging import take_page
 from aigc.errors import BadRequest, Conflict, InsufficientPoints, RateLimited
 from aigc.timeutil import iso_ms, utcnow
 
 BALANCE = "BALANCE"
 DEBIT, REFUND, GRANT = "DEBIT", "REFUND", "GRANT"
-SETTLED_STATUSES = ("completed", "failed", "cancelled")
 
 
 def ledger_key(ref: str, kind: str) -> str:
@@ -126,9 +127,7 @@ def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_me
                     TaskItem.error_message.set(error_message),
                     TaskItem.completed_at.set(now),
                     TaskItem.updated_at.set(now),
-                    TaskItem.hold_until.remove(),
-                    TaskItem.unsettled.remove(),
-                    TaskItem.attention_at.remove(),
+                    *tasks.settled_actions(),
                 ],
                 condition=(TaskItem.status != "completed") & (TaskItem.refunded == False),  # noqa: E712
             )
@@ -174,12 +173,4 @@ def ledger_entries(user_id: str, ref: str | None = None) -> list[PointsItem]:
 def ledger_page(user_id: str, page: int, size: int) -> tuple[list[PointsItem], int]:
     """One page of the ledger, newest first, and the total number of entries."""
     total = PointsItem.count(user_id, index_name="LedgerByTime")
-    items: list[PointsItem] = []
-    skip = (page - 1) * size
-    for index, item in enumerate(PointsItem.ledger_by_time.query(user_id, scan_index_forward=False)):
-        if index < skip:
-            continue
-        items.append(item)
-        if len(items) >= size:
-            break
-    return items, total
+    return take_page(PointsItem.ledger_by_time.query(user_id, scan_index_forward=False), page, size), total

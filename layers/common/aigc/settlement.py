@@ -18,29 +18,22 @@ from aigc.config import get_settings
 from aigc.db import TaskItem
 from aigc.errors import Conflict, NotFound
 from aigc.observability import count, logger
-from aigc.observability import points as points_metric
 
 
-def _refund(task: TaskItem, *, status: str, code: str, message: str) -> bool:
+def refund(task: TaskItem, *, status: str, code: str, message: str) -> bool:
+    """Refund once (points.refund_task) and record it; False when the task was already settled."""
     refunded = points.refund_task(task, status=status, error_code=code, error_message=message)
     if refunded:
         count("TasksRefunded")
-        points_metric("PointsRefunded", int(task.points_cost))
+        count("PointsRefunded", int(task.points_cost))
         logger.info("task refunded", extra={"task_no": task.task_no, "error_code": code})
     return refunded
 
 
 def _cancel_at_provider(task: TaskItem) -> None:
-    if not task.provider_task_id:
-        return
-    try:
-        from aigc.providers import get_provider
+    from aigc.providers import cancel_quietly
 
-        provider = get_provider(task.provider)
-        if provider.is_async:
-            provider.cancel(task.provider_task_id)
-    except Exception:  # best effort: DashScope cancels PENDING jobs only
-        logger.info("provider cancel not possible", exc_info=True)
+    cancel_quietly(task.provider, task.provider_task_id)
 
 
 def cancel_task(user_id: str, task_no: str) -> TaskItem:
@@ -49,7 +42,7 @@ def cancel_task(user_id: str, task_no: str) -> TaskItem:
     if tasks.is_settled(task):
         raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
     _cancel_at_provider(task)
-    if not _refund(task, status=tasks.CANCELLED, code="Cancelled",
+    if not refund(task, status=tasks.CANCELLED, code="Cancelled",
                    message="cancelled by the user; your points were refunded"):
         task.refresh(consistent_read=True)
         raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
@@ -62,7 +55,7 @@ def cancel_task(user_id: str, task_no: str) -> TaskItem:
 def operator_refund(task_no: str, reason: str) -> TaskItem:
     """An operator's manual refund of an unsettled or held task (the runbook's supported path)."""
     task = tasks.get_task(task_no)
-    if not _refund(task, status=tasks.FAILED, code="RefundedByOperator", message=f"refunded by an operator: {reason}"):
+    if not refund(task, status=tasks.FAILED, code="RefundedByOperator", message=f"refunded by an operator: {reason}"):
         raise Conflict(f"task {task_no} is {task.status}{' and already refunded' if task.refunded else ''}; nothing to refund")
     executions.stop_quietly(task.execution_name or task.task_no, f"refunded by an operator: {reason}")
     task.refresh(consistent_read=True)
@@ -103,7 +96,7 @@ def on_execution_ended(detail: dict) -> str:
     message = ("the task ran too long and was stopped; your points were refunded" if status == "TIMED_OUT"
                else "the task was stopped by an operator; your points were refunded")
     _cancel_at_provider(task)
-    return "refunded" if _refund(task, status=tasks.FAILED, code=code, message=message) else "already-settled"
+    return "refunded" if refund(task, status=tasks.FAILED, code=code, message=message) else "already-settled"
 
 
 def sweep() -> dict:
@@ -113,7 +106,7 @@ def sweep() -> dict:
         outcome["seen"] += 1
         logger.append_keys(task_no=task.task_no)
         if tasks.is_held(task):
-            if _refund(task, status=tasks.FAILED, code="InternalError",
+            if refund(task, status=tasks.FAILED, code="InternalError",
                        message="the task failed because of an internal error and was not retried in time; "
                                "your points were refunded"):
                 outcome["refunded"] += 1
@@ -125,7 +118,7 @@ def sweep() -> dict:
             outcome["postponed"] += 1
             continue
         _cancel_at_provider(task)
-        if _refund(task, status=tasks.FAILED, code="Timeout",
+        if refund(task, status=tasks.FAILED, code="Timeout",
                    message="the task did not finish in time; your points were refunded"):
             outcome["refunded"] += 1
     logger.info("sweep done", extra=outcome)

@@ -116,14 +116,6 @@ def download_to(bucket: str, key: str, spool: IO[bytes]) -> None:
     _s3().download_fileobj(bucket, key, spool)
 
 
-def object_exists(bucket: str, key: str) -> bool:
-    try:
-        _s3().head_object(Bucket=bucket, Key=key)
-        return True
-    except _s3().exceptions.ClientError:
-        return False
-
-
 def write_thumbnail(image_file: IO[bytes], bucket: str, key: str) -> str:
     """A JPEG thumbnail (seed 002) of the image in `image_file`."""
     from PIL import Image  # imported here: only the store step pays for Pillow

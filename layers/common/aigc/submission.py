@@ -5,12 +5,11 @@ from functools import lru_cache
 
 from pydantic import ValidationError
 
-from aigc import executions, points, tasks
+from aigc import executions, points, settlement, tasks
 from aigc.catalog import ModelSpec, get_model
 from aigc.config import get_settings
 from aigc.errors import BadRequest, Conflict, ServiceUnavailable
 from aigc.observability import count, logger
-from aigc.observability import points as points_metric
 from aigc.parameters import SCHEMAS
 from aigc.schemas import SubmitTaskRequest, describe_validation_error, parse_image_urls
 from aigc.views import task_view
@@ -68,17 +67,13 @@ def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> dict:
     points.debit_for_new_task(task, rate_limit_per_minute=rate_limit_per_minute)
     logger.append_keys(task_no=task.task_no)
     count("TasksSubmitted")
-    points_metric("PointsDebited", int(task.points_cost))
+    count("PointsDebited", int(task.points_cost))
     try:
         executions.start_task_execution(task.task_no)
     except Exception:
         logger.exception("could not start the workflow; refunding")
-        points.refund_task(
-            task, status=tasks.FAILED, error_code="StartFailed",
-            error_message="the task could not be started; your points were refunded",
-        )
-        count("TasksRefunded")
-        points_metric("PointsRefunded", int(task.points_cost))
+        settlement.refund(task, status=tasks.FAILED, code="StartFailed",
+                          message="the task could not be started; your points were refunded")
         raise ServiceUnavailable("the task could not be started; your points were refunded, please retry") from None
     logger.info("task accepted", extra={"cost": int(task.points_cost), "model": task.model_name})
     return task_view(task, presign=False)

@@ -10,6 +10,7 @@ from aigc.catalog import ModelSpec
 from aigc.config import get_settings
 from aigc.db import TaskItem
 from aigc.errors import NotFound
+from aigc.paging import take_page
 from aigc.timeutil import iso_ms, utcnow
 
 QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
@@ -17,7 +18,6 @@ UNSETTLED = "1"
 # The workflow settles a task by its deadline; the sweep looks only this long after it.
 SWEEP_SLACK = timedelta(minutes=15)
 ACTIVE_STATUSES = (QUEUED, PROCESSING)
-STATUSES = ("created", QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED)
 
 
 def new_task_no(now: datetime | None = None) -> str:
@@ -123,16 +123,13 @@ def list_user_tasks(
         status_condition = TaskItem.status == status
         condition = status_condition if condition is None else condition & status_condition
     total = TaskItem.count(user_id, index_name="UserTasks", filter_condition=condition)
-    items: list[TaskItem] = []
-    skip = (page - 1) * size
     query = TaskItem.user_tasks.query(user_id, scan_index_forward=False, filter_condition=condition)
-    for index, item in enumerate(query):
-        if index < skip:
-            continue
-        items.append(item)
-        if len(items) >= size:
-            break
-    return items, total
+    return take_page(query, page, size), total
+
+
+def settled_actions() -> list:
+    """What every settling update does: leave the sweep's Unsettled index, drop any hold."""
+    return [TaskItem.unsettled.remove(), TaskItem.attention_at.remove(), TaskItem.hold_until.remove()]
 
 
 def is_settled(task: TaskItem) -> bool:
@@ -231,8 +228,7 @@ def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None) 
             TaskItem.completed_at.set(now),
             TaskItem.error_code.remove(),
             TaskItem.error_message.remove(),
-            TaskItem.unsettled.remove(),
-            TaskItem.attention_at.remove(),
+            *settled_actions(),
         ],
     )
 

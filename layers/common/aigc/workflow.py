@@ -12,14 +12,13 @@ from __future__ import annotations
 import tempfile
 import time
 
-from aigc import storage, tasks
+from aigc import settlement, storage, tasks
 from aigc.catalog import get_model
 from aigc.config import get_settings
 from aigc.db import TaskItem
 from aigc.errors import ProviderRejected
-from aigc.observability import MetricUnit, count, logger, metrics, points
-from aigc.points import refund_task
-from aigc.providers import base, get_provider
+from aigc.observability import MetricUnit, count, logger, metrics
+from aigc.providers import base, cancel_quietly, get_provider
 from aigc.providers.error_messages import user_message
 from aigc.timeutil import utcnow
 
@@ -94,7 +93,7 @@ def submit_step(event: dict) -> dict:
     if not provider.is_async:
         return _store_sync_outputs(task, job)
     if not tasks.record_provider_job(task, job.provider_task_id, job.status):
-        _cancel_quietly(task, provider, job.provider_task_id)
+        cancel_quietly(provider, job.provider_task_id)
         return _state(task, SETTLED)
     logger.info("submitted to provider", extra={"provider_task_id": job.provider_task_id})
     return _state(task, RUNNING, waitSeconds=model.next_wait_seconds(None, _seconds_to_deadline(task)))
@@ -182,15 +181,6 @@ def store_step(event: dict) -> dict:
     return _state(task, COMPLETED)
 
 
-def _cancel_quietly(task: TaskItem, provider, provider_task_id: str | None) -> None:
-    if not provider_task_id or not getattr(provider, "is_async", False):
-        return
-    try:
-        provider.cancel(provider_task_id)
-    except Exception:  # best effort: the provider may have started the job already
-        logger.info("provider cancel not possible", exc_info=True)
-
-
 def refund_step(event: dict) -> dict:
     """Refund a task the provider failed or that passed its deadline; at most once, never a completed one."""
     task = _load(event)
@@ -199,15 +189,11 @@ def refund_step(event: dict) -> dict:
         limit = tasks.deadline_seconds(task)
         span = f"{limit // 60} minutes" if limit % 60 == 0 else f"{limit} seconds"
         code, message = "Timeout", f"timed out: no result within {span}; your points were refunded"
-        if task.provider_task_id:
-            _cancel_quietly(task, get_provider(task.provider), task.provider_task_id)
+        cancel_quietly(task.provider, task.provider_task_id)
     else:
         code = job.get("errorCode") or "ProviderFailed"
         message = job.get("errorMessage") or user_message(code, None)
-    if not refund_task(task, status=tasks.FAILED, error_code=code, error_message=message):
+    if not settlement.refund(task, status=tasks.FAILED, code=code, message=message):
         return _state(task, SETTLED)
     count("TasksFailed")
-    count("TasksRefunded")
-    points("PointsRefunded", int(task.points_cost))
-    logger.info("task refunded", extra={"error_code": code})
     return _state(task, REFUNDED, errorCode=code)

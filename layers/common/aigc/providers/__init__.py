@@ -8,7 +8,7 @@ from __future__ import annotations
 from aigc.config import get_settings
 from aigc.providers.base import Provider, ProviderJob, ProviderRequest
 
-__all__ = ["Provider", "ProviderJob", "ProviderRequest", "get_provider", "provider_keys"]
+__all__ = ["Provider", "ProviderJob", "ProviderRequest", "cancel_quietly", "get_provider", "provider_keys"]
 
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -20,6 +20,20 @@ def provider_keys() -> dict:
     if not settings.provider_secret_arn:
         raise RuntimeError("PROVIDER_SECRET_ARN is not set")
     return parameters.get_secret(settings.provider_secret_arn, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
+
+
+def cancel_quietly(provider: str | Provider, provider_task_id: str | None) -> None:
+    """Best-effort cancel of a provider job (DashScope cancels PENDING jobs only); never raises."""
+    from aigc.observability import logger
+
+    if not provider_task_id:
+        return
+    try:
+        adapter = get_provider(provider) if isinstance(provider, str) else provider
+        if adapter.is_async:
+            adapter.cancel(provider_task_id)
+    except Exception:
+        logger.info("provider cancel not possible", exc_info=True)
 
 
 def get_provider(name: str) -> Provider:
