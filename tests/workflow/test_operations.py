@@ -121,14 +121,13 @@ def test_execution_aborted_from_outside_is_refunded_by_the_reconciler(app):
 def test_sweep_refunds_a_task_whose_execution_never_started(app):
     """The API debited, then died before starting the workflow: the sweep settles it."""
     from aigc import submission
-    from aigc.catalog import get_model
+    from aigc.points import debit_for_new_task
     from aigc.schemas import SubmitTaskRequest
 
     app.grant("alice", 100)
     task = submission.prepare_task("alice", SubmitTaskRequest(modelName="wanx-v1", prompt="x"))
-    from aigc.points import debit_for_new_task
     debit_for_new_task(task, rate_limit_per_minute=0)
-    assert app.balance("alice") == 80 and get_model("wanx-v1")
+    assert app.balance("alice") == 80
     TaskItem.get(task.task_no).update(actions=[TaskItem.attention_at.set("2000-01-01T00:00:00.000Z")])
     assert app.sweep()["refunded"] == 1
     assert app.balance("alice") == 100
@@ -268,8 +267,6 @@ def test_uploaded_image_becomes_a_charged_outpainting_task(app):
 
 
 def test_duplicate_s3_events_give_one_task_and_one_debit(app):
-    from aigc.uploads import handle_object
-
     app.grant("alice", 100)
     s3 = boto3.client("s3")
     s3.put_object(Bucket=_bucket(app), Key="uploads/alice/cat.png", Body=_png())
@@ -282,7 +279,6 @@ def test_duplicate_s3_events_give_one_task_and_one_debit(app):
     assert replay == {"outcomes": ["duplicate"]}
     assert len(_user_tasks(app, "alice")) == 1
     assert app.balance("alice") == 90
-    assert handle_object is not None
 
 
 @pytest.mark.parametrize("user, body, grant, code", [
