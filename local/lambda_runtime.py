@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,19 +26,23 @@ from moto.awslambda.models import LambdaFunction
 Handler = Callable[[dict, object], object]
 ROOT = Path(__file__).resolve().parents[1]
 _ORIGINAL_INVOKE = LambdaFunction._invoke_lambda
+INVOCATIONS_KEPT = 5000  # the newest invocations, for tests and debugging (bounded memory)
 
 
 _IMPORT_LOCK = threading.Lock()
 
 
-def load_handler(code_uri: str, handler: str) -> Handler:
+def load_handler(code_uri: str, handler: str, instance: int | None = None) -> Handler:
     """Import `<code_uri>/<module>.py` by path under a unique name (every function has an app.py).
 
+    Each `instance` (an execution environment) gets its own module object, so module-level state
+    (the API's powertools resolver, caches) is never shared by two environments; the shared
+    library (`aigc`, the layer) is imported once, as a layer's modules are per process.
     Under a lock: two first invocations at once must not see a half-imported module.
     """
     module_name, _, function_name = handler.rpartition(".")
     path = (ROOT / code_uri / f"{module_name.replace('.', '/')}.py").resolve()
-    unique = f"_fn_{path.parent.name}_{module_name}"
+    unique = f"_fn_{path.parent.name}_{module_name}" + (f"_env{instance}" if instance is not None else "")
     with _IMPORT_LOCK:
         if unique not in sys.modules:
             spec = importlib.util.spec_from_file_location(unique, path)
@@ -69,45 +74,109 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-@dataclass
-class Route:
-    handler: Handler
-    timeout: int = 30
-    memory: int = 512
+DEFAULT_CONCURRENCY = 50  # environments per function when the template reserves none
+
+
+def _error_payload(error_type: str, message: str, trace: list[str] | None = None) -> str:
+    payload = {"errorType": error_type, "errorMessage": message}
+    if trace is not None:
+        payload["stackTrace"] = trace
+    return json.dumps(payload)
+
+
+class Function:
+    """One emulated function: a pool of execution environments, as Lambda keeps them.
+
+    An environment runs one invocation at a time and has its own instance of the handler module
+    (`factory(n)` creates environment n's handler). More concurrent invocations get more
+    environments, up to `concurrency` (the template's ReservedConcurrentExecutions); past that an
+    invocation waits for a free one for up to its timeout, then is throttled. An invocation that
+    runs past the function's Timeout is answered with Lambda's timeout error and its environment is
+    thrown away (Python cannot kill the thread: it finishes in the background, unseen).
+    """
+
+    def __init__(self, name: str, factory: Callable[[int], Handler], *, timeout: int = 30, memory: int = 512,
+                 concurrency: int = DEFAULT_CONCURRENCY):
+        self.name = name
+        self.factory = factory
+        self.timeout = timeout
+        self.memory = memory
+        self.concurrency = concurrency
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._idle: list[Handler] = []
+        self._lock = threading.Lock()
+        self.environments_created = 0
+
+    def _environment(self) -> Handler:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            self.environments_created += 1
+            number = self.environments_created
+        return self.factory(number)
+
+    def warm(self) -> None:
+        """Create one environment now (the stack does this for every function before it is ready)."""
+        with self._lock:
+            if self._idle:
+                return
+        handler = self._environment()
+        with self._lock:
+            self._idle.append(handler)
+
+    def invoke(self, event, arn: str) -> tuple[str, bool]:
+        if not self._slots.acquire(timeout=self.timeout):
+            return _error_payload("TooManyRequestsException", "Rate Exceeded."), True
+        try:
+            handler = self._environment()
+            context = LambdaContext(self.name, self.timeout, self.memory, invoked_function_arn=arn)
+            outcome: dict = {}
+            worker = threading.Thread(target=self._run, args=(handler, event, context, outcome),
+                                      name=f"lambda-{self.name}", daemon=True)
+            worker.start()
+            worker.join(self.timeout)
+            if worker.is_alive():
+                logging.getLogger("local.lambda").warning("%s timed out after %s s", self.name, self.timeout)
+                return _error_payload("Sandbox.Timedout", f"Task timed out after {self.timeout:.2f} seconds"), True
+            with self._lock:
+                self._idle.append(handler)
+            return outcome["payload"], outcome["errored"]
+        finally:
+            self._slots.release()
+
+    def _run(self, handler: Handler, event, context: LambdaContext, outcome: dict) -> None:
+        try:
+            outcome["payload"] = json.dumps(handler(event, context), default=str)
+            outcome["errored"] = False
+        except Exception as error:  # the Lambda runtime's error shape: errorType is the class name
+            outcome["payload"] = _error_payload(type(error).__name__, str(error),
+                                                traceback.format_exception(error)[-5:])
+            outcome["errored"] = True
+            logging.getLogger("local.lambda").info("%s raised %s: %s", self.name, type(error).__name__, error)
 
 
 class Router:
-    """Maps moto function names to in-process handlers and records every invocation."""
+    """Maps moto function names to their pools of in-process environments; records invocations."""
 
     def __init__(self):
-        self.routes: dict[str, Route] = {}
-        self.invocations: list[tuple[str, dict, bool]] = []
-        self._lock = threading.Lock()
+        self.routes: dict[str, Function] = {}
+        self.invocations: deque[tuple[str, dict, bool]] = deque(maxlen=INVOCATIONS_KEPT)
 
-    def add(self, function_name: str, handler: Handler, *, timeout: int = 30, memory: int = 512) -> None:
-        self.routes[function_name] = Route(handler, timeout, memory)
+    def add(self, function_name: str, factory: Callable[[int], Handler], *, timeout: int = 30, memory: int = 512,
+            concurrency: int | None = None) -> Function:
+        function = Function(function_name, factory, timeout=timeout, memory=memory,
+                            concurrency=concurrency or DEFAULT_CONCURRENCY)
+        self.routes[function_name] = function
+        return function
 
     def invoke(self, function_name: str, arn: str, event) -> tuple[str, bool, str]:
-        route = self.routes.get(function_name)
-        if route is None:
-            return json.dumps({"errorType": "ResourceNotFound", "errorMessage": f"no handler for {function_name}"}), True, ""
+        function = self.routes.get(function_name)
+        if function is None:
+            return _error_payload("ResourceNotFound", f"no handler for {function_name}"), True, ""
         if isinstance(event, (str, bytes)):
             event = json.loads(event or "{}")
-        context = LambdaContext(function_name, route.timeout, route.memory, invoked_function_arn=arn)
-        try:
-            result = route.handler(event, context)
-            errored = False
-            payload = json.dumps(result, default=str)
-        except Exception as error:  # the Lambda runtime's error shape: errorType is the class name
-            errored = True
-            payload = json.dumps({
-                "errorType": type(error).__name__,
-                "errorMessage": str(error),
-                "stackTrace": traceback.format_exception(error)[-5:],
-            })
-            logging.getLogger("local.lambda").info("%s raised %s: %s", function_name, type(error).__name__, error)
-        with self._lock:
-            self.invocations.append((function_name, event, errored))
+        payload, errored = function.invoke(event, arn)
+        self.invocations.append((function_name, event, errored))
         return payload, errored, ""
 
 

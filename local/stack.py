@@ -6,6 +6,7 @@ substitutions resolved). Nothing here describes a resource a second time.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -141,8 +142,9 @@ def deploy(
             Environment={"Variables": env},
         )
         deployment.router.add(
-            names[logical], _lazy_handler(spec["code_uri"], spec["handler"]),
+            names[logical], functools.partial(load_handler, spec["code_uri"], spec["handler"]),
             timeout=spec["timeout"], memory=spec["memory"],
+            concurrency=_reserved_concurrency(resolver, spec["reserved_concurrency"]),
         )
 
     os.environ.update(deployment.environment)
@@ -197,13 +199,10 @@ def _cold_start() -> None:
         sys.modules["aigc.submission"]._idempotency.cache_clear()
 
 
-def _lazy_handler(code_uri: str, handler: str):
-    """Import the handler on first use, after the environment is in place (cold start)."""
-    loaded = {}
-
-    def invoke(event, context):
-        if "fn" not in loaded:
-            loaded["fn"] = load_handler(code_uri, handler)
-        return loaded["fn"](event, context)
-
-    return invoke
+def _reserved_concurrency(resolver: cfn.Resolver, value) -> int | None:
+    """The template's ReservedConcurrentExecutions (resolved), or None when it reserves none."""
+    resolved = resolver.resolve(value) if value is not None else None
+    try:
+        return int(resolved) if resolved not in (None, "") and int(resolved) > 0 else None
+    except (TypeError, ValueError):
+        return None

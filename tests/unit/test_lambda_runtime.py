@@ -1,0 +1,106 @@
+"""The local Lambda runtime: one invocation per environment, a pool per function, timeouts."""
+import json
+import sys
+import threading
+import time
+
+from local.lambda_runtime import Function, load_handler
+
+
+def _recording_factory(hold: float):
+    """Handlers that record which environment ran each invocation and how many ran at once."""
+    state = {"running": {}, "max_per_env": 0, "max_total": 0, "total": 0}
+    lock = threading.Lock()
+
+    def factory(number):
+        def handler(event, context):
+            with lock:
+                state["running"][number] = state["running"].get(number, 0) + 1
+                state["total"] += 1
+                state["max_per_env"] = max(state["max_per_env"], state["running"][number])
+                state["max_total"] = max(state["max_total"], state["total"])
+            time.sleep(hold)
+            with lock:
+                state["running"][number] -= 1
+                state["total"] -= 1
+            return {"environment": number}
+        return handler
+
+    return factory, state
+
+
+def _invoke_parallel(function: Function, count: int) -> list[tuple[str, bool]]:
+    results = [None] * count
+
+    def one(i):
+        results[i] = function.invoke({"i": i}, "arn")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_concurrent_invocations_get_their_own_environments():
+    factory, state = _recording_factory(hold=0.3)
+    function = Function("f", factory, timeout=10)
+    results = _invoke_parallel(function, 5)
+    assert all(not errored for _, errored in results)
+    assert state["max_per_env"] == 1
+    assert function.environments_created == 5
+    # Sequential invocations reuse a warm environment.
+    function.invoke({}, "arn")
+    function.invoke({}, "arn")
+    assert function.environments_created == 5
+
+
+def test_the_pool_is_capped_like_reserved_concurrency():
+    factory, state = _recording_factory(hold=0.2)
+    function = Function("f", factory, timeout=10, concurrency=2)
+    results = _invoke_parallel(function, 6)
+    assert all(not errored for _, errored in results), results
+    assert state["max_total"] == 2
+    assert function.environments_created == 2
+
+
+def test_an_invocation_past_its_timeout_is_a_lambda_timeout_error():
+    release = threading.Event()
+
+    def factory(number):
+        def handler(event, context):
+            release.wait(10)
+            return {"late": True}
+        return handler
+
+    function = Function("slow", factory, timeout=1)
+    started = time.monotonic()
+    payload, errored = function.invoke({}, "arn")
+    elapsed = time.monotonic() - started
+    release.set()
+    assert errored
+    assert json.loads(payload) == {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out after 1.00 seconds"}
+    assert 0.9 < elapsed < 5
+    # The timed-out environment is discarded: the next invocation starts a new one.
+    function.invoke({}, "arn")
+    assert function.environments_created == 2
+
+
+def test_each_environment_has_its_own_api_module():
+    first = load_handler("functions/api", "app.handler", instance=101)
+    load_handler("functions/api", "app.handler", instance=102)
+    resolvers = [sys.modules[f"_fn_api_app_env{n}"].app for n in (101, 102)]
+    assert resolvers[0] is not resolvers[1]  # powertools' resolver holds the current request
+    assert load_handler("functions/api", "app.handler", instance=101) is first
+
+
+def test_a_handler_error_has_the_runtime_error_shape():
+    def factory(number):
+        def handler(event, context):
+            raise ValueError("bad input")
+        return handler
+
+    payload, errored = Function("f", factory).invoke({}, "arn")
+    body = json.loads(payload)
+    assert errored and body["errorType"] == "ValueError" and body["errorMessage"] == "bad input"
