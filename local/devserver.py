@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="grant points at startup (through the API, on the ledger), e.g. --grant alice=1000")
     parser.add_argument("--sweep-seconds", type=float, default=10.0,
                         help="how often the reconciler's scheduled sweep runs locally (AWS: SweepSchedule)")
+    parser.add_argument("--retention-seconds", type=float, default=600.0,
+                        help="forget workflow executions (and their history) this long after they end (default 600)")
     parser.add_argument("--quiet", action="store_true", help="no access log and function logs at WARNING")
     return parser.parse_args(argv)
 
@@ -241,13 +243,19 @@ class LocalStack:
         except KeyError as error:
             raise StartupError(f"template parameters: {error.args[0]}") from None
         self._exit.callback(install_router(self.deployment.router))
-        _preload_handlers(template)
+        for function in self.deployment.router.routes.values():
+            function.warm()  # every handler imported once before /health says ready
         if args.wait_scale != 1.0:
             self._exit.enter_context(scaled_waits(args.wait_scale))
         from local.events import EventSources
 
         events = EventSources(self.deployment, poll_seconds=1.0, schedule_seconds=args.sweep_seconds).start()
         self._exit.callback(events.stop)
+        from local.retention import Pruner
+
+        pruner = Pruner(args.retention_seconds, interval=min(30.0, max(1.0, args.retention_seconds / 4)),
+                        on_dropped=events.forget).start()
+        self._exit.callback(pruner.stop)
 
         issuer, audiences = authorizer_config(template, self.deployment.resolver)
         self.front.verifier = auth.Verifier(key, issuer=issuer, audiences=audiences)
@@ -313,21 +321,6 @@ class LocalStack:
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:
         self._exit.close()
-
-
-def _preload_handlers(template: dict) -> None:
-    """Import every handler once, now, in this thread.
-
-    `lambda_runtime.load_handler` puts a module into sys.modules before executing it and takes no
-    lock, so two first invocations of one function at the same time (concurrent requests, parallel
-    executions) let the second see a half-imported module (AttributeError: no attribute 'handler').
-    Importing them all before the stack is ready closes that window.
-    """
-    from local import cfn
-    from local.lambda_runtime import load_handler
-
-    for spec in cfn.functions(template).values():
-        load_handler(spec["code_uri"], spec["handler"])
 
 
 def _rel(path) -> str:

@@ -71,6 +71,10 @@ class EventSources:
                         delivered += 1
         return delivered
 
+    def forget(self, execution_arns) -> None:
+        """The executions were pruned (local/retention.py): they will not be listed again."""
+        self._seen.difference_update(execution_arns)
+
     def run_schedules(self) -> None:
         for function_name in self.schedule_targets:
             self.deployment.router.invoke(function_name, function_name,
