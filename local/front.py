@@ -325,6 +325,7 @@ class _RequestHandler(WSGIRequestHandler):
 
     def send_error(self, code, message=None, explain=None):
         self.close_connection = True
+        self.request_version = "HTTP/1.1"  # an unparsable request line left "HTTP/0.9": no status line
         body = json.dumps({"message": HTTPStatus(code).phrase if code in _PHRASES else "Bad Request"}).encode()
         try:
             self.send_response(code)
