@@ -2,6 +2,7 @@
 ASL, every Lambda routed to its real handler in process, and the provider simulator at the edge."""
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from local.apigw import http_event
+from local import moto_dynamodb
 from local.lambda_runtime import install_router, scaled_waits
 from local.simulator import start_simulator
 from local.stack import deploy
@@ -141,21 +143,17 @@ def _stop_running_executions(deployment) -> None:
 
 
 def _deployed_app(simulator, wait_scale):
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), contextlib.ExitStack() as cleanup:
+        cleanup.callback(moto_dynamodb.install())  # as the local stack does: DynamoDB's atomicity
         deployment = deploy(
             parameters=local_parameters(simulator),
             secret={"dashscope_api_key": "sim-dashscope-key", "openai_api_key": "sim-openai-key"},
         )
-        uninstall = install_router(deployment.router)
-        try:
-            if wait_scale is None:
-                yield App(deployment, simulator)
-            else:
-                with scaled_waits(wait_scale):
-                    yield App(deployment, simulator)
-        finally:
-            _stop_running_executions(deployment)
-            uninstall()
+        cleanup.callback(install_router(deployment.router))
+        cleanup.callback(_stop_running_executions, deployment)
+        if wait_scale is not None:
+            cleanup.enter_context(scaled_waits(wait_scale))
+        yield App(deployment, simulator)
 
 
 @pytest.fixture
