@@ -198,16 +198,9 @@ def _connect_s3_notifications(template, resolver, names, specs, s3) -> None:
 
 def _cold_start() -> None:
     """A new deployment starts every function cold: drop what the shared library cached."""
-    import sys
+    from aigc.snapstart import forget_cached_state
 
-    if "aigc.config" in sys.modules:
-        sys.modules["aigc.config"].get_settings.cache_clear()
-    if "aigc.catalog" in sys.modules:
-        sys.modules["aigc.catalog"].load_catalog.cache_clear()
-    if "aws_lambda_powertools.utilities.parameters" in sys.modules:
-        sys.modules["aws_lambda_powertools.utilities.parameters"].clear_caches()
-    if "aigc.submission" in sys.modules:
-        sys.modules["aigc.submission"]._idempotency.cache_clear()
+    forget_cached_state()
 
 
 def _lazy_handler(code_uri: str, handler: str):
