@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local import faults, sfn_redrive
 from local.apigw import http_event
 from local.lambda_runtime import install_router, scaled_waits
 from local.simulator import start_simulator
@@ -98,13 +99,6 @@ class App:
         events = sfn.get_execution_history(executionArn=self.execution_arn(task_no), maxResults=1000)["events"]
         return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
-    def failed_state_input(self, task_no: str) -> tuple[str, dict]:
-        """The name and input of the state an execution failed in (what a redrive re-runs)."""
-        sfn = boto3.client("stepfunctions")
-        events = sfn.get_execution_history(executionArn=self.execution_arn(task_no), maxResults=1000)["events"]
-        entered = [e["stateEnteredEventDetails"] for e in events if e["type"] == "TaskStateEntered"]
-        return entered[-1]["name"], json.loads(entered[-1]["input"])
-
     def invoke(self, logical_id: str, event: dict) -> dict:
         name = self.deployment.name(logical_id)
         payload, errored, _ = self.deployment.router.invoke(name, name, event)
@@ -113,12 +107,10 @@ class App:
 
     def execution_ended(self, task_no: str) -> dict:
         """What EventBridge delivers to the reconciler when the task's execution ends badly."""
+        from local.events import execution_event
+
         described = boto3.client("stepfunctions").describe_execution(executionArn=self.execution_arn(task_no))
-        detail = {k: described.get(k) for k in ("executionArn", "stateMachineArn", "name", "status", "input",
-                                                 "error", "cause")}
-        event = {"version": "0", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
-                 "detail": {k: v for k, v in detail.items() if v is not None}}
-        return self.invoke("ReconcileFunction", event)
+        return self.invoke("ReconcileFunction", execution_event(described))
 
     def sweep(self) -> dict:
         return self.invoke("ReconcileFunction", {"source": "aws.events", "detail-type": "Scheduled Event",
@@ -147,6 +139,8 @@ def _deployed_app(simulator, wait_scale):
             secret={"dashscope_api_key": "sim-dashscope-key", "openai_api_key": "sim-openai-key"},
         )
         uninstall = install_router(deployment.router)
+        uninstall_redrive = sfn_redrive.install()
+        uninstall_faults = faults.install(simulator.sim.app)
         try:
             if wait_scale is None:
                 yield App(deployment, simulator)
@@ -155,6 +149,8 @@ def _deployed_app(simulator, wait_scale):
                     yield App(deployment, simulator)
         finally:
             _stop_running_executions(deployment)
+            uninstall_faults()
+            uninstall_redrive()
             uninstall()
 
 
