@@ -202,6 +202,10 @@ class LocalStack:
         _aws_environment(self.ports["AWS"])
         from moto.server import ThreadedMotoServer
 
+        from local import moto_dynamodb
+
+        self._exit.callback(moto_dynamodb.install())
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.moto = ThreadedMotoServer(ip_address=HOST, port=self.ports["AWS"], verbose=False)
         self.moto.start()

@@ -2,6 +2,7 @@
 ASL, every Lambda routed to its real handler in process, and the provider simulator at the edge."""
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import faults, sfn_redrive
+from local import faults, moto_dynamodb, sfn_redrive
 from local.apigw import http_event
 from local.lambda_runtime import install_router, scaled_waits
 from local.simulator import start_simulator
@@ -133,25 +134,19 @@ def _stop_running_executions(deployment) -> None:
 
 
 def _deployed_app(simulator, wait_scale):
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), contextlib.ExitStack() as cleanup:
+        cleanup.callback(moto_dynamodb.install())  # as the local stack does: DynamoDB's atomicity
         deployment = deploy(
             parameters=local_parameters(simulator),
             secret={"dashscope_api_key": "sim-dashscope-key", "openai_api_key": "sim-openai-key"},
         )
-        uninstall = install_router(deployment.router)
-        uninstall_redrive = sfn_redrive.install()
-        uninstall_faults = faults.install(simulator.sim.app)
-        try:
-            if wait_scale is None:
-                yield App(deployment, simulator)
-            else:
-                with scaled_waits(wait_scale):
-                    yield App(deployment, simulator)
-        finally:
-            _stop_running_executions(deployment)
-            uninstall_faults()
-            uninstall_redrive()
-            uninstall()
+        cleanup.callback(install_router(deployment.router))
+        cleanup.callback(sfn_redrive.install())  # RedriveExecution, as the local stack has it
+        cleanup.callback(faults.install(simulator.sim.app))  # the local fault switch
+        cleanup.callback(_stop_running_executions, deployment)
+        if wait_scale is not None:
+            cleanup.enter_context(scaled_waits(wait_scale))
+        yield App(deployment, simulator)
 
 
 @pytest.fixture
