@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import queue
 import sys
 import threading
 import time
@@ -84,6 +85,44 @@ def _error_payload(error_type: str, message: str, trace: list[str] | None = None
     return json.dumps(payload)
 
 
+class Environment:
+    """One execution environment: its handler module instance and the one thread that runs it.
+
+    A persistent thread, as Lambda's runtime process is: thread-local state the libraries keep
+    (botocore sessions in PynamoDB connections, for one) lives as long as the environment.
+    """
+
+    def __init__(self, name: str, handler: Handler):
+        self.handler = handler
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=f"lambda-{name}", daemon=True)
+        self._thread.start()
+
+    def run(self, event, context: LambdaContext, timeout: float) -> dict | None:
+        """The outcome (payload, errored), or None when the invocation ran past `timeout`."""
+        outcome: dict = {}
+        done = threading.Event()
+        self._jobs.put((event, context, outcome, done))
+        return outcome if done.wait(timeout) else None
+
+    def retire(self) -> None:
+        self._jobs.put(None)  # the thread ends after what it is running now
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            event, context, outcome, done = job
+            try:
+                outcome["payload"] = json.dumps(self.handler(event, context), default=str)
+                outcome["errored"] = False
+            except Exception as error:  # the Lambda runtime's error shape: errorType is the class name
+                outcome["payload"] = _error_payload(type(error).__name__, str(error),
+                                                    traceback.format_exception(error)[-5:])
+                outcome["errored"] = True
+                logging.getLogger("local.lambda").info("%s raised %s: %s", context.function_name,
+                                                       type(error).__name__, error)
+            done.set()
+
+
 class Function:
     """One emulated function: a pool of execution environments, as Lambda keeps them.
 
@@ -103,56 +142,43 @@ class Function:
         self.memory = memory
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._idle: list[Handler] = []
+        self._idle: list[Environment] = []
         self._lock = threading.Lock()
         self.environments_created = 0
 
-    def _environment(self) -> Handler:
+    def _environment(self) -> Environment:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
             self.environments_created += 1
             number = self.environments_created
-        return self.factory(number)
+        return Environment(self.name, self.factory(number))
 
     def warm(self) -> None:
         """Create one environment now (the stack does this for every function before it is ready)."""
         with self._lock:
             if self._idle:
                 return
-        handler = self._environment()
+        environment = self._environment()
         with self._lock:
-            self._idle.append(handler)
+            self._idle.append(environment)
 
     def invoke(self, event, arn: str) -> tuple[str, bool]:
         if not self._slots.acquire(timeout=self.timeout):
             return _error_payload("TooManyRequestsException", "Rate Exceeded."), True
         try:
-            handler = self._environment()
+            environment = self._environment()
             context = LambdaContext(self.name, self.timeout, self.memory, invoked_function_arn=arn)
-            outcome: dict = {}
-            worker = threading.Thread(target=self._run, args=(handler, event, context, outcome),
-                                      name=f"lambda-{self.name}", daemon=True)
-            worker.start()
-            worker.join(self.timeout)
-            if worker.is_alive():
+            outcome = environment.run(event, context, self.timeout)
+            if outcome is None:
+                environment.retire()
                 logging.getLogger("local.lambda").warning("%s timed out after %s s", self.name, self.timeout)
                 return _error_payload("Sandbox.Timedout", f"Task timed out after {self.timeout:.2f} seconds"), True
             with self._lock:
-                self._idle.append(handler)
+                self._idle.append(environment)
             return outcome["payload"], outcome["errored"]
         finally:
             self._slots.release()
-
-    def _run(self, handler: Handler, event, context: LambdaContext, outcome: dict) -> None:
-        try:
-            outcome["payload"] = json.dumps(handler(event, context), default=str)
-            outcome["errored"] = False
-        except Exception as error:  # the Lambda runtime's error shape: errorType is the class name
-            outcome["payload"] = _error_payload(type(error).__name__, str(error),
-                                                traceback.format_exception(error)[-5:])
-            outcome["errored"] = True
-            logging.getLogger("local.lambda").info("%s raised %s: %s", self.name, type(error).__name__, error)
 
 
 class Router:

@@ -5,6 +5,8 @@ key is (reference, kind) so a repeat is a no-op, and (for tasks) the task record
 """
 from __future__ import annotations
 
+import functools
+
 import time
 from dataclasses import dataclass
 
@@ -26,7 +28,9 @@ def ledger_key(ref: str, kind: str) -> str:
     return f"TXN#{ref}#{kind}"
 
 
+@functools.cache
 def _connection() -> Connection:
+    """One per process: a new Connection builds a new botocore session (tens of ms of model loading)."""
     return Connection(region=PointsItem.Meta.region)
 
 
