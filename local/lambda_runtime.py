@@ -75,7 +75,8 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-DEFAULT_CONCURRENCY = 50  # environments per function when the template reserves none
+DEFAULT_CONCURRENCY = 16  # environments per function when the template reserves none
+IDLE_SECONDS = 300  # an environment unused this long is reclaimed (its module instance and thread end)
 
 
 def _error_payload(error_type: str, message: str, trace: list[str] | None = None) -> str:
@@ -88,14 +89,18 @@ def _error_payload(error_type: str, message: str, trace: list[str] | None = None
 class Environment:
     """One execution environment: its handler module instance and the one thread that runs it.
 
-    A persistent thread, as Lambda's runtime process is: thread-local state the libraries keep
-    (botocore sessions in PynamoDB connections, for one) lives as long as the environment.
+    A persistent thread, as Lambda's runtime process is: the handler module is imported in it (the
+    init phase) and every invocation runs in it, so thread-local state (botocore sessions in
+    PynamoDB connections, the powertools metrics, see `isolate_metrics`) is the environment's own.
     """
 
-    def __init__(self, name: str, handler: Handler):
-        self.handler = handler
+    def __init__(self, name: str, factory: Callable[[int], Handler], number: int):
+        self.name = name
+        self.module = ""
+        self.initialised = threading.Event()
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name=f"lambda-{name}", daemon=True)
+        self._thread = threading.Thread(target=self._serve, args=(factory, number), name=f"lambda-{name}-{number}",
+                                        daemon=True)
         self._thread.start()
 
     def run(self, event, context: LambdaContext, timeout: float) -> dict | None:
@@ -107,12 +112,22 @@ class Environment:
 
     def retire(self) -> None:
         self._jobs.put(None)  # the thread ends after what it is running now
+        if self.module.startswith("_fn_") and "_env" in self.module:
+            sys.modules.pop(self.module, None)  # this environment's own module instance goes with it
 
-    def _serve(self) -> None:
+    def _serve(self, factory: Callable[[int], Handler], number: int) -> None:
+        try:
+            handler, init_error = factory(number), None
+            self.module = getattr(handler, "__module__", "") or ""
+        except Exception as error:  # noqa: BLE001 - reported on every invocation, as Lambda does
+            handler, init_error = None, error
+        self.initialised.set()
         while (job := self._jobs.get()) is not None:
             event, context, outcome, done = job
             try:
-                outcome["payload"] = json.dumps(self.handler(event, context), default=str)
+                if init_error is not None:
+                    raise init_error
+                outcome["payload"] = json.dumps(handler(event, context), default=str)
                 outcome["errored"] = False
             except Exception as error:  # the Lambda runtime's error shape: errorType is the class name
                 outcome["payload"] = _error_payload(type(error).__name__, str(error),
@@ -121,6 +136,43 @@ class Environment:
                 logging.getLogger("local.lambda").info("%s raised %s: %s", context.function_name,
                                                        type(error).__name__, error)
             done.set()
+
+
+def isolate_metrics() -> Callable[[], None]:
+    """Give every thread (every environment) its own powertools metrics; returns the undo.
+
+    powertools keeps metrics in dicts shared by all `Metrics` instances of a process, which is one
+    environment on Lambda. Here environments share the process: one invocation's flush would emit
+    or clear another's metrics, or fail with "Must contain at least one metric".
+    """
+    from aws_lambda_powertools.metrics import Metrics
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    if isinstance(Metrics.__dict__.get("provider"), property):
+        return lambda: None
+    per_thread = threading.local()
+
+    def get(self):
+        providers = per_thread.__dict__.setdefault("providers", {})
+        provider = providers.get(id(self))
+        if provider is None:
+            blueprint = self.__dict__["provider"]  # what __init__ made (shadowed by this property)
+            defaults = dict(blueprint.default_dimensions)
+            provider = providers[id(self)] = AmazonCloudWatchEMFProvider(
+                namespace=blueprint.namespace, service=blueprint.service, metric_set={},
+                dimension_set={k: str(v) for k, v in defaults.items()}, metadata_set={},
+                default_dimensions=defaults, function_name=blueprint.function_name)
+        return provider
+
+    def set_(self, provider):
+        self.__dict__["provider"] = provider
+
+    Metrics.provider = property(get, set_)
+
+    def undo() -> None:
+        del Metrics.provider
+
+    return undo
 
 
 class Function:
@@ -142,17 +194,17 @@ class Function:
         self.memory = memory
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._idle: list[Environment] = []
+        self._idle: list[tuple[float, Environment]] = []  # (last used, environment), newest last
         self._lock = threading.Lock()
         self.environments_created = 0
 
     def _environment(self) -> Environment:
         with self._lock:
             if self._idle:
-                return self._idle.pop()
+                return self._idle.pop()[1]
             self.environments_created += 1
             number = self.environments_created
-        return Environment(self.name, self.factory(number))
+        return Environment(self.name, self.factory, number)
 
     def warm(self) -> None:
         """Create one environment now (the stack does this for every function before it is ready)."""
@@ -160,8 +212,18 @@ class Function:
             if self._idle:
                 return
         environment = self._environment()
+        environment.initialised.wait(self.timeout)
+        self._release(environment)
+
+    def _release(self, environment: Environment) -> None:
+        """Back to the pool; environments idle for IDLE_SECONDS are reclaimed, as Lambda does."""
+        now = time.monotonic()
         with self._lock:
-            self._idle.append(environment)
+            self._idle.append((now, environment))
+            stale = [env for used, env in self._idle if now - used > IDLE_SECONDS]
+            self._idle = [(used, env) for used, env in self._idle if now - used <= IDLE_SECONDS]
+        for env in stale:
+            env.retire()
 
     def invoke(self, event, arn: str) -> tuple[str, bool]:
         if not self._slots.acquire(timeout=self.timeout):
@@ -174,8 +236,7 @@ class Function:
                 environment.retire()
                 logging.getLogger("local.lambda").warning("%s timed out after %s s", self.name, self.timeout)
                 return _error_payload("Sandbox.Timedout", f"Task timed out after {self.timeout:.2f} seconds"), True
-            with self._lock:
-                self._idle.append(environment)
+            self._release(environment)
             return outcome["payload"], outcome["errored"]
         finally:
             self._slots.release()
@@ -233,9 +294,11 @@ def install_router(router: Router) -> Callable[[], None]:
         return router.invoke(self.function_name, self.function_arn, event)
 
     LambdaFunction._invoke_lambda = _invoke_lambda
+    undo_metrics = isolate_metrics()
 
     def uninstall() -> None:
         LambdaFunction._invoke_lambda = _ORIGINAL_INVOKE
+        undo_metrics()
 
     return uninstall
 

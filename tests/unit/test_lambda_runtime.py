@@ -104,3 +104,31 @@ def test_a_handler_error_has_the_runtime_error_shape():
     payload, errored = Function("f", factory).invoke({}, "arn")
     body = json.loads(payload)
     assert errored and body["errorType"] == "ValueError" and body["errorMessage"] == "bad input"
+
+
+def test_each_environment_has_its_own_metrics():
+    """powertools shares metrics across a process; environments (threads here) must not."""
+    from aws_lambda_powertools import Metrics
+
+    from local.lambda_runtime import isolate_metrics
+
+    undo = isolate_metrics()
+    try:
+        metrics = Metrics(namespace="Test", service="t")
+        flushed = {}
+
+        def factory(number):
+            @metrics.log_metrics(raise_on_empty_metrics=True)
+            def handler(event, context):
+                metrics.add_metric(name=f"m{event['i']}", unit="Count", value=1)
+                time.sleep(0.2)  # the other environment adds and flushes meanwhile
+                flushed[event["i"]] = sorted(metrics.provider.metric_set)
+                return {}
+            return handler
+
+        function = Function("m", factory, timeout=10)
+        results = _invoke_parallel(function, 4)
+        assert all(not errored for _, errored in results), results
+        assert flushed == {i: [f"m{i}"] for i in range(4)}
+    finally:
+        undo()
