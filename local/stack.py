@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
 # What differs locally from AWS, beyond template parameters: the simulator and the local S3 are
-# on 127.0.0.1, so the sync provider's reference-image download must be allowed to go there.
-LOCAL_ENVIRONMENT = {"ALLOW_PRIVATE_IMAGE_HOSTS": "true"}
+# on 127.0.0.1, so outbound requests to user-given URLs (reference images, webhooks) may go there.
+LOCAL_ENVIRONMENT = {"ALLOW_PRIVATE_HOSTS": "true"}
 ACCOUNT = "123456789012"
 
 
