@@ -117,6 +117,10 @@ def deploy(
         created = secrets.create_secret(Name=names[logical], SecretString=value)
         physical[logical]["Ref"] = created["ARN"]
 
+    from local.queues import create_queues
+
+    create_queues(template, resolver, names, physical, REGION, ACCOUNT)
+
     iam = boto3.client("iam", region_name=REGION)
     role_arn = iam.create_role(
         RoleName=f"{prefix}-lambda-role",

@@ -29,6 +29,8 @@ class Settings(BaseModel):
     # Only the local stack sets this: there, reference images and webhook receivers live on 127.0.0.1
     # (aigc.outbound refuses non-public addresses otherwise).
     allow_private_hosts: bool = Field(False, alias="ALLOW_PRIVATE_HOSTS")
+    webhook_queue_url: str = Field("", alias="WEBHOOK_QUEUE_URL")
+    webhook_dead_letter_queue_url: str = Field("", alias="WEBHOOK_DLQ_URL")
     admin_group: str = Field("admins", alias="ADMIN_GROUP")
     presign_expiry_seconds: int = Field(3600, alias="PRESIGN_EXPIRY_SECONDS")
     max_result_bytes: int = Field(50 * 1024 * 1024, alias="MAX_RESULT_BYTES")
