@@ -114,22 +114,17 @@ def deploy(
             physical[logical].update(Ref=names[logical], Arn=f"arn:aws:s3:::{names[logical]}")
         s3.create_bucket(Bucket=names[logical])
 
-    # Dead-letter queues (ops.dlq reads them); the other operations resources (alarms, dashboard,
-    # SNS, CodeDeploy) have no local counterpart and are not created.
-    sqs = boto3.client("sqs", region_name=REGION)
-    for logical in cfn.resources_of_type(template, "AWS::SQS::Queue"):
-        url = sqs.create_queue(QueueName=names[logical])["QueueUrl"]
-        physical[logical].update(Ref=url, Arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names[logical]}", QueueName=names[logical])
+    # Queues: the webhook queue and the dead-letter queues (ops.dlq reads them); the other operations
+    # resources (alarms, dashboard, SNS, CodeDeploy) have no local counterpart and are not created.
+    from local.queues import create_queues
+
+    create_queues(template, resolver, names, physical, REGION, ACCOUNT)
 
     secrets = boto3.client("secretsmanager", region_name=REGION)
     for logical, resource in cfn.resources_of_type(template, "AWS::SecretsManager::Secret").items():
         value = json.dumps(secret) if secret is not None else resource["Properties"].get("SecretString", "{}")
         created = secrets.create_secret(Name=names[logical], SecretString=value)
         physical[logical]["Ref"] = created["ARN"]
-
-    from local.queues import create_queues
-
-    create_queues(template, resolver, names, physical, REGION, ACCOUNT)
 
     iam = boto3.client("iam", region_name=REGION)
     role_arn = iam.create_role(
