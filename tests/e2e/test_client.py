@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from aigc_client import (
+    AigcError,
     AuthError,
     BadRequest,
     Client,
@@ -121,3 +122,20 @@ def test_wait_times_out_then_cancel_refunds(stack, user_client):
         client.cancel(task)
     assert conflict.value.code == 409
     assert client.balance().balance == 200
+
+
+def test_download_saves_every_image_of_a_multi_image_task(stack, user_client, tmp_path):
+    user, client = user_client
+    task = client.wait(client.submit("wanx-v1", prompt="two kites", parameters={"n": 2, "size": "720*1280"}),
+                       timeout=60, interval=0.2)
+    assert task.status == "completed" and len(task.result_urls) == 2 and task.points_cost == 40
+    paths = client.download(task.task_no, tmp_path)
+    assert [p.name for p in paths] == [f"{task.task_no}-1.png", f"{task.task_no}-2.png"]
+    for path in paths:
+        with Image.open(path) as picture:
+            assert picture.format == "PNG" and picture.size == (720, 1280)
+    pending = client.submit("wanx-v1", prompt="later [sim:seconds=60]")
+    with pytest.raises(AigcError, match="not completed"):
+        client.download(pending, tmp_path / "none")
+    client.cancel(pending)
+    assert not (tmp_path / "none").exists()
