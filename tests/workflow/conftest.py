@@ -11,8 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local import faults, moto_dynamodb, sfn_redrive
 from local.apigw import http_event
-from local import moto_dynamodb
 from local.lambda_runtime import install_router, scaled_waits
 from local.simulator import start_simulator
 from local.stack import deploy
@@ -100,13 +100,6 @@ class App:
         events = sfn.get_execution_history(executionArn=self.execution_arn(task_no), maxResults=1000)["events"]
         return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
-    def failed_state_input(self, task_no: str) -> tuple[str, dict]:
-        """The name and input of the state an execution failed in (what a redrive re-runs)."""
-        sfn = boto3.client("stepfunctions")
-        events = sfn.get_execution_history(executionArn=self.execution_arn(task_no), maxResults=1000)["events"]
-        entered = [e["stateEnteredEventDetails"] for e in events if e["type"] == "TaskStateEntered"]
-        return entered[-1]["name"], json.loads(entered[-1]["input"])
-
     def invoke(self, logical_id: str, event: dict) -> dict:
         name = self.deployment.name(logical_id)
         payload, errored, _ = self.deployment.router.invoke(name, name, event)
@@ -115,12 +108,10 @@ class App:
 
     def execution_ended(self, task_no: str) -> dict:
         """What EventBridge delivers to the reconciler when the task's execution ends badly."""
+        from local.events import execution_event
+
         described = boto3.client("stepfunctions").describe_execution(executionArn=self.execution_arn(task_no))
-        detail = {k: described.get(k) for k in ("executionArn", "stateMachineArn", "name", "status", "input",
-                                                 "error", "cause")}
-        event = {"version": "0", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
-                 "detail": {k: v for k, v in detail.items() if v is not None}}
-        return self.invoke("ReconcileFunction", event)
+        return self.invoke("ReconcileFunction", execution_event(described))
 
     def sweep(self) -> dict:
         return self.invoke("ReconcileFunction", {"source": "aws.events", "detail-type": "Scheduled Event",
@@ -150,6 +141,8 @@ def _deployed_app(simulator, wait_scale):
             secret={"dashscope_api_key": "sim-dashscope-key", "openai_api_key": "sim-openai-key"},
         )
         cleanup.callback(install_router(deployment.router))
+        cleanup.callback(sfn_redrive.install())  # RedriveExecution, as the local stack has it
+        cleanup.callback(faults.install(simulator.sim.app))  # the local fault switch
         cleanup.callback(_stop_running_executions, deployment)
         if wait_scale is not None:
             cleanup.enter_context(scaled_waits(wait_scale))
