@@ -26,7 +26,7 @@ def refund(task: TaskItem, *, status: str, code: str, message: str) -> bool:
     """Refund once (points.refund_task) and record it; False when the task was already settled."""
     refunded = points.refund_task(task, status=status, error_code=code, error_message=message)
     if refunded:
-        count("TasksRefunded")
+        count("TasksRefunded", model=task.model_name)
         count("PointsRefunded", int(task.points_cost))
         logger.info("task refunded", extra={"task_no": task.task_no, "error_code": code})
     return refunded
@@ -48,7 +48,7 @@ def cancel_task(user_id: str, task_no: str) -> TaskItem:
                    message="cancelled by the user; your points were refunded"):
         task.refresh(consistent_read=True)
         raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
-    count("TasksCancelled")
+    count("TasksCancelled", model=task.model_name)
     executions.stop_quietly(task.execution_name or task.task_no, "cancelled by the user")
     task.refresh(consistent_read=True)
     return task
@@ -104,7 +104,7 @@ def on_execution_ended(detail: dict) -> str:
     if status == "FAILED":
         reason = detail.get("error") or "execution failed"
         if tasks.hold(task, reason, get_settings().hold_grace_seconds):
-            count("TasksHeld")
+            count("TasksHeld", model=task.model_name)
             logger.warning("task held for redrive", extra={"error": reason, "cause": str(detail.get("cause"))[:1000]})
             return "held"
         return "already-settled"
