@@ -173,3 +173,15 @@ def test_a_delivery_failing_for_24_hours_is_dead_lettered_ready_for_replay(app, 
     receiver.wait_for(2)
     assert receiver.deliveries[1][0]["webhook-id"] == f"msg_{task_no}_completed"
     assert app.ledger("alice", task_no) == [("DEBIT", -20)]
+
+
+def test_first_reads_of_a_secret_at_once_agree_on_one(app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aigc import webhooks
+
+    with ThreadPoolExecutor(8) as pool:
+        secrets = set(pool.map(lambda _: webhooks.get_secret("carol"), range(16)))
+    assert len(secrets) == 1
+    secret = secrets.pop()
+    assert secret.startswith("whsec_") and _secret(app, "carol") == secret
