@@ -184,11 +184,11 @@ def render(event: str, task: TaskItem) -> str:
     return json.dumps({"event": event, "data": task_view(task)}, separators=(",", ":"), ensure_ascii=False)
 
 
-@lru_cache(maxsize=1)
-def _session():
+@lru_cache(maxsize=2)
+def _session(allow_private: bool):
     from aigc import outbound
 
-    return outbound.session()
+    return outbound.session(allow_private=allow_private)
 
 
 def attempt(message: dict) -> str | None:
@@ -208,7 +208,7 @@ def attempt(message: dict) -> str | None:
         "webhook-signature": sign(get_secret(task.user_id), message["webhookId"], now, body),
     }
     try:
-        response = _session().post(task.webhook_url, data=body.encode(), headers=headers, stream=True,
+        response = _session(get_settings().allow_private_hosts).post(task.webhook_url, data=body.encode(), headers=headers, stream=True,
                                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False)
         response.close()
     except outbound.BlockedAddress as error:
