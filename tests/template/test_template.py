@@ -51,8 +51,8 @@ SAM_ENV = {
 ALLOWED_RESOURCES = {
     "ApiFunction": {"PointsTable", "TasksTable", "IdempotencyTable", "TaskStateMachine", "ResultsBucket",
                     "ProviderKeysSecret"},
-    "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket"},
-    "ProviderPollFunction": {"TasksTable", "ProviderKeysSecret"},
+    "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket", "SchedulerTable"},
+    "ProviderPollFunction": {"TasksTable", "ProviderKeysSecret", "SchedulerTable"},
     "StoreResultsFunction": {"TasksTable", "ResultsBucket"},
     "RefundFunction": {"PointsTable", "TasksTable", "ProviderKeysSecret"},
     # the upload function names the bucket (it is notified by it: a Ref would be a cycle)
@@ -273,7 +273,7 @@ def test_short_tags_become_long_forms(template: dict) -> None:
 
 def test_environment_matches_architecture(template: dict) -> None:
     names = {
-        "POINTS_TABLE", "TASKS_TABLE", "IDEMPOTENCY_TABLE", "RESULTS_BUCKET", "PROVIDER_SECRET_ARN",
+        "POINTS_TABLE", "TASKS_TABLE", "SCHEDULER_TABLE", "IDEMPOTENCY_TABLE", "RESULTS_BUCKET", "PROVIDER_SECRET_ARN",
         "DASHSCOPE_BASE_URL", "OPENAI_BASE_URL", "RESULT_HOST_ALLOWLIST", "SUBMIT_RATE_LIMIT_PER_MINUTE", "TASK_DEADLINE_SECONDS",
         "HOLD_GRACE_SECONDS",
         "ADMIN_GROUP", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
@@ -285,7 +285,7 @@ def test_environment_matches_architecture(template: dict) -> None:
 
 def test_dynamodb_tables_build_in_moto(template: dict) -> None:
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable"}
+    assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable", "SchedulerTable"}
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         for logical in tables:
