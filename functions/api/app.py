@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import ValidationError
 
-from aigc import executions, points, settlement, tasks, uploads
+from aigc import executions, points, settlement, snapstart, tasks, uploads
 from aigc.catalog import load_catalog
 from aigc.config import get_settings
 from aigc.errors import BadRequest
@@ -28,6 +28,7 @@ from aigc.views import ledger_view, page_view, task_view
 
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
+snapstart.register()  # SnapStart (template.yaml): fresh clients, seeds and secrets after each restore
 
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=100)]
