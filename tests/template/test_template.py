@@ -340,7 +340,7 @@ def test_resolver(template: dict) -> None:
         "UserPoolClient": "client123",
         "TaskStateMachine": {"Ref": "arn:aws:states:us-east-1:123456789012:stateMachine:sm", "Name": "sm"},
         "RefundFunction": {"Ref": "refund", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:refund"},
-        "PointsTable": "points", "TasksTable": "tasks", "IdempotencyTable": "idem",
+        "PointsTable": "points", "TasksTable": "tasks", "IdempotencyTable": "idem", "SchedulerTable": "scheduler",
         "ProviderKeysSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
     }
     resolver = Resolver(template, {"LogLevel": "DEBUG"}, physical, stack_name="aigc-test")

@@ -157,7 +157,9 @@ def poll_step(event: dict, remaining_ms: int | None = None) -> dict:
     interval = model.poll.interval_seconds
     polls_left = max(1, int(_poll_budget(remaining_ms) // interval))
     last_status = task.provider_status
+    next_poll = time.monotonic()
     while True:
+        next_poll += interval  # a fixed cadence: the time a poll takes does not stretch the interval
         # Poll even past the deadline: a job that finished meanwhile (or during a hold) is delivered.
         job = _timed(provider.poll, task.provider_task_id)
         if job.status == base.SUCCEEDED:
@@ -179,10 +181,10 @@ def poll_step(event: dict, remaining_ms: int | None = None) -> dict:
         polls_left -= 1
         if polls_left <= 0:
             return _state(task, POLLING)
-        SLEEP(interval)
         task.refresh(consistent_read=True)
         if tasks.is_settled(task):
             return _state(task, SETTLED)
+        SLEEP(max(0.0, next_poll - time.monotonic()))
 
 
 def store_step(event: dict) -> dict:
