@@ -166,6 +166,10 @@ def submit(
     timeout: Timeout = 900,
     idempotency_key: Annotated[Optional[str], typer.Option(help="A repeat with the same key returns the same "
                                                                 "task, charged once.")] = None,
+    webhook: Annotated[Optional[str], typer.Option(help="https URL that receives the task, signed "
+                                                        "(see: aigc webhook-secret).")] = None,
+    webhook_event: Annotated[Optional[list[str]], typer.Option(help="start and/or completed (default: both). "
+                                                                    "Repeatable.")] = None,
 ) -> None:
     """Start a task (charged now, refunded if it fails)."""
     state = _state(ctx)
@@ -173,11 +177,15 @@ def submit(
     images = image or []
     files = [Path(i) for i in images if not _is_url(i)]
     if files:
+        if webhook or webhook_event:
+            raise typer.BadParameter("an upload cannot carry a webhook; give the image as a URL",
+                                     param_hint="--webhook")
         _check_upload(state, model, files, images, prompt)
         task = state.client.upload(files[0], parameters=parameters or None)
     else:
         task = state.client.submit(model, prompt=prompt, image_url=(images[0] if len(images) == 1 else images) or None,
-                                   parameters=parameters or None, idempotency_key=idempotency_key)
+                                   parameters=parameters or None, webhook=webhook, webhook_events=webhook_event,
+                                   idempotency_key=idempotency_key)
     _finish(state, task, wait=wait, download=download, timeout=timeout)
 
 
@@ -297,6 +305,15 @@ def models(ctx: typer.Context) -> None:
     _table(["model", "type", "points", "prompt", "images"],
            [[m.model_name, m.task_type, str(m.points_cost), m.inputs.prompt if m.inputs else "",
              f"{m.inputs.min_images}-{m.inputs.max_images}" if m.inputs else ""] for m in catalog])
+
+
+@app.command("webhook-secret")
+def webhook_secret(ctx: typer.Context,
+                   rotate: Annotated[bool, typer.Option("--rotate", help="Replace it with a new one.")] = False) -> None:
+    """Your webhook signing secret (whsec_...), to verify deliveries with a Standard Webhooks library."""
+    state = _state(ctx)
+    secret = state.client.webhook_secret(rotate=rotate)
+    _dump({"secret": secret}) if state.as_json else print(secret)
 
 
 def exit_code(error: AigcError) -> int:
