@@ -11,10 +11,11 @@ from urllib.parse import unquote, urlparse
 import httpx
 from pydantic import BaseModel
 
-from aigc_client.errors import AigcError, NetworkError, RateLimited, WaitTimeout, error_for
+from aigc_client.errors import AigcError, NetworkError, RateLimited, ServerError, WaitTimeout, error_for
 from aigc_client.models import Balance, LedgerEntry, ModelInfo, Page, Task, Upload
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8081"
+WAIT_POLL_FAILURES = 5  # consecutive failed polls `wait` rides out
 M = TypeVar("M", bound=BaseModel)
 TaskRef = Task | str
 
@@ -130,11 +131,13 @@ class Client:
         """Poll until the task is completed, failed or cancelled; `on_progress` sees every state read.
 
         Raises WaitTimeout (with the last state) after `timeout` seconds; the task keeps running.
+        Up to WAIT_POLL_FAILURES polls in a row may fail (network, 5xx) before the error is raised.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         current = task if isinstance(task, Task) else self.get(task)
+        failures = 0
         while True:
-            if on_progress:
+            if on_progress and not failures:
                 on_progress(current)
             if current.done:
                 return current
@@ -142,7 +145,13 @@ class Client:
                 raise WaitTimeout(f"task {current.task_no} is still {current.status} after {timeout} s", current)
             pause = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
             time.sleep(pause)
-            current = self.get(current.task_no)
+            try:
+                current, failures = self.get(current.task_no), 0
+            except (NetworkError, ServerError):
+                # A blip while polling does not end the wait; the task runs on regardless.
+                failures += 1
+                if failures > WAIT_POLL_FAILURES:
+                    raise
 
     # ---------------------------------------------------------------- points and catalog
     def balance(self) -> Balance:
