@@ -8,6 +8,8 @@
 #   make build                     sam build (no Docker; bytecode when a Python 3.13 is found)
 #   make dev                       the local stack
 #   make token USER=<id> [ADMIN=1] a JWT for the local stack
+#   make held                      tasks held for a redrive (local stack; OPS_ARGS="--endpoint-url ...")
+#   make redrive [TASK=TASK-...]   redrive them (every held one without TASK), wait, print the outcome
 #   make bench                     benchmarks
 #   make dlq ARGS="--stack aigc-prod list"   inspect / replay dead-letter queues (README runbook)
 #   make clean
@@ -33,7 +35,7 @@ VENV_STAMP     := $(VENV)/.stamp-requirements-dev
 VENV_SAM_STAMP := $(VENV_SAM)/.stamp-sam-$(SAM_VERSION)-cfnlint-$(CFN_LINT_VERSION)
 VENV_CHECKOV_STAMP := $(VENV_CHECKOV)/.stamp-checkov-$(CHECKOV_VERSION)
 
-.PHONY: help venv venv-sam venv-checkov test lint build dev token bench dlq clean
+.PHONY: help venv venv-sam venv-checkov test lint build dev token held redrive bench dlq clean
 
 help:
 	@sed -n '1,/^$$/p' $(MAKEFILE_LIST) | sed 's/^# \{0,1\}//'
@@ -88,6 +90,13 @@ token: venv
 	@if [ "$(origin USER)" != "command line" ]; then \
 		echo "usage: make token USER=<user id> [ADMIN=1]" >&2; exit 2; fi
 	@$(PY) -m local.token --user '$(USER)' $(if $(filter-out 0 false no,$(ADMIN)),--admin)
+
+# ---------------------------------------------------------------- operations (README: runbook)
+held: venv
+	@$(PY) -m local.ops $(OPS_ARGS) held
+
+redrive: venv
+	@$(PY) -m local.ops $(OPS_ARGS) redrive $(if $(TASK),$(TASK),--all-held) --wait
 
 bench: venv
 	$(PY) -m bench $(BENCH_ARGS)

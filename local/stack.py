@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
 # What differs locally from AWS, beyond template parameters: the simulator and the local S3 are
-# on 127.0.0.1, so the sync provider's reference-image download must be allowed to go there.
-LOCAL_ENVIRONMENT = {"ALLOW_PRIVATE_IMAGE_HOSTS": "true"}
+# on 127.0.0.1, so outbound requests to user-given URLs (reference images, webhooks) may go there.
+LOCAL_ENVIRONMENT = {"ALLOW_PRIVATE_HOSTS": "true"}
 ACCOUNT = "123456789012"
 
 
@@ -114,12 +114,11 @@ def deploy(
             physical[logical].update(Ref=names[logical], Arn=f"arn:aws:s3:::{names[logical]}")
         s3.create_bucket(Bucket=names[logical])
 
-    # Dead-letter queues (ops.dlq reads them); the other operations resources (alarms, dashboard,
-    # SNS, CodeDeploy) have no local counterpart and are not created.
-    sqs = boto3.client("sqs", region_name=REGION)
-    for logical in cfn.resources_of_type(template, "AWS::SQS::Queue"):
-        url = sqs.create_queue(QueueName=names[logical])["QueueUrl"]
-        physical[logical].update(Ref=url, Arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names[logical]}", QueueName=names[logical])
+    # Queues: the webhook queue and the dead-letter queues (ops.dlq reads them); the other operations
+    # resources (alarms, dashboard, SNS, CodeDeploy) have no local counterpart and are not created.
+    from local.queues import create_queues
+
+    create_queues(template, resolver, names, physical, REGION, ACCOUNT)
 
     secrets = boto3.client("secretsmanager", region_name=REGION)
     for logical, resource in cfn.resources_of_type(template, "AWS::SecretsManager::Secret").items():
