@@ -5,13 +5,17 @@
     python -m ops.dlq --stack aigc-prod replay upload     # re-invoke the function, delete what it accepted
     python -m ops.dlq --local list                        # the local stack (AWS_ENDPOINT_URL = its moto)
 
-What each queue holds and where it replays to comes from template.yaml: a function's
-`DeadLetterQueue` holds the events Lambda could not process after its retries (the message body
-is the event); an event rule's `DeadLetterConfig` holds the events EventBridge could not deliver
-to its target function. Either way replay invokes that function's published alias asynchronously
-with the original event, as S3 or EventBridge would have: if it fails again, Lambda puts it back
-in the queue. The handlers are idempotent (a replayed upload or execution-ended event settles a
-task at most once), so replaying twice is safe.
+What each queue holds and where it replays to comes from template.yaml:
+- a function's `DeadLetterQueue` holds the events Lambda could not process after its retries (the
+  message body is the event), and an event rule's `DeadLetterConfig` the events EventBridge could
+  not deliver to its target function: replay invokes that function's published alias
+  asynchronously with the event, as S3 or EventBridge would have (if it fails again, Lambda puts
+  it back in the queue);
+- a queue named by another queue's `RedrivePolicy` (webhook deliveries) holds that queue's
+  messages: replay sends them back to it. Stream batch records (an event source mapping's
+  `OnFailure`) only describe a batch and are left in place for the operator.
+The handlers are idempotent (a replayed upload or execution-ended event settles a task at most
+once), so replaying twice is safe.
 """
 from __future__ import annotations
 
@@ -35,10 +39,10 @@ REPLAY_VISIBILITY_SECONDS = 60
 class DeadLetterQueue:
     logical_id: str
     url: str
-    function_logical_id: str  # whose events it holds
-    function_name: str
+    target_logical_id: str  # the function whose events it holds, or the queue it drains
+    target: str  # function name or queue URL
     qualifier: str | None  # the AutoPublishAlias the events were sent to
-    source: str  # "lambda" (async invoke failures) or "events" (undeliverable rule events)
+    source: str  # "lambda" (async invoke failures), "events" (undeliverable rule events), "queue" (redrive)
 
     @property
     def short_name(self) -> str:
@@ -52,9 +56,14 @@ def _getatt_target(value) -> str | None:
 
 
 def replay_targets(template: dict) -> dict[str, tuple[str, str]]:
-    """Queue logical id -> (function logical id, "lambda" | "events"), read from the template."""
+    """Queue logical id -> (function or queue logical id, "lambda" | "events" | "queue"), from the template."""
     targets: dict[str, tuple[str, str]] = {}
     resources = template["Resources"]
+    for logical, queue in cfn.resources_of_type(template, "AWS::SQS::Queue").items():
+        redrive = (queue.get("Properties") or {}).get("RedrivePolicy") or {}
+        dead_letter = _getatt_target(redrive.get("deadLetterTargetArn"))
+        if dead_letter:
+            targets[dead_letter] = (logical, "queue")
     for logical, spec in cfn.functions(template).items():
         dlq = resources[logical]["Properties"].get("DeadLetterQueue") or {}
         queue = _getatt_target(dlq.get("TargetArn"))
@@ -89,9 +98,9 @@ def _local_physical_ids(template: dict, prefix: str) -> dict[str, str]:
 def dead_letter_queues(template: dict, physical_ids: dict[str, str]) -> list[DeadLetterQueue]:
     specs = cfn.functions(template)
     queues = []
-    for queue, (function, source) in sorted(replay_targets(template).items()):
-        queues.append(DeadLetterQueue(queue, physical_ids[queue], function, physical_ids[function],
-                                      specs[function]["alias"], source))
+    for queue, (target, source) in sorted(replay_targets(template).items()):
+        alias = specs[target]["alias"] if target in specs else None
+        queues.append(DeadLetterQueue(queue, physical_ids[queue], target, physical_ids[target], alias, source))
     return queues
 
 
@@ -146,28 +155,45 @@ def replay(queue: DeadLetterQueue, limit: int = 100, dry_run: bool = False) -> d
     """Re-invoke the function with each message's event; delete the messages Lambda accepted."""
     if dry_run:
         return {"would_replay": [m["messageId"] for m in peek(queue, limit)], "replayed": [], "failed": []}
-    sqs, lam = boto3.client("sqs"), boto3.client("lambda")
+    sqs = boto3.client("sqs")
     replayed: list[str] = []
-    failed: list[str] = []
-    while len(replayed) + len(failed) < limit:
-        batch = _receive(queue, REPLAY_VISIBILITY_SECONDS, limit - len(replayed) - len(failed))
+    failed: dict[str, str] = {}  # message id -> its latest receipt handle
+    seen: set[str] = set()
+    while len(seen) < limit:
+        received = _receive(queue, REPLAY_VISIBILITY_SECONDS, limit - len(seen))
+        failed.update({m["MessageId"]: m["ReceiptHandle"] for m in received if m["MessageId"] in failed})
+        batch = [m for m in received if m["MessageId"] not in seen]
         if not batch:
             break
         for message in batch:
-            kwargs = {"Qualifier": queue.qualifier} if queue.qualifier else {}
+            seen.add(message["MessageId"])
             try:
-                status = lam.invoke(FunctionName=queue.function_name, InvocationType="Event",
-                                    Payload=message["Body"].encode(), **kwargs)["StatusCode"]
-            except Exception as error:  # leave it in the queue (visible again after the timeout)
+                accepted = _send_back(queue, message["Body"])
+            except Exception as error:  # leave it in the queue
                 print(f"{message['MessageId']}: not replayed: {error}", file=sys.stderr)
-                failed.append(message["MessageId"])
-                continue
-            if status == 202:
+                accepted = False
+            if accepted:
                 sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
                 replayed.append(message["MessageId"])
             else:
-                failed.append(message["MessageId"])
-    return {"replayed": replayed, "failed": failed}
+                failed[message["MessageId"]] = message["ReceiptHandle"]
+    for handle in failed.values():  # back in view at once for `show`
+        sqs.change_message_visibility(QueueUrl=queue.url, ReceiptHandle=handle, VisibilityTimeout=0)
+    return {"replayed": replayed, "failed": list(failed)}
+
+
+def _send_back(queue: DeadLetterQueue, body: str) -> bool:
+    """Hand one message's event back to where it failed; False when it cannot be replayed."""
+    if queue.source == "queue":
+        if "DDBStreamBatchInfo" in body:  # a stream batch's description, not a message: nothing to resend
+            print("a stream batch record: read its shard range in the message and handle it by hand", file=sys.stderr)
+            return False
+        boto3.client("sqs").send_message(QueueUrl=queue.target, MessageBody=body)
+        return True
+    kwargs = {"Qualifier": queue.qualifier} if queue.qualifier else {}
+    response = boto3.client("lambda").invoke(FunctionName=queue.target, InvocationType="Event",
+                                             Payload=body.encode(), **kwargs)
+    return response["StatusCode"] == 202
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -197,7 +223,7 @@ def run(argv: list[str] | None = None) -> tuple[int, object]:
     queues = dead_letter_queues(template, physical)
     if args.command == "list":
         result = [{"queue": q.short_name, "logicalId": q.logical_id, "holds": q.source, "replaysTo":
-                   f"{q.function_name}:{q.qualifier}" if q.qualifier else q.function_name, **depth(q)}
+                   f"{q.target}:{q.qualifier}" if q.qualifier else q.target, **depth(q)}
                   for q in queues]
     elif args.command == "show":
         result = peek(_find(queues, args.queue), args.max)

@@ -208,3 +208,10 @@ def test_every_checkov_skip_says_why(template: dict) -> None:
         assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical, skip)
         assert len(skip.get("comment", "").split()) >= 5, f"{logical} {skip['id']}: give the reason"
     assert "CKV_AWS_116" not in {s["id"] for logical, s in skips if logical in ("UploadFunction", "ReconcileFunction")}
+
+
+def test_lambda_error_and_throttle_alarms_cover_every_function(template: dict) -> None:
+    for alarm, metric in (("LambdaErrorsAlarm", "Errors"), ("LambdaThrottlesAlarm", "Throttles")):
+        watched = {d["Value"]["Ref"] for m in _metric_stats(_alarms(template)[alarm])
+                   if m["MetricName"] == metric for d in m["Dimensions"]}
+        assert watched == set(functions(template)), alarm

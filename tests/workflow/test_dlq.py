@@ -53,7 +53,7 @@ def test_list_names_every_queue_and_what_it_replays_to(app, capsys):
     code, listed = _run(capsys, "list")
     assert code == 0
     by_name = {q["queue"]: q for q in listed}
-    assert set(by_name) == {"upload", "reconcile", "events"}
+    assert set(by_name) == {"upload", "reconcile", "events", "webhook"}
     assert by_name["upload"]["replaysTo"] == f"{app.deployment.name('UploadFunction')}:live"
     assert by_name["upload"]["holds"] == "lambda" and by_name["events"]["holds"] == "events"
     assert by_name["events"]["replaysTo"] == by_name["reconcile"]["replaysTo"]
@@ -105,3 +105,26 @@ def test_unknown_queue_is_refused_with_the_known_names(app, capsys):
     with pytest.raises(SystemExit) as refused:
         dlq.run(["--local", "show", "nope"])
     assert "upload" in str(refused.value) and "events" in str(refused.value)
+
+
+def test_webhook_dead_letters_go_back_to_their_queue_and_stream_records_stay(app, capsys):
+    sqs = boto3.client("sqs")
+    dead = sqs.get_queue_url(QueueName=app.deployment.name("WebhookDeadLetterQueue"))["QueueUrl"]
+    source = sqs.get_queue_url(QueueName=app.deployment.name("WebhookQueue"))["QueueUrl"]
+    delivery = {"taskNo": "T-1", "event": "task.completed", "lastError": "HTTP 503", "failedAttempts": 12}
+    sqs.send_message(QueueUrl=dead, MessageBody=json.dumps(delivery))
+    sqs.send_message(QueueUrl=dead, MessageBody=json.dumps(
+        {"requestContext": {"condition": "RetryAttemptsExhausted"},
+         "DDBStreamBatchInfo": {"shardId": "shard-1", "startSequenceNumber": "1", "endSequenceNumber": "9"}}))
+
+    code, listed = _run(capsys, "list")
+    webhooks = next(q for q in listed if q["queue"] == "webhook")
+    assert webhooks["holds"] == "queue" and webhooks["replaysTo"] == source and webhooks["visible"] == 2
+
+    code, result = _run(capsys, "replay", "webhook")
+    assert code == 1 and len(result["replayed"]) == 1 and len(result["failed"]) == 1
+    [resent] = sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(resent["Body"]) == delivery
+    _, shown = _run(capsys, "show", "webhook")
+    assert [m["messageId"] for m in shown] == result["failed"]  # left in the queue, visible at once
+    assert "DDBStreamBatchInfo" in shown[0]["event"]
