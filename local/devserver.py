@@ -260,6 +260,9 @@ class LocalStack:
         pruner = Pruner(args.retention_seconds, interval=min(30.0, max(1.0, args.retention_seconds / 4)),
                         on_dropped=events.forget).start()
         self._exit.callback(pruner.stop)
+        from local.queues import EventSourceMappings
+
+        self._exit.callback(EventSourceMappings(self.deployment).start().stop)  # SQS and stream -> functions
 
         issuer, audiences = authorizer_config(template, self.deployment.resolver)
         self.front.verifier = auth.Verifier(key, issuer=issuer, audiences=audiences)

@@ -2,12 +2,15 @@
 every page of a list, waiting with progress, uploads and downloads of real images."""
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import pytest
 from PIL import Image
 
 from aigc_client import (
+    AigcError,
     AuthError,
     BadRequest,
     Client,
@@ -121,3 +124,96 @@ def test_wait_times_out_then_cancel_refunds(stack, user_client):
         client.cancel(task)
     assert conflict.value.code == 409
     assert client.balance().balance == 200
+
+
+def test_download_saves_every_image_of_a_multi_image_task(stack, user_client, tmp_path):
+    user, client = user_client
+    task = client.wait(client.submit("wanx-v1", prompt="two kites", parameters={"n": 2, "size": "720*1280"}),
+                       timeout=60, interval=0.2)
+    assert task.status == "completed" and len(task.result_urls) == 2 and task.points_cost == 40
+    paths = client.download(task.task_no, tmp_path)
+    assert [p.name for p in paths] == [f"{task.task_no}-1.png", f"{task.task_no}-2.png"]
+    for path in paths:
+        with Image.open(path) as picture:
+            assert picture.format == "PNG" and picture.size == (720, 1280)
+    pending = client.submit("wanx-v1", prompt="later [sim:seconds=60]")
+    with pytest.raises(AigcError, match="not completed"):
+        client.download(pending, tmp_path / "none")
+    client.cancel(pending)
+    assert not (tmp_path / "none").exists()
+
+
+class FlakyProxy:
+    """A TCP relay to the API that can drop the next N connections (and the open ones): a network blip."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.to_drop = self.dropped = 0
+        self.open: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def blip(self, connections: int) -> None:
+        with self.lock:
+            self.to_drop = connections
+            for conn in self.open:
+                conn.close()
+            self.open.clear()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.blip(0)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                if self.to_drop:
+                    self.to_drop -= 1
+                    self.dropped += 1
+                    conn.close()
+                    continue
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+                self.open += [conn, upstream]
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, target):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+def test_wait_rides_out_a_network_blip_but_not_an_outage(stack, user_client):
+    user, client = user_client
+    proxy = FlakyProxy(stack.port)
+    try:
+        with Client(f"http://127.0.0.1:{proxy.port}", stack.token(user), retries=0) as flaky:
+            task = flaky.submit("wanx-v1", prompt="blip [sim:seconds=2]")
+            proxy.blip(3)  # the next 3 polls fail
+            final = flaky.wait(task, timeout=60, interval=0.2)
+            assert final.status == "completed" and proxy.dropped == 3
+            slow = flaky.submit("wanx-v1", prompt="outage [sim:seconds=60]")
+            proxy.blip(100)
+            with pytest.raises(NetworkError):
+                flaky.wait(slow, timeout=60, interval=0.05)
+            # 6 failed polls: WAIT_POLL_FAILURES (5) ridden out, the 6th raised (the first may fail on
+            # the pooled connection the blip closed, without a new connection to drop).
+            assert 3 + 5 <= proxy.dropped <= 3 + 6
+        client.cancel(slow)
+    finally:
+        proxy.close()

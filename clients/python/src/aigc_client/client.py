@@ -11,10 +11,11 @@ from urllib.parse import unquote, urlparse
 import httpx
 from pydantic import BaseModel
 
-from aigc_client.errors import AigcError, NetworkError, RateLimited, WaitTimeout, error_for
+from aigc_client.errors import AigcError, NetworkError, RateLimited, ServerError, WaitTimeout, error_for
 from aigc_client.models import Balance, LedgerEntry, ModelInfo, Page, Task, Upload
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8081"
+WAIT_POLL_FAILURES = 5  # consecutive failed polls `wait` rides out
 M = TypeVar("M", bound=BaseModel)
 TaskRef = Task | str
 
@@ -97,8 +98,13 @@ class Client:
 
     # ---------------------------------------------------------------- tasks
     def submit(self, model: str, *, prompt: str | None = None, image_url: str | list[str] | None = None,
-               parameters: dict[str, Any] | None = None, idempotency_key: str | None = None) -> Task:
-        """Start a task (debited now, refunded if it fails). A repeated `idempotency_key` returns the same task."""
+               parameters: dict[str, Any] | None = None, webhook: str | None = None,
+               webhook_events: list[str] | None = None, idempotency_key: str | None = None) -> Task:
+        """Start a task (debited now, refunded if it fails). A repeated `idempotency_key` returns the same task.
+
+        `webhook`: an https URL that receives the task, signed (Standard Webhooks, see `webhook_secret`),
+        on the `webhook_events` "start" and/or "completed" (the default: both).
+        """
         body: dict[str, Any] = {"modelName": model}
         if prompt is not None:
             body["prompt"] = prompt
@@ -106,6 +112,10 @@ class Client:
             body["imageUrl"] = image_url
         if parameters:
             body["parameters"] = parameters
+        if webhook:
+            body["webhook"] = webhook
+        if webhook_events:
+            body["webhookEventsFilter"] = webhook_events
         return Task.model_validate(self._request("POST", "/user/ai/tasks/submit", json=body,
                                                  idempotency_key=idempotency_key))
 
@@ -130,11 +140,13 @@ class Client:
         """Poll until the task is completed, failed or cancelled; `on_progress` sees every state read.
 
         Raises WaitTimeout (with the last state) after `timeout` seconds; the task keeps running.
+        Up to WAIT_POLL_FAILURES polls in a row may fail (network, 5xx) before the error is raised.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         current = task if isinstance(task, Task) else self.get(task)
+        failures = 0
         while True:
-            if on_progress:
+            if on_progress and not failures:
                 on_progress(current)
             if current.done:
                 return current
@@ -142,7 +154,13 @@ class Client:
                 raise WaitTimeout(f"task {current.task_no} is still {current.status} after {timeout} s", current)
             pause = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
             time.sleep(pause)
-            current = self.get(current.task_no)
+            try:
+                current, failures = self.get(current.task_no), 0
+            except (NetworkError, ServerError):
+                # A blip while polling does not end the wait; the task runs on regardless.
+                failures += 1
+                if failures > WAIT_POLL_FAILURES:
+                    raise
 
     # ---------------------------------------------------------------- points and catalog
     def balance(self) -> Balance:
@@ -154,6 +172,12 @@ class Client:
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo.model_validate(m) for m in self._request("GET", "/models")]
+
+    def webhook_secret(self, *, rotate: bool = False) -> str:
+        """The user's webhook signing secret (`whsec_...`), created on first read; `rotate` replaces it."""
+        if rotate:
+            return self._request("POST", "/user/webhooks/secret/rotate")["secret"]
+        return self._request("GET", "/user/webhooks/secret")["secret"]
 
     # ---------------------------------------------------------------- files
     def upload(self, path: str | Path, *, parameters: dict[str, Any] | None = None,
