@@ -138,6 +138,39 @@ class Environment:
             done.set()
 
 
+def share_botocore_models() -> Callable[[], None]:
+    """One botocore data loader for every session of the process; returns the undo.
+
+    Each environment keeps its own botocore sessions (PynamoDB makes one per thread and connection),
+    and each session would parse and hold its own copy of the service models and endpoints (tens of
+    MB, and most of a cold client's CPU). The models are read-only: sharing them changes nothing but
+    memory and time.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    original = botocore.session.Session._register_data_loader
+    loaders: dict = {}
+    lock = threading.Lock()
+
+    def shared(session):
+        path = session.get_config_variable("data_path")
+        with lock:
+            if path not in loaders:
+                loaders[path] = botocore.loaders.create_loader(path)
+            return loaders[path]
+
+    def _register_data_loader(self):
+        self._components.lazy_register_component("data_loader", lambda: shared(self))
+
+    botocore.session.Session._register_data_loader = _register_data_loader
+
+    def undo() -> None:
+        botocore.session.Session._register_data_loader = original
+
+    return undo
+
+
 def isolate_metrics() -> Callable[[], None]:
     """Give every thread (every environment) its own powertools metrics; returns the undo.
 
@@ -295,10 +328,12 @@ def install_router(router: Router) -> Callable[[], None]:
 
     LambdaFunction._invoke_lambda = _invoke_lambda
     undo_metrics = isolate_metrics()
+    undo_models = share_botocore_models()
 
     def uninstall() -> None:
         LambdaFunction._invoke_lambda = _ORIGINAL_INVOKE
         undo_metrics()
+        undo_models()
 
     return uninstall
 

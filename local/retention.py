@@ -18,12 +18,15 @@ log = logging.getLogger("local.retention")
 _STRAGGLER_SECONDS = 0.5
 
 
-def _backend():
-    from moto.stepfunctions.models import stepfunction_backends
+def _state_machines() -> list:
+    """Both of moto's Step Functions backends: the parser's executes the ASL (the stack's case)."""
+    from moto.stepfunctions.models import stepfunctions_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
     from local.stack import ACCOUNT, REGION
 
-    return stepfunction_backends[ACCOUNT][REGION]
+    return [machine for backends in (stepfunctions_parser_backends, stepfunctions_backends)
+            for machine in list(backends[ACCOUNT][REGION].state_machines)]
 
 
 def _finished_before(execution, cutoff: datetime.datetime) -> bool:
@@ -41,7 +44,7 @@ def prune(retention_seconds: float, *, on_dropped=None) -> int:
     """
     cutoff = datetime.datetime.now(tz=datetime.timezone.utc) - datetime.timedelta(seconds=retention_seconds)
     dropped = 0
-    for machine in list(_backend().state_machines):
+    for machine in _state_machines():
         old = machine.executions
         seen = len(old)
         gone = {id(e) for e in old[:seen] if _finished_before(e, cutoff)}
