@@ -8,6 +8,7 @@
 #   make dev                       the local stack
 #   make token USER=<id> [ADMIN=1] a JWT for the local stack
 #   make bench                     benchmarks
+#   make openapi                   regenerate docs/openapi.json from the code
 #   make clean
 
 SHELL := /bin/bash
@@ -28,7 +29,7 @@ export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)$(if $(PYTHONPATH),:$(PYTH
 VENV_STAMP     := $(VENV)/.stamp-requirements-dev
 VENV_SAM_STAMP := $(VENV_SAM)/.stamp-sam-$(SAM_VERSION)-cfnlint-$(CFN_LINT_VERSION)
 
-.PHONY: help venv venv-sam test lint build dev token bench clean
+.PHONY: help venv venv-sam test lint build dev token bench openapi clean
 
 help:
 	@sed -n '1,/^$$/p' $(MAKEFILE_LIST) | sed 's/^# \{0,1\}//'
@@ -77,6 +78,10 @@ token: venv
 
 bench: venv
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The committed contract; tests/unit/test_contract.py fails when it drifts from the code.
+openapi: venv
+	$(PY) -m local.openapi docs/openapi.json
 
 clean:
 	rm -rf .aws-sam .pytest_cache
