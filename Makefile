@@ -57,7 +57,7 @@ test: venv venv-sam
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv venv-sam
-	$(VENV)/bin/ruff check layers functions local tests bench
+	$(VENV)/bin/ruff check layers functions local tests bench clients
 	$(SAM) validate --lint
 
 # The layer's Makefile pip-installs manylinux aarch64 / cp313 wheels with this

@@ -70,6 +70,9 @@ def _physical(template: dict, prefix: str) -> tuple[dict, dict]:
             attrs = {"Ref": name, "Arn": f"arn:aws:local:{REGION}:{ACCOUNT}:{logical}"}
         names[logical] = name
         physical[logical] = attrs
+    for logical, spec in cfn.functions(template).items():  # SAM's `!Ref <Function>.Alias`
+        if spec["alias"]:
+            physical[f"{logical}.Alias"] = {"Ref": f"{physical[logical]['Arn']}:{spec['alias']}"}
     return names, physical
 
 
@@ -111,6 +114,13 @@ def deploy(
             physical[logical].update(Ref=names[logical], Arn=f"arn:aws:s3:::{names[logical]}")
         s3.create_bucket(Bucket=names[logical])
 
+    # Dead-letter queues (ops.dlq reads them); the other operations resources (alarms, dashboard,
+    # SNS, CodeDeploy) have no local counterpart and are not created.
+    sqs = boto3.client("sqs", region_name=REGION)
+    for logical in cfn.resources_of_type(template, "AWS::SQS::Queue"):
+        url = sqs.create_queue(QueueName=names[logical])["QueueUrl"]
+        physical[logical].update(Ref=url, Arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names[logical]}", QueueName=names[logical])
+
     secrets = boto3.client("secretsmanager", region_name=REGION)
     for logical, resource in cfn.resources_of_type(template, "AWS::SecretsManager::Secret").items():
         value = json.dumps(secret) if secret is not None else resource["Properties"].get("SecretString", "{}")
@@ -140,6 +150,9 @@ def deploy(
             Code={"ZipFile": package}, Timeout=spec["timeout"], MemorySize=spec["memory"],
             Environment={"Variables": env},
         )
+        if spec["alias"]:  # AutoPublishAlias: callers invoke the alias, as on AWS
+            version = lambda_client.publish_version(FunctionName=names[logical])["Version"]
+            lambda_client.create_alias(FunctionName=names[logical], Name=spec["alias"], FunctionVersion=version)
         deployment.router.add(
             names[logical], _lazy_handler(spec["code_uri"], spec["handler"]),
             timeout=spec["timeout"], memory=spec["memory"],
@@ -185,16 +198,9 @@ def _connect_s3_notifications(template, resolver, names, specs, s3) -> None:
 
 def _cold_start() -> None:
     """A new deployment starts every function cold: drop what the shared library cached."""
-    import sys
+    from aigc.snapstart import forget_cached_state
 
-    if "aigc.config" in sys.modules:
-        sys.modules["aigc.config"].get_settings.cache_clear()
-    if "aigc.catalog" in sys.modules:
-        sys.modules["aigc.catalog"].load_catalog.cache_clear()
-    if "aws_lambda_powertools.utilities.parameters" in sys.modules:
-        sys.modules["aws_lambda_powertools.utilities.parameters"].clear_caches()
-    if "aigc.submission" in sys.modules:
-        sys.modules["aigc.submission"]._idempotency.cache_clear()
+    forget_cached_state()
 
 
 def _lazy_handler(code_uri: str, handler: str):

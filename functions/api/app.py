@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 
-from aigc import contract, executions, points, settlement, tasks, uploads
+from aigc import contract, executions, points, settlement, snapstart, tasks, uploads
 from aigc.catalog import load_catalog
 from aigc.config import get_settings
 from aigc.http import caller, parse_json_body, register_error_handlers, require_group
@@ -38,6 +38,7 @@ from aigc.views import ledger_view, page_view, task_view
 app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500,
                              json_body_deserializer=parse_json_body)
 register_error_handlers(app)
+snapstart.register()  # SnapStart (template.yaml): fresh clients, seeds and secrets after each restore
 answers = contract.answers
 
 Page = Annotated[int, Query(ge=1, le=100000, description="1-based page number")]

@@ -56,8 +56,9 @@ ALLOWED_RESOURCES = {
     "StoreResultsFunction": {"TasksTable", "ResultsBucket"},
     "RefundFunction": {"PointsTable", "TasksTable", "ProviderKeysSecret"},
     # the upload function names the bucket (it is notified by it: a Ref would be a cycle)
-    "UploadFunction": {"PointsTable", "TasksTable", "TaskStateMachine"},
-    "ReconcileFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "ProviderKeysSecret"},
+    "UploadFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "UploadDeadLetterQueue"},
+    "ReconcileFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "ProviderKeysSecret",
+                          "ReconcileDeadLetterQueue"},
 }
 FUNCTION_ENV = {
     "ApiFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MAX_BYTES"},
@@ -249,12 +250,18 @@ def test_state_machine_may_invoke_exactly_the_workflow_functions(template: dict)
         if any(a.startswith("lambda:") for a in _as_list(stmt["Action"])):
             invokable |= _references(stmt.get("Resource"), set())
     substituted = {
-        value["Fn::GetAtt"][0]
+        _alias_target(value)
         for value in state_machine(template, "TaskStateMachine")["substitutions"].values()
-        if isinstance(value, dict) and "Fn::GetAtt" in value
-        and template["Resources"][value["Fn::GetAtt"][0]]["Type"] == "AWS::Serverless::Function"
+        if _alias_target(value)
     }
     assert invokable - PSEUDO == substituted
+
+
+def _alias_target(value) -> str | None:
+    """The function of a `!Ref <Function>.Alias` substitution (SAM's published alias)."""
+    if isinstance(value, dict) and isinstance(value.get("Ref"), str) and value["Ref"].endswith(".Alias"):
+        return value["Ref"].removesuffix(".Alias")
+    return None
 
 
 # ------------------------------------------------------------------ local/cfn.py
@@ -262,7 +269,7 @@ def test_state_machine_may_invoke_exactly_the_workflow_functions(template: dict)
 
 def test_short_tags_become_long_forms(template: dict) -> None:
     subs = state_machine(template, "TaskStateMachine")["substitutions"]
-    assert subs["RefundFunctionArn"] == {"Fn::GetAtt": ["RefundFunction", "Arn"]}
+    assert subs["RefundFunctionArn"] == {"Ref": "RefundFunction.Alias"}
     env = functions(template)["ApiFunction"]["environment"]
     assert env["POINTS_TABLE"] == {"Ref": "PointsTable"}
     assert env["STATE_MACHINE_ARN"] == {"Ref": "TaskStateMachine"}
@@ -399,8 +406,8 @@ def _asl_text() -> str:
 def _fake_substitutions(template: dict) -> dict[str, str]:
     out = {}
     for name, value in state_machine(template, "TaskStateMachine")["substitutions"].items():
-        if isinstance(value, dict) and "Fn::GetAtt" in value:
-            out[name] = f"arn:aws:lambda:us-east-1:123456789012:function:{value['Fn::GetAtt'][0]}"
+        if _alias_target(value):
+            out[name] = f"arn:aws:lambda:us-east-1:123456789012:function:{_alias_target(value)}:live"
         else:
             out[name] = f"sub-{name}"
     return out

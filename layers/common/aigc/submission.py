@@ -66,7 +66,7 @@ def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> TaskV
         rate_limit_per_minute = get_settings().submit_rate_limit_per_minute
     points.debit_for_new_task(task, rate_limit_per_minute=rate_limit_per_minute)
     logger.append_keys(task_no=task.task_no)
-    count("TasksSubmitted")
+    count("TasksSubmitted", model=task.model_name)
     count("PointsDebited", int(task.points_cost))
     try:
         executions.start_task_execution(task.task_no)

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import requests
 
 from aigc.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
+from aigc.observability import count
 from aigc.providers.base import SUCCEEDED, ProviderJob, ProviderRequest
 from aigc.providers.http_session import build_session
 
@@ -240,6 +241,7 @@ class OpenAIImagesProvider:
             # redrive once an operator tops up the account), do not blame the user's input.
             raise ProviderUnavailable(text, code=code, http_status=status)
         if status == 429:
+            count("ProviderThrottled")  # the ProviderThrottles alarm
             raise ProviderThrottled(text, code=code or "rate_limit_exceeded", http_status=status)
         if status >= 500 or status == 408:
             raise ProviderUnavailable(text, code=code, http_status=status)
