@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator, model_serializer
 
 from aigc.errors import BadRequest
 from aigc.netcheck import UnsafeUrl, check_public_url
@@ -182,7 +182,16 @@ class Page(_Out, Generic[T]):
     page: int
     size: int
     pages: int
-    next_token: str | None = Field(None, alias="nextToken", description="cursor of the next page, if any")
+    next_token: str | None = Field(None, alias="nextToken",
+                                   description="cursor of the next page; absent when there is none")
+
+    @model_serializer(mode="wrap")
+    def _omit_missing_cursor(self, handler):
+        out = handler(self)
+        if out.get("nextToken", out.get("next_token", "")) is None:  # clients page by number without it
+            out.pop("nextToken", None)
+            out.pop("next_token", None)
+        return out
 
 
 class TaskPage(Page[TaskView]):
