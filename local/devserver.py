@@ -252,6 +252,9 @@ class LocalStack:
 
         events = EventSources(self.deployment, poll_seconds=1.0, schedule_seconds=args.sweep_seconds).start()
         self._exit.callback(events.stop)
+        from local.queues import EventSourceMappings
+
+        self._exit.callback(EventSourceMappings(self.deployment).start().stop)  # SQS and stream -> functions
 
         issuer, audiences = authorizer_config(template, self.deployment.resolver)
         self.front.verifier = auth.Verifier(key, issuer=issuer, audiences=audiences)

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
 # What differs locally from AWS, beyond template parameters: the simulator and the local S3 are
-# on 127.0.0.1, so the sync provider's reference-image download must be allowed to go there.
-LOCAL_ENVIRONMENT = {"ALLOW_PRIVATE_IMAGE_HOSTS": "true"}
+# on 127.0.0.1, so outbound requests to user-given URLs (reference images, webhooks) may go there.
+LOCAL_ENVIRONMENT = {"ALLOW_PRIVATE_HOSTS": "true"}
 ACCOUNT = "123456789012"
 
 
@@ -114,12 +114,11 @@ def deploy(
             physical[logical].update(Ref=names[logical], Arn=f"arn:aws:s3:::{names[logical]}")
         s3.create_bucket(Bucket=names[logical])
 
-    # Dead-letter queues (ops.dlq reads them); the other operations resources (alarms, dashboard,
-    # SNS, CodeDeploy) have no local counterpart and are not created.
-    sqs = boto3.client("sqs", region_name=REGION)
-    for logical in cfn.resources_of_type(template, "AWS::SQS::Queue"):
-        url = sqs.create_queue(QueueName=names[logical])["QueueUrl"]
-        physical[logical].update(Ref=url, Arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names[logical]}", QueueName=names[logical])
+    # Queues: the webhook queue and the dead-letter queues (ops.dlq reads them); the other operations
+    # resources (alarms, dashboard, SNS, CodeDeploy) have no local counterpart and are not created.
+    from local.queues import create_queues
+
+    create_queues(template, resolver, names, physical, REGION, ACCOUNT)
 
     secrets = boto3.client("secretsmanager", region_name=REGION)
     for logical, resource in cfn.resources_of_type(template, "AWS::SecretsManager::Secret").items():
@@ -153,8 +152,12 @@ def deploy(
         if spec["alias"]:  # AutoPublishAlias: callers invoke the alias, as on AWS
             version = lambda_client.publish_version(FunctionName=names[logical])["Version"]
             lambda_client.create_alias(FunctionName=names[logical], Name=spec["alias"], FunctionVersion=version)
+        handler = _lazy_handler(spec["code_uri"], spec["handler"])
+        dead_letter = (resources[logical].get("Properties") or {}).get("DeadLetterQueue")
+        if dead_letter:
+            handler = _dead_lettered(handler, str(resolver.resolve(dead_letter["TargetArn"])))
         deployment.router.add(
-            names[logical], _lazy_handler(spec["code_uri"], spec["handler"]),
+            names[logical], handler,
             timeout=spec["timeout"], memory=spec["memory"],
         )
 
@@ -201,6 +204,29 @@ def _cold_start() -> None:
     from aigc.snapstart import forget_cached_state
 
     forget_cached_state()
+
+
+def _dead_lettered(handler, queue_arn: str):
+    """The function's `DeadLetterQueue`: a failed invocation's event goes there, as Lambda sends an
+    asynchronous event that failed (locally after one attempt, not Lambda's three)."""
+
+    def invoke(event, context):
+        try:
+            return handler(event, context)
+        except Exception as error:
+            sqs = boto3.client("sqs", region_name=REGION)
+            sqs.send_message(
+                QueueUrl=sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"],
+                MessageBody=json.dumps(event),
+                MessageAttributes={
+                    "RequestID": {"DataType": "String", "StringValue": context.aws_request_id},
+                    "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                    "ErrorMessage": {"DataType": "String", "StringValue": f"{type(error).__name__}: {error}"[:1000]},
+                },
+            )
+            raise
+
+    return invoke
 
 
 def _lazy_handler(code_uri: str, handler: str):

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 
-from aigc import contract, executions, points, settlement, snapstart, tasks, uploads
+from aigc import contract, executions, points, settlement, snapstart, tasks, uploads, webhooks
 from aigc.catalog import load_catalog
 from aigc.config import get_settings
 from aigc.http import caller, parse_json_body, register_error_handlers, require_group
@@ -30,6 +30,7 @@ from aigc.schemas import (
     TaskResponse,
     UploadRequest,
     UploadResponse,
+    WebhookSecretResponse,
     envelope,
 )
 from aigc.submission import register_lambda_context, submit_task
@@ -156,6 +157,20 @@ def admin_get_task(taskNo: TaskNo) -> AdminTaskResponse:
 def admin_refund_task(taskNo: TaskNo, request: Annotated[OperatorRefundRequest, Body()]) -> TaskResponse:
     require_group(caller(app), get_settings().admin_group)
     return envelope(task_view(settlement.operator_refund(taskNo, request.reason)))
+
+
+@app.get("/user/webhooks/secret", summary="Your webhook signing secret (created on first read)", tags=["webhooks"],
+         responses=answers("the secret"))
+def webhook_secret() -> WebhookSecretResponse:
+    who = caller(app)
+    return envelope({"secret": webhooks.get_secret(who.user_id)})
+
+
+@app.post("/user/webhooks/secret/rotate", summary="Replace your webhook signing secret", tags=["webhooks"],
+          responses=answers("the new secret"))
+def rotate_webhook_secret() -> WebhookSecretResponse:
+    who = caller(app)
+    return envelope({"secret": webhooks.rotate_secret(who.user_id)})
 
 
 contract.serve_document(app)

@@ -50,18 +50,22 @@ SAM_ENV = {
 # What each function may touch (docs/ARCHITECTURE.md, "Functions").
 ALLOWED_RESOURCES = {
     "ApiFunction": {"PointsTable", "TasksTable", "IdempotencyTable", "TaskStateMachine", "ResultsBucket",
-                    "ProviderKeysSecret"},
-    "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket"},
-    "ProviderPollFunction": {"TasksTable", "ProviderKeysSecret"},
+                    "ProviderKeysSecret", "WebhookSecretsTable"},
+    "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket", "SchedulerTable"},
+    "ProviderPollFunction": {"TasksTable", "ProviderKeysSecret", "SchedulerTable"},
     "StoreResultsFunction": {"TasksTable", "ResultsBucket"},
     "RefundFunction": {"PointsTable", "TasksTable", "ProviderKeysSecret"},
     # the upload function names the bucket (it is notified by it: a Ref would be a cycle)
     "UploadFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "UploadDeadLetterQueue"},
     "ReconcileFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "ProviderKeysSecret",
                           "ReconcileDeadLetterQueue"},
+    # reads the tasks table's stream only (SAM's stream policy), presigns the body's result URLs
+    "WebhookFunction": {"TasksTable", "WebhookSecretsTable", "WebhookQueue", "WebhookDeadLetterQueue",
+                        "ResultsBucket"},
 }
 FUNCTION_ENV = {
-    "ApiFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MAX_BYTES"},
+    "ApiFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MAX_BYTES", "WEBHOOK_SECRETS_TABLE"},
+    "WebhookFunction": {"WEBHOOK_SECRETS_TABLE", "WEBHOOK_QUEUE_URL", "WEBHOOK_DLQ_URL"},
     "UploadFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MODEL", "UPLOAD_DEFAULT_PARAMETERS",
                        "UPLOAD_MAX_BYTES"},
     "ReconcileFunction": {"STATE_MACHINE_ARN"},
@@ -280,7 +284,7 @@ def test_short_tags_become_long_forms(template: dict) -> None:
 
 def test_environment_matches_architecture(template: dict) -> None:
     names = {
-        "POINTS_TABLE", "TASKS_TABLE", "IDEMPOTENCY_TABLE", "RESULTS_BUCKET", "PROVIDER_SECRET_ARN",
+        "POINTS_TABLE", "TASKS_TABLE", "SCHEDULER_TABLE", "IDEMPOTENCY_TABLE", "RESULTS_BUCKET", "PROVIDER_SECRET_ARN",
         "DASHSCOPE_BASE_URL", "OPENAI_BASE_URL", "RESULT_HOST_ALLOWLIST", "SUBMIT_RATE_LIMIT_PER_MINUTE", "TASK_DEADLINE_SECONDS",
         "HOLD_GRACE_SECONDS",
         "ADMIN_GROUP", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
@@ -292,7 +296,7 @@ def test_environment_matches_architecture(template: dict) -> None:
 
 def test_dynamodb_tables_build_in_moto(template: dict) -> None:
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable"}
+    assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable", "WebhookSecretsTable", "SchedulerTable"}
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         for logical in tables:
@@ -340,7 +344,8 @@ def test_resolver(template: dict) -> None:
         "UserPoolClient": "client123",
         "TaskStateMachine": {"Ref": "arn:aws:states:us-east-1:123456789012:stateMachine:sm", "Name": "sm"},
         "RefundFunction": {"Ref": "refund", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:refund"},
-        "PointsTable": "points", "TasksTable": "tasks", "IdempotencyTable": "idem",
+        "PointsTable": "points", "TasksTable": "tasks", "IdempotencyTable": "idem", "WebhookSecretsTable": "hooks",
+        "SchedulerTable": "scheduler",
         "ProviderKeysSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
     }
     resolver = Resolver(template, {"LogLevel": "DEBUG"}, physical, stack_name="aigc-test")
@@ -388,6 +393,8 @@ def test_http_routes(template: dict) -> None:
         ("POST", "/admin/tasks/{taskNo}/refund", True),
         ("GET", "/openapi.json", False),
         ("GET", "/docs", False),
+        ("GET", "/user/webhooks/secret", True),
+        ("POST", "/user/webhooks/secret/rotate", True),
     }
     for logical in functions(template):
         if logical != "ApiFunction":

@@ -223,7 +223,7 @@ def test_workflow_that_cannot_start_is_refunded_at_once_and_503(app, monkeypatch
 def test_private_image_hosts_are_refused_in_aws(app, monkeypatch, image_url):
     from aigc.config import get_settings
 
-    monkeypatch.setattr(get_settings(), "allow_private_image_hosts", False)  # as deployed (the local stack allows)
+    monkeypatch.setattr(get_settings(), "allow_private_hosts", False)  # as deployed (the local stack allows)
     app.grant("alice", 100)
     status, body = app.submit(modelName="image-out-painting", imageUrl=image_url, parameters={"xScale": 2})
     assert status == 400 and body["message"].startswith("imageUrl:") and "public" in body["message"], body

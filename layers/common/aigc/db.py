@@ -1,4 +1,4 @@
-"""PynamoDB models of the two tables. Only `points`, `tasks` and `ratelimit` import this module.
+"""PynamoDB models of the tables. Only `points`, `tasks` and `ratelimit` import this module.
 
 Table names come from the environment at cold start (template.yaml gives them).
 """
@@ -121,6 +121,40 @@ class TaskItem(Model):
     unsettled = UnicodeAttribute(null=True)
     attention_at = UnicodeAttribute(null=True)
     hold_until = UTCDateTimeAttribute(null=True)
+    # webhooks (aigc.webhooks): where to POST the task's events, and which ones (None: all)
+    webhook_url = UnicodeAttribute(null=True)
+    webhook_events = ListAttribute(of=UnicodeAttribute, null=True)
 
     user_tasks = UserTasks()
     unsettled_tasks = Unsettled()
+
+
+class WebhookSecretItem(Model):
+    """A user's webhook signing secret (a credential: only aigc.webhooks reads it, never logged)."""
+
+    class Meta:
+        table_name = _FromEnvironment("WEBHOOK_SECRETS_TABLE")
+        region = _REGION
+
+    user_id = UnicodeAttribute(hash_key=True)
+    secret = UnicodeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+
+# --- the scheduler's table (issue 7: aigc.durations, aigc.capacity) -----------------------------
+
+
+class SchedulerItem(Model):
+    """SCHEDULER_TABLE: learned provider durations (`DUR#<model>`), capacity pools and their queues.
+
+    Only `aigc.durations` and `aigc.capacity` use it; the key layout is in docs/ARCHITECTURE.md.
+    """
+
+    class Meta:
+        table_name = _FromEnvironment("SCHEDULER_TABLE")
+        region = _REGION
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    seconds = NumberAttribute(null=True)  # DUR#: one observed provider duration
+    expires_at = NumberAttribute(null=True)  # TTL

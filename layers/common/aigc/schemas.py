@@ -99,6 +99,11 @@ class SubmitTaskRequest(_Request):
     parameters: dict[str, Any] | None = Field(
         None, description="the model's parameters (GET /models shows each model's schema); camelCase or snake_case",
     )
+    webhook: Annotated[StrictStr, Field(max_length=MAX_URL_CHARS)] | None = Field(
+        None, description="an https URL to POST signed task events to (Standard Webhooks)")
+    webhook_events_filter: list[Literal["start", "completed"]] | None = Field(
+        None, alias="webhookEventsFilter", min_length=1, max_length=2,
+        description="which events to deliver; default both (completed covers every final status)")
 
     @field_validator("prompt")
     @classmethod
@@ -238,6 +243,10 @@ class UploadTicket(_Out):
     max_bytes: int = Field(alias="maxBytes")
 
 
+class WebhookSecret(_Out):
+    secret: str = Field(description="the signing secret of your webhook deliveries", examples=["whsec_..."])
+
+
 class AdminTaskDetail(TaskView):
     user_id: str = Field(alias="userId")
     provider_task_id: str | None = Field(alias="providerTaskId")
@@ -284,6 +293,10 @@ class UploadResponse(Envelope[UploadTicket]):
 
 
 class AdminTaskResponse(Envelope[AdminTaskView]):
+    pass
+
+
+class WebhookSecretResponse(Envelope[WebhookSecret]):
     pass
 
 

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from pydantic import ValidationError
 
-from aigc import executions, points, settlement, tasks
+from aigc import executions, points, settlement, tasks, webhooks
 from aigc.catalog import ModelSpec, get_model
 from aigc.config import get_settings
 from aigc.errors import BadRequest, Conflict, ServiceUnavailable
@@ -38,12 +38,13 @@ def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api
     """
     model = get_model(request.model_name)
     if image_urls is None:
-        image_urls = parse_image_urls(request.image_url, allow_private_hosts=get_settings().allow_private_image_hosts)
+        image_urls = parse_image_urls(request.image_url, allow_private_hosts=get_settings().allow_private_hosts)
     _check_inputs(model, request.prompt, image_urls)
     try:
         parameters = SCHEMAS[model.parameter_schema].model_validate(request.parameters or {})
     except ValidationError as error:
         raise BadRequest(describe_validation_error(error, "parameters")) from None
+    webhook_url, webhook_events = webhooks.subscription(request.webhook, request.webhook_events_filter)
     provider_parameters = parameters.provider_parameters(model)
     cost = model.price(provider_parameters, parameters.image_count)
     return tasks.new_task(
@@ -57,6 +58,8 @@ def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api
         points_cost=cost,
         source=source,
         task_no=task_no,
+        webhook_url=webhook_url,
+        webhook_events=webhook_events,
     )
 
 
