@@ -7,7 +7,9 @@
   a Python 3.13 ships them.
 
 `import boto3` is measured the same two ways in the same run: the ratios compare across machines
-and loads, the milliseconds do not. Reports the median of N runs per target.
+and loads, the milliseconds do not. Times are the importing process's CPU time (compiling and
+executing modules is CPU work), so other processes sharing the cores do not inflate them; the
+median of N runs per target.
 """
 from __future__ import annotations
 
@@ -24,14 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = ["api", "provider_submit", "provider_poll", "store_results", "refund", "s3_upload", "reconcile", "webhooks"]
 PROBE = """
 import importlib.util, sys, time
-start = time.perf_counter()
+start = time.process_time()
 if sys.argv[1] == "boto3":
     import boto3
 else:
     spec = importlib.util.spec_from_file_location("app", sys.argv[1])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-print((time.perf_counter() - start) * 1000)
+print((time.process_time() - start) * 1000)
 """
 BOTO3 = "boto3"
 FAKE_ENV = {
