@@ -32,6 +32,7 @@ register_error_handlers(app)
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=100)]
 TaskTypeFilter = Annotated[Optional[str], Query(pattern="^(outpainting|text_to_image|image_to_image)$")]
+NextToken = Annotated[Optional[str], Query(max_length=1024)]
 StatusFilter = Annotated[Optional[str], Query(pattern="^(created|queued|processing|completed|failed|cancelled)$")]
 
 
@@ -51,10 +52,12 @@ def submit():
 
 
 @app.get("/user/ai/tasks/list")
-def list_tasks(page: Page = 1, size: Size = 10, taskType: TaskTypeFilter = None, status: StatusFilter = None):
+def list_tasks(page: Page = 1, size: Size = 10, taskType: TaskTypeFilter = None, status: StatusFilter = None,
+               nextToken: NextToken = None):
     who = caller(app)
-    items, total = tasks.list_user_tasks(who.user_id, page=page, size=size, task_type=taskType, status=status)
-    return envelope(page_view([task_view(t) for t in items], total, page, size, "records"))
+    found = tasks.list_user_tasks(who.user_id, page=page, size=size, task_type=taskType, status=status,
+                                  token=nextToken)
+    return envelope(page_view(found, task_view))
 
 
 @app.get("/user/ai/tasks/<taskNo>")
@@ -70,10 +73,9 @@ def balance():
 
 
 @app.get("/user/points/consumption/records")
-def records(page: Page = 1, size: Size = 10):
+def records(page: Page = 1, size: Size = 10, nextToken: NextToken = None):
     who = caller(app)
-    items, total = points.ledger_page(who.user_id, page, size)
-    return envelope(page_view([ledger_view(i) for i in items], total, page, size, "records"))
+    return envelope(page_view(points.ledger_page(who.user_id, page, size, nextToken), ledger_view))
 
 
 @app.get("/models")
@@ -139,7 +141,7 @@ def admin_refund_task(taskNo: str):
     return envelope(task_view(settlement.operator_refund(taskNo, request.reason)))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def handler(event, context):
     register_lambda_context(context)
