@@ -7,6 +7,8 @@
 #   make build                     sam build (no Docker, no local Python 3.13)
 #   make dev                       the local stack
 #   make token USER=<id> [ADMIN=1] a JWT for the local stack
+#   make held                      tasks held for a redrive (local stack; OPS_ARGS="--endpoint-url ...")
+#   make redrive [TASK=TASK-...]   redrive them (every held one without TASK), wait, print the outcome
 #   make bench                     benchmarks
 #   make clean
 
@@ -28,7 +30,7 @@ export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)$(if $(PYTHONPATH),:$(PYTH
 VENV_STAMP     := $(VENV)/.stamp-requirements-dev
 VENV_SAM_STAMP := $(VENV_SAM)/.stamp-sam-$(SAM_VERSION)-cfnlint-$(CFN_LINT_VERSION)
 
-.PHONY: help venv venv-sam test lint build dev token bench clean
+.PHONY: help venv venv-sam test lint build dev token held redrive bench clean
 
 help:
 	@sed -n '1,/^$$/p' $(MAKEFILE_LIST) | sed 's/^# \{0,1\}//'
@@ -56,7 +58,7 @@ test: venv venv-sam
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv venv-sam
-	$(VENV)/bin/ruff check layers functions local tests bench
+	$(VENV)/bin/ruff check layers functions local tests bench clients
 	$(SAM) validate --lint
 
 # The layer's Makefile pip-installs manylinux aarch64 / cp313 wheels with this
@@ -74,6 +76,13 @@ token: venv
 	@if [ "$(origin USER)" != "command line" ]; then \
 		echo "usage: make token USER=<user id> [ADMIN=1]" >&2; exit 2; fi
 	@$(PY) -m local.token --user '$(USER)' $(if $(filter-out 0 false no,$(ADMIN)),--admin)
+
+# ---------------------------------------------------------------- operations (README: runbook)
+held: venv
+	@$(PY) -m local.ops $(OPS_ARGS) held
+
+redrive: venv
+	@$(PY) -m local.ops $(OPS_ARGS) redrive $(if $(TASK),$(TASK),--all-held) --wait
 
 bench: venv
 	$(PY) -m bench $(BENCH_ARGS)

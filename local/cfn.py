@@ -446,6 +446,7 @@ def functions(template: dict) -> dict[str, dict]:
             "policies": props.get("Policies") or [],
             "metadata": resource.get("Metadata") or {},
             "condition": resource.get("Condition"),
+            "alias": pick("AutoPublishAlias"),  # `!Ref <Function>.Alias` names this alias
         }
     return out
 

@@ -202,6 +202,10 @@ class LocalStack:
         _aws_environment(self.ports["AWS"])
         from moto.server import ThreadedMotoServer
 
+        from local import moto_dynamodb
+
+        self._exit.callback(moto_dynamodb.install())
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.moto = ThreadedMotoServer(ip_address=HOST, port=self.ports["AWS"], verbose=False)
         self.moto.start()
@@ -237,6 +241,10 @@ class LocalStack:
         except KeyError as error:
             raise StartupError(f"template parameters: {error.args[0]}") from None
         self._exit.callback(install_router(self.deployment.router))
+        from local import faults, sfn_redrive
+
+        self._exit.callback(sfn_redrive.install())  # RedriveExecution on the moto endpoint
+        self._exit.callback(faults.install(self.sim.sim.app))  # /_local/faults on the simulator port
         _preload_handlers(template)
         if args.wait_scale != 1.0:
             self._exit.enter_context(scaled_waits(args.wait_scale))
@@ -244,6 +252,9 @@ class LocalStack:
 
         events = EventSources(self.deployment, poll_seconds=1.0, schedule_seconds=args.sweep_seconds).start()
         self._exit.callback(events.stop)
+        from local.queues import EventSourceMappings
+
+        self._exit.callback(EventSourceMappings(self.deployment).start().stop)  # SQS and stream -> functions
 
         issuer, audiences = authorizer_config(template, self.deployment.resolver)
         self.front.verifier = auth.Verifier(key, issuer=issuer, audiences=audiences)

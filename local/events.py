@@ -1,8 +1,9 @@
 """The event sources moto does not emulate, driven from the template.
 
 - Step Functions "Execution Status Change" events on EventBridge: moto emits none, so a watcher
-  polls the executions and delivers each FAILED / TIMED_OUT / ABORTED one (once) to the
-  functions whose `EventBridgeRule` pattern asks for it.
+  polls the executions and delivers each status an execution run reaches (once per run: a
+  redriven execution, local/sfn_redrive.py, is a new run with a higher redriveCount) to the
+  functions whose `EventBridgeRule` pattern asks for that status.
 - `Schedule` events: run on a local interval (the template's rate is for AWS; the sweep locally
   runs every few seconds so its effect is visible).
 """
@@ -29,7 +30,10 @@ def _rules(template: dict, kind: str) -> list[tuple[str, dict]]:
 
 def execution_event(described: dict) -> dict:
     detail = {k: described.get(k) for k in ("executionArn", "stateMachineArn", "name", "status", "input",
-                                             "error", "cause")}
+                                             "error", "cause", "redriveCount", "redriveStatus",
+                                             "redriveStatusReason")}
+    if described.get("redriveDate") is not None:
+        detail["redriveDate"] = int(described["redriveDate"].timestamp() * 1000)  # epoch ms, as EventBridge
     return {"version": "0", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
             "detail": {k: v for k, v in detail.items() if v is not None}}
 
@@ -42,7 +46,7 @@ class EventSources:
         self.poll_seconds = poll_seconds
         self.schedule_seconds = schedule_seconds
         self._stop = threading.Event()
-        self._seen: set[str] = set()
+        self._seen: set[tuple[str, int, str]] = set()  # (execution, redriveCount, status) delivered
         self._threads: list[threading.Thread] = []
         template = deployment.template
         self.status_targets = []
@@ -60,15 +64,19 @@ class EventSources:
         paginator = sfn.get_paginator("list_executions")
         for page in paginator.paginate(stateMachineArn=self.deployment.state_machine_arn):
             for execution in page["executions"]:
-                arn = execution["executionArn"]
-                if arn in self._seen or execution["status"] in ("RUNNING", "SUCCEEDED", "PENDING_REDRIVE"):
+                arn, status, count = execution["executionArn"], execution["status"], execution.get("redriveCount", 0)
+                key = (arn, count, status)
+                targets = [name for name, statuses in self.status_targets if not statuses or status in statuses]
+                if key in self._seen or not targets:
                     continue
-                self._seen.add(arn)
-                event = execution_event(sfn.describe_execution(executionArn=arn))
-                for function_name, statuses in self.status_targets:
-                    if execution["status"] in statuses:
-                        self.deployment.router.invoke(function_name, function_name, event)
-                        delivered += 1
+                described = sfn.describe_execution(executionArn=arn)
+                if (described["status"], described.get("redriveCount", 0)) != (status, count):
+                    continue  # it moved on (redriven) since the listing: the next pass sees the new run
+                self._seen.add(key)
+                event = execution_event(described)
+                for function_name in targets:
+                    self.deployment.router.invoke(function_name, function_name, event)
+                    delivered += 1
         return delivered
 
     def run_schedules(self) -> None:

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
 # What differs locally from AWS, beyond template parameters: the simulator and the local S3 are
-# on 127.0.0.1, so the sync provider's reference-image download must be allowed to go there.
-LOCAL_ENVIRONMENT = {"ALLOW_PRIVATE_IMAGE_HOSTS": "true"}
+# on 127.0.0.1, so outbound requests to user-given URLs (reference images, webhooks) may go there.
+LOCAL_ENVIRONMENT = {"ALLOW_PRIVATE_HOSTS": "true"}
 ACCOUNT = "123456789012"
 
 
@@ -70,6 +70,9 @@ def _physical(template: dict, prefix: str) -> tuple[dict, dict]:
             attrs = {"Ref": name, "Arn": f"arn:aws:local:{REGION}:{ACCOUNT}:{logical}"}
         names[logical] = name
         physical[logical] = attrs
+    for logical, spec in cfn.functions(template).items():  # SAM's `!Ref <Function>.Alias`
+        if spec["alias"]:
+            physical[f"{logical}.Alias"] = {"Ref": f"{physical[logical]['Arn']}:{spec['alias']}"}
     return names, physical
 
 
@@ -111,6 +114,12 @@ def deploy(
             physical[logical].update(Ref=names[logical], Arn=f"arn:aws:s3:::{names[logical]}")
         s3.create_bucket(Bucket=names[logical])
 
+    # Queues: the webhook queue and the dead-letter queues (ops.dlq reads them); the other operations
+    # resources (alarms, dashboard, SNS, CodeDeploy) have no local counterpart and are not created.
+    from local.queues import create_queues
+
+    create_queues(template, resolver, names, physical, REGION, ACCOUNT)
+
     secrets = boto3.client("secretsmanager", region_name=REGION)
     for logical, resource in cfn.resources_of_type(template, "AWS::SecretsManager::Secret").items():
         value = json.dumps(secret) if secret is not None else resource["Properties"].get("SecretString", "{}")
@@ -140,6 +149,9 @@ def deploy(
             Code={"ZipFile": package}, Timeout=spec["timeout"], MemorySize=spec["memory"],
             Environment={"Variables": env},
         )
+        if spec["alias"]:  # AutoPublishAlias: callers invoke the alias, as on AWS
+            version = lambda_client.publish_version(FunctionName=names[logical])["Version"]
+            lambda_client.create_alias(FunctionName=names[logical], Name=spec["alias"], FunctionVersion=version)
         deployment.router.add(
             names[logical], _lazy_handler(spec["code_uri"], spec["handler"]),
             timeout=spec["timeout"], memory=spec["memory"],
@@ -185,16 +197,9 @@ def _connect_s3_notifications(template, resolver, names, specs, s3) -> None:
 
 def _cold_start() -> None:
     """A new deployment starts every function cold: drop what the shared library cached."""
-    import sys
+    from aigc.snapstart import forget_cached_state
 
-    if "aigc.config" in sys.modules:
-        sys.modules["aigc.config"].get_settings.cache_clear()
-    if "aigc.catalog" in sys.modules:
-        sys.modules["aigc.catalog"].load_catalog.cache_clear()
-    if "aws_lambda_powertools.utilities.parameters" in sys.modules:
-        sys.modules["aws_lambda_powertools.utilities.parameters"].clear_caches()
-    if "aigc.submission" in sys.modules:
-        sys.modules["aigc.submission"]._idempotency.cache_clear()
+    forget_cached_state()
 
 
 def _lazy_handler(code_uri: str, handler: str):

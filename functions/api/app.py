@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import ValidationError
 
-from aigc import executions, points, settlement, tasks, uploads
+from aigc import executions, points, settlement, snapstart, tasks, uploads, webhooks
 from aigc.catalog import load_catalog
 from aigc.config import get_settings
 from aigc.errors import BadRequest
@@ -28,6 +28,7 @@ from aigc.views import ledger_view, page_view, task_view
 
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
+snapstart.register()  # SnapStart (template.yaml): fresh clients, seeds and secrets after each restore
 
 Page = Annotated[int, Query(ge=1, le=100000)]
 Size = Annotated[int, Query(ge=1, le=100)]
@@ -139,6 +140,18 @@ def admin_refund_task(taskNo: str):
     require_group(caller(app), get_settings().admin_group)
     request = _model(OperatorRefundRequest, json_body(app))
     return envelope(task_view(settlement.operator_refund(taskNo, request.reason)))
+
+
+@app.get("/user/webhooks/secret")
+def webhook_secret():
+    who = caller(app)
+    return envelope({"secret": webhooks.get_secret(who.user_id)})
+
+
+@app.post("/user/webhooks/secret/rotate")
+def rotate_webhook_secret():
+    who = caller(app)
+    return envelope({"secret": webhooks.rotate_secret(who.user_id)})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -50,17 +50,22 @@ SAM_ENV = {
 # What each function may touch (docs/ARCHITECTURE.md, "Functions").
 ALLOWED_RESOURCES = {
     "ApiFunction": {"PointsTable", "TasksTable", "IdempotencyTable", "TaskStateMachine", "ResultsBucket",
-                    "ProviderKeysSecret"},
+                    "ProviderKeysSecret", "WebhookSecretsTable"},
     "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket"},
     "ProviderPollFunction": {"TasksTable", "ProviderKeysSecret"},
     "StoreResultsFunction": {"TasksTable", "ResultsBucket"},
     "RefundFunction": {"PointsTable", "TasksTable", "ProviderKeysSecret"},
     # the upload function names the bucket (it is notified by it: a Ref would be a cycle)
-    "UploadFunction": {"PointsTable", "TasksTable", "TaskStateMachine"},
-    "ReconcileFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "ProviderKeysSecret"},
+    "UploadFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "UploadDeadLetterQueue"},
+    "ReconcileFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "ProviderKeysSecret",
+                          "ReconcileDeadLetterQueue"},
+    # reads the tasks table's stream only (SAM's stream policy), presigns the body's result URLs
+    "WebhookFunction": {"TasksTable", "WebhookSecretsTable", "WebhookQueue", "WebhookDeadLetterQueue",
+                        "ResultsBucket"},
 }
 FUNCTION_ENV = {
-    "ApiFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MAX_BYTES"},
+    "ApiFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MAX_BYTES", "WEBHOOK_SECRETS_TABLE"},
+    "WebhookFunction": {"WEBHOOK_SECRETS_TABLE", "WEBHOOK_QUEUE_URL", "WEBHOOK_DLQ_URL"},
     "UploadFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MODEL", "UPLOAD_DEFAULT_PARAMETERS",
                        "UPLOAD_MAX_BYTES"},
     "ReconcileFunction": {"STATE_MACHINE_ARN"},
@@ -249,12 +254,18 @@ def test_state_machine_may_invoke_exactly_the_workflow_functions(template: dict)
         if any(a.startswith("lambda:") for a in _as_list(stmt["Action"])):
             invokable |= _references(stmt.get("Resource"), set())
     substituted = {
-        value["Fn::GetAtt"][0]
+        _alias_target(value)
         for value in state_machine(template, "TaskStateMachine")["substitutions"].values()
-        if isinstance(value, dict) and "Fn::GetAtt" in value
-        and template["Resources"][value["Fn::GetAtt"][0]]["Type"] == "AWS::Serverless::Function"
+        if _alias_target(value)
     }
     assert invokable - PSEUDO == substituted
+
+
+def _alias_target(value) -> str | None:
+    """The function of a `!Ref <Function>.Alias` substitution (SAM's published alias)."""
+    if isinstance(value, dict) and isinstance(value.get("Ref"), str) and value["Ref"].endswith(".Alias"):
+        return value["Ref"].removesuffix(".Alias")
+    return None
 
 
 # ------------------------------------------------------------------ local/cfn.py
@@ -262,7 +273,7 @@ def test_state_machine_may_invoke_exactly_the_workflow_functions(template: dict)
 
 def test_short_tags_become_long_forms(template: dict) -> None:
     subs = state_machine(template, "TaskStateMachine")["substitutions"]
-    assert subs["RefundFunctionArn"] == {"Fn::GetAtt": ["RefundFunction", "Arn"]}
+    assert subs["RefundFunctionArn"] == {"Ref": "RefundFunction.Alias"}
     env = functions(template)["ApiFunction"]["environment"]
     assert env["POINTS_TABLE"] == {"Ref": "PointsTable"}
     assert env["STATE_MACHINE_ARN"] == {"Ref": "TaskStateMachine"}
@@ -285,7 +296,7 @@ def test_environment_matches_architecture(template: dict) -> None:
 
 def test_dynamodb_tables_build_in_moto(template: dict) -> None:
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable"}
+    assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable", "WebhookSecretsTable"}
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         for logical in tables:
@@ -333,7 +344,7 @@ def test_resolver(template: dict) -> None:
         "UserPoolClient": "client123",
         "TaskStateMachine": {"Ref": "arn:aws:states:us-east-1:123456789012:stateMachine:sm", "Name": "sm"},
         "RefundFunction": {"Ref": "refund", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:refund"},
-        "PointsTable": "points", "TasksTable": "tasks", "IdempotencyTable": "idem",
+        "PointsTable": "points", "TasksTable": "tasks", "IdempotencyTable": "idem", "WebhookSecretsTable": "hooks",
         "ProviderKeysSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
     }
     resolver = Resolver(template, {"LogLevel": "DEBUG"}, physical, stack_name="aigc-test")
@@ -379,6 +390,8 @@ def test_http_routes(template: dict) -> None:
         ("POST", "/user/uploads", True),
         ("GET", "/admin/tasks/{taskNo}", True),
         ("POST", "/admin/tasks/{taskNo}/refund", True),
+        ("GET", "/user/webhooks/secret", True),
+        ("POST", "/user/webhooks/secret/rotate", True),
     }
     for logical in functions(template):
         if logical != "ApiFunction":
@@ -397,8 +410,8 @@ def _asl_text() -> str:
 def _fake_substitutions(template: dict) -> dict[str, str]:
     out = {}
     for name, value in state_machine(template, "TaskStateMachine")["substitutions"].items():
-        if isinstance(value, dict) and "Fn::GetAtt" in value:
-            out[name] = f"arn:aws:lambda:us-east-1:123456789012:function:{value['Fn::GetAtt'][0]}"
+        if _alias_target(value):
+            out[name] = f"arn:aws:lambda:us-east-1:123456789012:function:{_alias_target(value)}:live"
         else:
             out[name] = f"sub-{name}"
     return out

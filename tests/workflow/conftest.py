@@ -2,6 +2,7 @@
 ASL, every Lambda routed to its real handler in process, and the provider simulator at the edge."""
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local import faults, moto_dynamodb, sfn_redrive
 from local.apigw import http_event
 from local.lambda_runtime import install_router, scaled_waits
 from local.simulator import start_simulator
@@ -98,13 +100,6 @@ class App:
         events = sfn.get_execution_history(executionArn=self.execution_arn(task_no), maxResults=1000)["events"]
         return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
-    def failed_state_input(self, task_no: str) -> tuple[str, dict]:
-        """The name and input of the state an execution failed in (what a redrive re-runs)."""
-        sfn = boto3.client("stepfunctions")
-        events = sfn.get_execution_history(executionArn=self.execution_arn(task_no), maxResults=1000)["events"]
-        entered = [e["stateEnteredEventDetails"] for e in events if e["type"] == "TaskStateEntered"]
-        return entered[-1]["name"], json.loads(entered[-1]["input"])
-
     def invoke(self, logical_id: str, event: dict) -> dict:
         name = self.deployment.name(logical_id)
         payload, errored, _ = self.deployment.router.invoke(name, name, event)
@@ -113,12 +108,10 @@ class App:
 
     def execution_ended(self, task_no: str) -> dict:
         """What EventBridge delivers to the reconciler when the task's execution ends badly."""
+        from local.events import execution_event
+
         described = boto3.client("stepfunctions").describe_execution(executionArn=self.execution_arn(task_no))
-        detail = {k: described.get(k) for k in ("executionArn", "stateMachineArn", "name", "status", "input",
-                                                 "error", "cause")}
-        event = {"version": "0", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
-                 "detail": {k: v for k, v in detail.items() if v is not None}}
-        return self.invoke("ReconcileFunction", event)
+        return self.invoke("ReconcileFunction", execution_event(described))
 
     def sweep(self) -> dict:
         return self.invoke("ReconcileFunction", {"source": "aws.events", "detail-type": "Scheduled Event",
@@ -141,21 +134,19 @@ def _stop_running_executions(deployment) -> None:
 
 
 def _deployed_app(simulator, wait_scale):
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), contextlib.ExitStack() as cleanup:
+        cleanup.callback(moto_dynamodb.install())  # as the local stack does: DynamoDB's atomicity
         deployment = deploy(
             parameters=local_parameters(simulator),
             secret={"dashscope_api_key": "sim-dashscope-key", "openai_api_key": "sim-openai-key"},
         )
-        uninstall = install_router(deployment.router)
-        try:
-            if wait_scale is None:
-                yield App(deployment, simulator)
-            else:
-                with scaled_waits(wait_scale):
-                    yield App(deployment, simulator)
-        finally:
-            _stop_running_executions(deployment)
-            uninstall()
+        cleanup.callback(install_router(deployment.router))
+        cleanup.callback(sfn_redrive.install())  # RedriveExecution, as the local stack has it
+        cleanup.callback(faults.install(simulator.sim.app))  # the local fault switch
+        cleanup.callback(_stop_running_executions, deployment)
+        if wait_scale is not None:
+            cleanup.enter_context(scaled_waits(wait_scale))
+        yield App(deployment, simulator)
 
 
 @pytest.fixture

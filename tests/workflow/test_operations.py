@@ -1,6 +1,5 @@
 """Operations: our own failures held for a redrive, the reconciler, the sweep, cancel, uploads.
-moto has no RedriveExecution: a redrive is the failed state's handler run again with its
-original input, then (for a whole-workflow retry) a new execution for the same task."""
+Redrives themselves (the real RedriveExecution) are in test_redrive.py."""
 from __future__ import annotations
 
 import threading
@@ -45,44 +44,6 @@ def _held_task(app, monkeypatch) -> str:
     return task_no
 
 
-def test_our_failure_is_held_then_redriven_to_completion(app, monkeypatch):
-    task_no = _held_task(app, monkeypatch)
-    task = app.task(task_no)
-    assert task["status"] == "failed" and task["errorCode"] == "InternalError.Retryable"
-    assert task["retryableUntil"] and "retry" in task["errorMessage"]
-    # A second FAILED event (EventBridge delivers at least once) changes nothing.
-    assert app.execution_ended(task_no) == {"outcome": "already-settled"}
-
-    state, original_input = app.failed_state_input(task_no)
-    assert state == "StoreResults"
-    result = app.invoke("StoreResultsFunction", original_input)
-    assert result["job"]["status"] == "COMPLETED"
-    task = app.task(task_no)
-    assert task["status"] == "completed" and task["resultUrl"] and task["retryableUntil"] is None
-    assert app.ledger("alice", task_no) == [("DEBIT", -10)]
-    assert app.balance("alice") == 90
-    # The sweep after the window finds nothing to refund: the task is settled.
-    TaskItem.get(task_no)  # still there
-    assert app.sweep()["refunded"] == 0
-    assert app.balance("alice") == 90
-
-
-def test_a_fresh_execution_for_a_held_task_completes_it(app, monkeypatch):
-    task_no = _held_task(app, monkeypatch)
-    sfn = boto3.client("stepfunctions")
-    sfn.start_execution(stateMachineArn=app.deployment.state_machine_arn, name=f"{task_no}-retry1",
-                        input=f'{{"taskNo": "{task_no}"}}')
-    arn = app.execution_arn(f"{task_no}-retry1")
-    for _ in range(400):
-        if sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
-            break
-        import time
-        time.sleep(0.05)
-    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
-    assert app.task(task_no)["status"] == "completed"
-    assert app.ledger("alice", task_no) == [("DEBIT", -10)]
-
-
 def test_a_held_task_left_alone_is_refunded_once_when_the_window_ends(app, monkeypatch):
     task_no = _held_task(app, monkeypatch)
     assert app.sweep()["refunded"] == 0  # still inside the window
@@ -95,11 +56,6 @@ def test_a_held_task_left_alone_is_refunded_once_when_the_window_ends(app, monke
     task = app.task(task_no)
     assert task["status"] == "failed" and task["refunded"] is True
     assert app.ledger("alice", task_no) == [("DEBIT", -10), ("REFUND", 10)]
-    assert app.balance("alice") == 100
-    # A redrive of a settled task changes nothing and ends cleanly.
-    state, original_input = app.failed_state_input(task_no)
-    assert app.invoke("StoreResultsFunction", original_input)["job"]["status"] == "SETTLED"
-    assert app.task(task_no)["status"] == "failed"
     assert app.balance("alice") == 100
 
 

@@ -26,8 +26,11 @@ class Settings(BaseModel):
     upload_model: str = Field("image-out-painting", alias="UPLOAD_MODEL")
     upload_default_parameters: str = Field('{"xScale": 2, "yScale": 2}', alias="UPLOAD_DEFAULT_PARAMETERS")
     upload_max_bytes: int = Field(10 * 1024 * 1024, ge=1, alias="UPLOAD_MAX_BYTES")
-    # Only the local stack sets this: there, reference images live on 127.0.0.1.
-    allow_private_image_hosts: bool = Field(False, alias="ALLOW_PRIVATE_IMAGE_HOSTS")
+    # Only the local stack sets this: there, reference images and webhook receivers live on 127.0.0.1
+    # (aigc.outbound refuses non-public addresses otherwise).
+    allow_private_hosts: bool = Field(False, alias="ALLOW_PRIVATE_HOSTS")
+    webhook_queue_url: str = Field("", alias="WEBHOOK_QUEUE_URL")
+    webhook_dead_letter_queue_url: str = Field("", alias="WEBHOOK_DLQ_URL")
     admin_group: str = Field("admins", alias="ADMIN_GROUP")
     presign_expiry_seconds: int = Field(3600, alias="PRESIGN_EXPIRY_SECONDS")
     max_result_bytes: int = Field(50 * 1024 * 1024, alias="MAX_RESULT_BYTES")

@@ -1,4 +1,4 @@
-"""PynamoDB models of the two tables. Only `points`, `tasks` and `ratelimit` import this module.
+"""PynamoDB models of the tables. Only `points`, `tasks` and `ratelimit` import this module.
 
 Table names come from the environment at cold start (template.yaml gives them).
 """
@@ -128,6 +128,21 @@ class TaskItem(Model):
     unsettled = UnicodeAttribute(null=True)
     attention_at = UnicodeAttribute(null=True)
     hold_until = UTCDateTimeAttribute(null=True)
+    # webhooks (aigc.webhooks): where to POST the task's events, and which ones (None: all)
+    webhook_url = UnicodeAttribute(null=True)
+    webhook_events = ListAttribute(of=UnicodeAttribute, null=True)
 
     user_tasks = UserTasks()
     unsettled_tasks = Unsettled()
+
+
+class WebhookSecretItem(Model):
+    """A user's webhook signing secret (a credential: only aigc.webhooks reads it, never logged)."""
+
+    class Meta:
+        table_name = _FromEnvironment("WEBHOOK_SECRETS_TABLE")
+        region = _REGION
+
+    user_id = UnicodeAttribute(hash_key=True)
+    secret = UnicodeAttribute()
+    updated_at = UTCDateTimeAttribute()

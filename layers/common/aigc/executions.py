@@ -36,6 +36,15 @@ def execution_status(name: str) -> str | None:
         return None
 
 
+def current_run(name: str) -> tuple[str, int] | None:
+    """(status, redriveCount) of the execution now, or None when there is no such execution."""
+    try:
+        described = _sfn().describe_execution(executionArn=execution_arn(name))
+    except _sfn().exceptions.ExecutionDoesNotExist:
+        return None
+    return described["status"], described.get("redriveCount", 0)
+
+
 def stop_if_running(name: str, cause: str) -> bool:
     """Stop a task's execution if it runs; False when it does not (finished, or never started).
 

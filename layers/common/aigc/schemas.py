@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -56,6 +56,9 @@ class SubmitTaskRequest(BaseModel):
     prompt: str | None = Field(None, max_length=2000)
     image_url: str | list[str] | None = Field(None, alias="imageUrl")
     parameters: dict[str, Any] | None = None
+    webhook: str | None = Field(None, max_length=2048)
+    webhook_events_filter: list[Literal["start", "completed"]] | None = Field(
+        None, alias="webhookEventsFilter", min_length=1, max_length=2)
 
     @field_validator("prompt")
     @classmethod

@@ -7,6 +7,8 @@ Policy (README, "Operations"):
   HOLD_GRACE_SECONDS so an operator can redrive the execution, which completes it normally.
   When the window ends, the sweep refunds it.
 - An execution that timed out or was aborted is refunded at once (if nobody settled it first).
+- A redrive makes an execution run again under the same name: an event of the earlier run that
+  arrives after it (EventBridge is at-least-once and unordered) is ignored; the latest run decides.
 Everything here is idempotent with the workflow's own refund: refunds are keyed by task.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ def refund(task: TaskItem, *, status: str, code: str, message: str) -> bool:
     """Refund once (points.refund_task) and record it; False when the task was already settled."""
     refunded = points.refund_task(task, status=status, error_code=code, error_message=message)
     if refunded:
-        count("TasksRefunded")
+        count("TasksRefunded", model=task.model_name)
         count("PointsRefunded", int(task.points_cost))
         logger.info("task refunded", extra={"task_no": task.task_no, "error_code": code})
     return refunded
@@ -58,7 +60,7 @@ def cancel_task(user_id: str, task_no: str) -> TaskItem:
                    message="cancelled by the user; your points were refunded"):
         task.refresh(consistent_read=True)
         raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
-    count("TasksCancelled")
+    count("TasksCancelled", model=task.model_name)
     _stop_execution(task, "cancelled by the user")
     task.refresh(consistent_read=True)
     return task
@@ -87,6 +89,16 @@ def _task_of_execution(detail: dict) -> TaskItem | None:
         return None
 
 
+def _superseded(detail: dict) -> bool:
+    """The event is about an earlier run: the execution was redriven since (it runs again, or a later
+    run already ended and sends its own event). EventBridge may deliver late and out of order."""
+    now = executions.current_run(detail.get("name") or "") if detail.get("name") else None
+    if now is None:
+        return False
+    status, redrive_count = now
+    return status == "RUNNING" or redrive_count > int(detail.get("redriveCount") or 0)
+
+
 def on_execution_ended(detail: dict) -> str:
     """EventBridge 'Step Functions Execution Status Change' for FAILED, TIMED_OUT or ABORTED."""
     task = _task_of_execution(detail)
@@ -95,12 +107,16 @@ def on_execution_ended(detail: dict) -> str:
         logger.warning("execution ended for an unknown task", extra={"execution": detail.get("executionArn")})
         return "unknown-task"
     logger.append_keys(task_no=task.task_no)
+    if _superseded(detail):
+        logger.info("event of an earlier run of a redriven execution ignored",
+                    extra={"status": status, "redrive_count": detail.get("redriveCount", 0)})
+        return "superseded"
     if tasks.is_settled(task) or tasks.is_held(task):
         return "already-settled"
     if status == "FAILED":
         reason = detail.get("error") or "execution failed"
         if tasks.hold(task, reason, get_settings().hold_grace_seconds):
-            count("TasksHeld")
+            count("TasksHeld", model=task.model_name)
             logger.warning("task held for redrive", extra={"error": reason, "cause": str(detail.get("cause"))[:1000]})
             return "held"
         return "already-settled"

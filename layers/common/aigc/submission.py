@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from pydantic import ValidationError
 
-from aigc import executions, points, settlement, tasks
+from aigc import executions, points, settlement, tasks, webhooks
 from aigc.catalog import ModelSpec, get_model
 from aigc.config import get_settings
 from aigc.errors import BadRequest, Conflict, ServiceUnavailable
@@ -44,6 +44,7 @@ def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api
         parameters = SCHEMAS[model.parameter_schema].model_validate(request.parameters or {})
     except ValidationError as error:
         raise BadRequest(describe_validation_error(error, "parameters")) from None
+    webhook_url, webhook_events = webhooks.subscription(request.webhook, request.webhook_events_filter)
     provider_parameters = parameters.provider_parameters(model)
     cost = model.price(provider_parameters, parameters.image_count)
     return tasks.new_task(
@@ -57,6 +58,8 @@ def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api
         points_cost=cost,
         source=source,
         task_no=task_no,
+        webhook_url=webhook_url,
+        webhook_events=webhook_events,
     )
 
 
@@ -66,7 +69,7 @@ def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> dict:
         rate_limit_per_minute = get_settings().submit_rate_limit_per_minute
     points.debit_for_new_task(task, rate_limit_per_minute=rate_limit_per_minute)
     logger.append_keys(task_no=task.task_no)
-    count("TasksSubmitted")
+    count("TasksSubmitted", model=task.model_name)
     count("PointsDebited", int(task.points_cost))
     try:
         executions.start_task_execution(task.task_no)

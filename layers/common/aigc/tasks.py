@@ -39,6 +39,8 @@ def new_task(
     points_cost: int,
     source: str = "api",
     task_no: str | None = None,
+    webhook_url: str | None = None,
+    webhook_events: list[str] | None = None,
 ) -> TaskItem:
     now = utcnow()
     task_no = task_no or new_task_no(now)
@@ -66,6 +68,8 @@ def new_task(
         execution_name=task_no,
         unsettled=UNSETTLED,
         attention_at=iso_ms(deadline_at + SWEEP_SLACK),
+        webhook_url=webhook_url,
+        webhook_events=webhook_events,
     )
 
 

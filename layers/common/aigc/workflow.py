@@ -176,7 +176,7 @@ def store_step(event: dict) -> dict:
     if not tasks.complete(task, keys, thumbnail_key):
         logger.warning("task was settled before it could complete; results left unused", extra={"keys": keys})
         return _state(task, SETTLED)
-    count("TasksCompleted")
+    count("TasksCompleted", model=task.model_name)
     logger.info("task completed", extra={"results": len(keys)})
     return _state(task, COMPLETED)
 
@@ -195,5 +195,5 @@ def refund_step(event: dict) -> dict:
         message = job.get("errorMessage") or user_message(code, None)
     if not settlement.refund(task, status=tasks.FAILED, code=code, message=message):
         return _state(task, SETTLED)
-    count("TasksFailed")
+    count("TasksFailed", model=task.model_name)
     return _state(task, REFUNDED, errorCode=code)

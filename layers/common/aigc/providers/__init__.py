@@ -47,5 +47,5 @@ def get_provider(name: str) -> Provider:
         from aigc.providers.openai_images import OpenAIImagesProvider
 
         return OpenAIImagesProvider(settings.openai_base_url, keys["openai_api_key"],
-                                    allow_private_hosts=settings.allow_private_image_hosts)
+                                    allow_private_hosts=settings.allow_private_hosts)
     raise ValueError(f"unknown provider {name!r}")

@@ -27,6 +27,7 @@ from typing import Any
 import requests
 
 from aigc.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
+from aigc.observability import count
 from aigc.providers.http_session import build_session
 from aigc.providers.base import (
     FAILED,
@@ -232,6 +233,7 @@ class DashScopeProvider:
         text = self._scrub(text)
         log.warning("dashscope error: %s", text)
         if status == 429:
+            count("ProviderThrottled")  # the ProviderThrottles alarm
             raise ProviderThrottled(text, code=code or "Throttling", http_status=status)
         if status >= 500 or status == 408:
             raise ProviderUnavailable(text, code=code, http_status=status)

@@ -19,9 +19,9 @@ class _IdempotentConnectRetry(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
-def build_session(retries: int = 3, redirects: int = 0) -> requests.Session:
-    """A Session that retries only connection errors of idempotent GETs, with backoff."""
-    retry = _IdempotentConnectRetry(
+def connect_retry(retries: int = 3, redirects: int = 0) -> Retry:
+    """Retry only connection errors of idempotent GETs, with backoff."""
+    return _IdempotentConnectRetry(
         total=retries,
         connect=retries,
         read=0,
@@ -32,8 +32,12 @@ def build_session(retries: int = 3, redirects: int = 0) -> requests.Session:
         backoff_factor=0.3,
         raise_on_status=False,
     )
+
+
+def build_session(retries: int = 3, redirects: int = 0) -> requests.Session:
+    """A Session that retries only connection errors of idempotent GETs, with backoff."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = HTTPAdapter(max_retries=connect_retry(retries, redirects))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -10,18 +10,18 @@ never polls a sync provider.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import mimetypes
-import socket
 from typing import Any
 from urllib.parse import urlparse
 
 import requests
 
+from aigc import outbound
 from aigc.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
+from aigc.observability import count
 from aigc.providers.base import SUCCEEDED, ProviderJob, ProviderRequest
-from aigc.providers.http_session import build_session
+from aigc.providers.http_session import build_session, connect_retry
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,6 @@ MAX_REFERENCE_IMAGES = 16
 DOWNLOAD_TIMEOUT = 20.0
 
 _PASSTHROUGH_SKIP = {"model", "prompt", "image", "image[]"}
-
-
-def _is_public(host: str) -> bool:
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except (socket.gaierror, UnicodeError):
-        return True  # unresolvable: let the download fail with its own clear error
-    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses)
 
 
 class OpenAIImagesProvider:
@@ -66,7 +58,9 @@ class OpenAIImagesProvider:
         self._timeout = timeout
         self._session = session or build_session(redirects=3)
         self._max_reference_bytes = max_reference_bytes
-        self._allow_private_hosts = allow_private_hosts
+        # User-given reference image URLs: only public addresses, checked at connect time (every redirect hop).
+        self._downloads = outbound.session(allow_private=allow_private_hosts, max_retries=connect_retry())
+        self._downloads.max_redirects = 3
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIImagesProvider(base_url={self._base!r})"
@@ -181,6 +175,12 @@ class OpenAIImagesProvider:
                         )
                     chunks.append(chunk)
                 content_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+        except outbound.BlockedAddress:
+            raise ProviderRejected(f"reference image {index} is not on a public host",
+                                   code="InvalidParameter.FileDownload") from None
+        except requests.TooManyRedirects:
+            raise ProviderRejected(f"reference image {index}: too many redirects",
+                                   code="InvalidParameter.FileDownload") from None
         except requests.RequestException as e:
             raise ProviderUnavailable(f"reference image {index} download failed: {type(e).__name__}") from e
         if not content_type.startswith("image/"):
@@ -189,19 +189,7 @@ class OpenAIImagesProvider:
         return (f"image_{index}{ext}", b"".join(chunks), content_type)
 
     def _get_public(self, url: str, index: int) -> requests.Response:
-        """GET a user-supplied URL, refusing private, loopback and link-local addresses (SSRF) at
-        every redirect hop, unless this adapter allows them (the local stack does)."""
-        for _ in range(4):
-            if not self._allow_private_hosts and not _is_public(urlparse(url).hostname or ""):
-                raise ProviderRejected(f"reference image {index} is not on a public host",
-                                       code="InvalidParameter.FileDownload")
-            resp = self._session.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT, allow_redirects=False)
-            if resp.is_redirect and resp.headers.get("Location"):
-                url = requests.compat.urljoin(url, resp.headers["Location"])
-                resp.close()
-                continue
-            return resp
-        raise ProviderRejected(f"reference image {index}: too many redirects", code="InvalidParameter.FileDownload")
+        return self._downloads.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT, allow_redirects=True)
 
     def _post(self, path: str, **kwargs) -> dict:
         url = self._base + path
@@ -240,6 +228,7 @@ class OpenAIImagesProvider:
             # redrive once an operator tops up the account), do not blame the user's input.
             raise ProviderUnavailable(text, code=code, http_status=status)
         if status == 429:
+            count("ProviderThrottled")  # the ProviderThrottles alarm
             raise ProviderThrottled(text, code=code or "rate_limit_exceeded", http_status=status)
         if status >= 500 or status == 408:
             raise ProviderUnavailable(text, code=code, http_status=status)

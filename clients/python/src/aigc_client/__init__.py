@@ -1,0 +1,22 @@
+"""Python client for the AIGC points API: `Client(base_url, token)` and the `aigc` command line."""
+from aigc_client.client import DEFAULT_BASE_URL, Client
+from aigc_client.errors import (
+    AigcError,
+    ApiError,
+    AuthError,
+    BadRequest,
+    Conflict,
+    InsufficientPoints,
+    NetworkError,
+    NotFound,
+    RateLimited,
+    ServerError,
+    WaitTimeout,
+)
+from aigc_client.models import FINAL_STATUSES, Balance, LedgerEntry, ModelInfo, Page, Task, Upload
+
+__all__ = [
+    "DEFAULT_BASE_URL", "FINAL_STATUSES", "AigcError", "ApiError", "AuthError", "Balance", "BadRequest", "Client",
+    "Conflict", "InsufficientPoints", "LedgerEntry", "ModelInfo", "NetworkError", "NotFound", "Page", "RateLimited",
+    "ServerError", "Task", "Upload", "WaitTimeout",
+]

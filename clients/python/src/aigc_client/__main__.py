@@ -1,0 +1,3 @@
+from aigc_client.cli import main
+
+main()

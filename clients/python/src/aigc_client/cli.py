@@ -1,0 +1,310 @@
+"""`aigc`: the command line over `Client`.
+
+Exit codes: 0 completed (or the command succeeded), 1 the task failed, was cancelled or is still
+running when --timeout passes, 2 usage (also the API's 400/404/409: the request cannot be done as
+given), 3 auth, points or rate limit (401/402/403/429), 4 server or network.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aigc_client.client import DEFAULT_BASE_URL, Client
+from aigc_client.errors import (
+    AigcError,
+    AuthError,
+    InsufficientPoints,
+    NetworkError,
+    RateLimited,
+    ServerError,
+    WaitTimeout,
+)
+from aigc_client.models import Task
+from aigc_client.progress import progress_view
+
+EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_DENIED, EXIT_SERVER = 0, 1, 2, 3, 4
+
+app = typer.Typer(name="aigc", help="AI image tasks paid in points: submit, wait, download.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class State:
+    def __init__(self, base_url: str, token: str | None, as_json: bool):
+        self.base_url, self.token, self.as_json = base_url, token, as_json
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.base_url, self.token)
+        return self._client
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    base_url: Annotated[str, typer.Option(envvar="AIGC_BASE_URL", help="API base URL.")] = DEFAULT_BASE_URL,
+    token: Annotated[Optional[str], typer.Option(envvar="AIGC_TOKEN", help="Bearer token (JWT).",
+                                                 show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    state = State(base_url, token, as_json)
+    ctx.obj = state
+    ctx.call_on_close(lambda: state._client and state._client.close())
+
+
+def _state(ctx: typer.Context) -> State:
+    return ctx.obj
+
+
+def _dump(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str)) if out.is_terminal else print(json.dumps(data, default=str))
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> None:
+    """A table on a terminal (long columns are never cut), tab-separated lines otherwise (for cut/awk)."""
+    if not out.is_terminal:
+        for row in [headers, *rows]:
+            print("\t".join(row))
+        return
+    table = Table(box=None)
+    for index, header in enumerate(headers):
+        longest = max((len(row[index]) for row in rows), default=0)
+        table.add_column(header, no_wrap=True, min_width=min(longest, 40) if index == 0 else None)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+
+
+def _time(value) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value else ""
+
+
+def _task_json(task: Task) -> dict:
+    return task.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """k=v; v is JSON when it parses (2, 1.5, true, null, [..]), else the plain string (16:9, red)."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise typer.BadParameter(f"'{text}' is not k=v", param_hint="--param")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name.strip(), value
+
+
+def _is_url(text: str) -> bool:
+    return text.lower().startswith(("http://", "https://"))
+
+
+def _finish(state: State, task: Task, *, wait: bool, download: Path | None, timeout: float) -> None:
+    """Print the task; with --wait/--download follow it to the end and exit with its outcome."""
+    if not (wait or download):
+        _dump(_task_json(task)) if state.as_json else out.print(
+            f"{task.task_no} {task.status} ({task.points_cost} points)")
+        return
+    with progress_view(out) as show:
+        try:
+            task = state.client.wait(task, timeout=timeout, on_progress=show)
+        except WaitTimeout as error:
+            err.print(f"error: {error.message}; follow it with: aigc wait {error.task.task_no}")
+            raise typer.Exit(EXIT_TASK)
+    paths = state.client.download(task, download) if download and task.status == "completed" else []
+    if state.as_json:
+        _dump(_task_json(task) | ({"files": [str(p) for p in paths]} if paths else {}))
+    elif task.status == "completed":
+        for line in [str(p) for p in paths] or task.result_urls:
+            out.print(line)
+    if task.status != "completed":
+        reason = ": ".join(x for x in (task.error_code, task.error_message) if x) or "no reason given"
+        refund = " (points refunded)" if task.refunded else ""
+        err.print(f"task {task.task_no} {task.status}: {reason}{refund}")
+        raise typer.Exit(EXIT_TASK)
+
+
+@app.command()
+def submit(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name (see: aigc models).")],
+    prompt: Annotated[Optional[str], typer.Option(help="Text prompt.")] = None,
+    image: Annotated[Optional[list[str]], typer.Option(
+        help="Image URL, or a local file (uploaded; outpainting models only). Repeatable.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(help="Model parameter k=v (v parsed as JSON when it can "
+                                                            "be). Repeatable.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the task finishes.")] = False,
+    download: Annotated[Optional[Path], typer.Option(help="Wait, then save the results into this folder.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 900,
+    idempotency_key: Annotated[Optional[str], typer.Option(help="A repeat with the same key returns the same "
+                                                                "task, charged once.")] = None,
+) -> None:
+    """Start a task (charged now, refunded if it fails)."""
+    state = _state(ctx)
+    parameters = dict(parse_param(p) for p in param or [])
+    images = image or []
+    files = [Path(i) for i in images if not _is_url(i)]
+    if files:
+        _check_upload(state, model, files, images, prompt)
+        task = state.client.upload(files[0], parameters=parameters or None)
+    else:
+        task = state.client.submit(model, prompt=prompt, image_url=(images[0] if len(images) == 1 else images) or None,
+                                   parameters=parameters or None, idempotency_key=idempotency_key)
+    _finish(state, task, wait=wait, download=download, timeout=timeout)
+
+
+def _check_upload(state: State, model: str, files: list[Path], images: list[str], prompt: str | None) -> None:
+    """A local --image goes through POST /user/uploads, whose trigger makes an outpainting task by itself:
+    so only for an outpainting model, as the only image, without a prompt; anything else is a usage error
+    before anything is uploaded or charged."""
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise typer.BadParameter(f"no such file: {', '.join(missing)} (or give an http(s) URL)", param_hint="--image")
+    info = {m.model_name: m for m in state.client.models()}.get(model)
+    if info is None:
+        raise typer.BadParameter(f"unknown model '{model}' (aigc models lists them)", param_hint="MODEL")
+    if info.task_type != "outpainting":
+        raise typer.BadParameter(
+            f"a local file is uploaded, and uploads become outpainting tasks; {model} is {info.task_type}: "
+            "give it an http(s) URL instead", param_hint="--image")
+    if len(images) != 1:
+        raise typer.BadParameter("an uploaded file must be the only --image", param_hint="--image")
+    if prompt:
+        raise typer.BadParameter("an upload takes no prompt (outpainting)", param_hint="--prompt")
+
+
+@app.command()
+def get(ctx: typer.Context, task_no: Annotated[str, typer.Argument(metavar="TASK_NO")]) -> None:
+    """Show one task (JSON)."""
+    _dump(_task_json(_state(ctx).client.get(task_no)))
+
+
+@app.command("wait")
+def wait_(
+    ctx: typer.Context,
+    task_no: Annotated[str, typer.Argument(metavar="TASK_NO")],
+    download: Annotated[Optional[Path], typer.Option(help="Save the results into this folder.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 900,
+) -> None:
+    """Wait for a task to finish (exit 0 completed, 1 failed or cancelled)."""
+    state = _state(ctx)
+    _finish(state, state.client.get(task_no), wait=True, download=download, timeout=timeout)
+
+
+@app.command()
+def download(ctx: typer.Context, task_no: Annotated[str, typer.Argument(metavar="TASK_NO")],
+             directory: Annotated[Path, typer.Argument()] = Path(".")) -> None:
+    """Save a completed task's images into a folder."""
+    for path in _state(ctx).client.download(task_no, directory):
+        out.print(str(path))
+
+
+@app.command()
+def tasks(
+    ctx: typer.Context,
+    status: Annotated[Optional[str], typer.Option(help="Only this status.")] = None,
+    task_type: Annotated[Optional[str], typer.Option("--type", help="Only this task type.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (0: all).")] = 20,
+) -> None:
+    """List your tasks, newest first."""
+    state = _state(ctx)
+    rows = []
+    for task in state.client.list(status=status, task_type=task_type, page_size=min(limit or 100, 100)):
+        rows.append(task)
+        if limit and len(rows) >= limit:
+            break
+    if state.as_json:
+        _dump([_task_json(t) for t in rows])
+        return
+    _table(["taskNo", "model", "status", "progress", "points", "created"],
+           [[t.task_no, t.model_name, t.status, f"{t.progress}%", str(t.points_cost), _time(t.create_time)]
+            for t in rows])
+
+
+@app.command()
+def cancel(ctx: typer.Context, task_no: Annotated[str, typer.Argument(metavar="TASK_NO")]) -> None:
+    """Cancel a queued or processing task (refunded)."""
+    state = _state(ctx)
+    _finish(state, state.client.cancel(task_no), wait=False, download=None, timeout=0)
+
+
+@app.command()
+def retry(
+    ctx: typer.Context,
+    task_no: Annotated[str, typer.Argument(metavar="TASK_NO")],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the new task finishes.")] = False,
+    download: Annotated[Optional[Path], typer.Option(help="Wait, then save the results into this folder.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 900,
+) -> None:
+    """Run a failed or cancelled task again as a new task (charged anew)."""
+    state = _state(ctx)
+    _finish(state, state.client.retry(task_no), wait=wait, download=download, timeout=timeout)
+
+
+@app.command()
+def balance(ctx: typer.Context) -> None:
+    """Your points balance."""
+    state = _state(ctx)
+    result = state.client.balance()
+    _dump(result.model_dump(mode="json", by_alias=True)) if state.as_json else out.print(
+        f"{result.balance} points")
+
+
+@app.command()
+def records(ctx: typer.Context, limit: Annotated[int, typer.Option(help="At most this many (0: all).")] = 20) -> None:
+    """Your points ledger (grants, debits, refunds), newest first."""
+    state = _state(ctx)
+    rows = []
+    for entry in state.client.records(page_size=min(limit or 100, 100)):
+        rows.append(entry)
+        if limit and len(rows) >= limit:
+            break
+    if state.as_json:
+        _dump([e.model_dump(mode="json", by_alias=True) for e in rows])
+        return
+    _table(["time", "type", "amount", "taskNo", "reason"],
+           [[_time(e.create_time), e.type, f"{e.amount:+d}", e.task_no or "", e.reason or ""] for e in rows])
+
+
+@app.command()
+def models(ctx: typer.Context) -> None:
+    """The models, their task type and price."""
+    state = _state(ctx)
+    catalog = state.client.models()
+    if state.as_json:
+        _dump([m.model_dump(mode="json", by_alias=True) for m in catalog])
+        return
+    _table(["model", "type", "points", "prompt", "images"],
+           [[m.model_name, m.task_type, str(m.points_cost), m.inputs.prompt if m.inputs else "",
+             f"{m.inputs.min_images}-{m.inputs.max_images}" if m.inputs else ""] for m in catalog])
+
+
+def exit_code(error: AigcError) -> int:
+    if isinstance(error, (AuthError, InsufficientPoints, RateLimited)):
+        return EXIT_DENIED
+    if isinstance(error, (ServerError, NetworkError)):
+        return EXIT_SERVER
+    if isinstance(error, WaitTimeout):
+        return EXIT_TASK
+    return EXIT_USAGE
+
+
+def main() -> None:
+    try:
+        app()
+    except AigcError as error:
+        err.print(f"error: {error}")
+        if isinstance(error, AuthError) and error.status == 401 and not os.environ.get("AIGC_TOKEN") \
+                and "--token" not in sys.argv:
+            err.print("hint: set AIGC_TOKEN or pass --token")
+        sys.exit(exit_code(error))

@@ -1,0 +1,227 @@
+"""`Client`: the AIGC points API over HTTP (httpx), returning typed models and raising typed errors."""
+from __future__ import annotations
+
+import mimetypes
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
+
+import httpx
+from pydantic import BaseModel
+
+from aigc_client.errors import AigcError, NetworkError, RateLimited, ServerError, WaitTimeout, error_for
+from aigc_client.models import Balance, LedgerEntry, ModelInfo, Page, Task, Upload
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8081"
+WAIT_POLL_FAILURES = 5  # consecutive failed polls `wait` rides out
+M = TypeVar("M", bound=BaseModel)
+TaskRef = Task | str
+
+
+def _task_no(task: TaskRef) -> str:
+    return task.task_no if isinstance(task, Task) else task
+
+
+class Client:
+    """A client of one API for one user (the bearer token's subject).
+
+    ``with Client(url, token) as client: client.wait(client.submit("wanx-v1", prompt="a red kite"))``
+    """
+
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, token: str | None = None, *, timeout: float = 30.0,
+                 retries: int = 2):
+        headers = {"Accept": "application/json", "User-Agent": "aigc-client/0.1"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        # retries: connection failures only (httpx never repeats a request the server has seen).
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout,
+                                  transport=httpx.HTTPTransport(retries=retries))
+        # Result and upload URLs are presigned: they must not carry our bearer token.
+        self._plain = httpx.Client(timeout=timeout, transport=httpx.HTTPTransport(retries=retries),
+                                   follow_redirects=True)
+
+    def close(self) -> None:
+        self._http.close()
+        self._plain.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- transport
+    def _request(self, method: str, path: str, *, idempotency_key: str | None = None, **kwargs) -> Any:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.HTTPError as error:
+            raise NetworkError(f"{method} {path}: {error}") from error
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_success and isinstance(body, dict) and "data" in body:
+            return body["data"]
+        envelope = body if isinstance(body, dict) else {}
+        message = envelope.get("message") or response.text[:300] or response.reason_phrase
+        code = envelope.get("code") if isinstance(envelope.get("code"), int) else None
+        error = error_for(response.status_code, code, str(message), envelope.get("data"))
+        if isinstance(error, RateLimited) and response.headers.get("retry-after", "").isdigit():
+            error.retry_after = float(response.headers["retry-after"])
+        raise error
+
+    def _pages(self, path: str, model: type[M], params: dict[str, Any], page_size: int) -> Iterator[M]:
+        """Every record of a paged list: by `nextToken` when the API returns one, else by page number."""
+        query = {k: v for k, v in params.items() if v is not None} | {"size": page_size}
+        page, seen = 1, set()
+        while True:
+            data = Page[model].model_validate(self._request("GET", path, params=query))
+            for record in data.records:
+                # Page numbers over a newest-first list shift when records are added meanwhile.
+                key = getattr(record, "task_no", None) if model is Task else getattr(record, "id", None)
+                if key is not None:
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                yield record
+            if data.next_token:
+                query = query | {"nextToken": data.next_token}
+                query.pop("page", None)
+            elif "next_token" in data.model_fields_set or not data.records or not data.pages or page >= data.pages:
+                return  # a cursor page without a token is the last one
+            else:
+                page += 1
+                query = query | {"page": page}
+
+    # ---------------------------------------------------------------- tasks
+    def submit(self, model: str, *, prompt: str | None = None, image_url: str | list[str] | None = None,
+               parameters: dict[str, Any] | None = None, idempotency_key: str | None = None) -> Task:
+        """Start a task (debited now, refunded if it fails). A repeated `idempotency_key` returns the same task."""
+        body: dict[str, Any] = {"modelName": model}
+        if prompt is not None:
+            body["prompt"] = prompt
+        if image_url:
+            body["imageUrl"] = image_url
+        if parameters:
+            body["parameters"] = parameters
+        return Task.model_validate(self._request("POST", "/user/ai/tasks/submit", json=body,
+                                                 idempotency_key=idempotency_key))
+
+    def get(self, task: TaskRef) -> Task:
+        return Task.model_validate(self._request("GET", f"/user/ai/tasks/{_task_no(task)}"))
+
+    def list(self, *, status: str | None = None, task_type: str | None = None, page_size: int = 100
+             ) -> Iterator[Task]:
+        """All the user's tasks, newest first, fetched page by page as the iteration goes."""
+        return self._pages("/user/ai/tasks/list", Task, {"status": status, "taskType": task_type}, page_size)
+
+    def cancel(self, task: TaskRef) -> Task:
+        return Task.model_validate(self._request("POST", f"/user/ai/tasks/{_task_no(task)}/cancel"))
+
+    def retry(self, task: TaskRef, *, idempotency_key: str | None = None) -> Task:
+        """A new task with the same inputs as a failed or cancelled one (charged anew)."""
+        return Task.model_validate(self._request("POST", f"/user/ai/tasks/{_task_no(task)}/retry",
+                                                 idempotency_key=idempotency_key))
+
+    def wait(self, task: TaskRef, *, timeout: float | None = 600, interval: float = 1.0,
+             on_progress: Callable[[Task], None] | None = None) -> Task:
+        """Poll until the task is completed, failed or cancelled; `on_progress` sees every state read.
+
+        Raises WaitTimeout (with the last state) after `timeout` seconds; the task keeps running.
+        Up to WAIT_POLL_FAILURES polls in a row may fail (network, 5xx) before the error is raised.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        current = task if isinstance(task, Task) else self.get(task)
+        failures = 0
+        while True:
+            if on_progress and not failures:
+                on_progress(current)
+            if current.done:
+                return current
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"task {current.task_no} is still {current.status} after {timeout} s", current)
+            pause = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
+            time.sleep(pause)
+            try:
+                current, failures = self.get(current.task_no), 0
+            except (NetworkError, ServerError):
+                # A blip while polling does not end the wait; the task runs on regardless.
+                failures += 1
+                if failures > WAIT_POLL_FAILURES:
+                    raise
+
+    # ---------------------------------------------------------------- points and catalog
+    def balance(self) -> Balance:
+        return Balance.model_validate(self._request("GET", "/user/points/consumption/balance"))
+
+    def records(self, *, page_size: int = 100) -> Iterator[LedgerEntry]:
+        """The user's ledger (debits, refunds, grants), newest first, all pages."""
+        return self._pages("/user/points/consumption/records", LedgerEntry, {}, page_size)
+
+    def models(self) -> list[ModelInfo]:
+        return [ModelInfo.model_validate(m) for m in self._request("GET", "/models")]
+
+    # ---------------------------------------------------------------- files
+    def upload(self, path: str | Path, *, parameters: dict[str, Any] | None = None,
+               timeout: float = 60.0, interval: float = 0.5) -> Task:
+        """Upload an image through `POST /user/uploads`; the service turns it into an outpainting task.
+
+        `parameters` are outpainting parameters (e.g. {"outputRatio": "16:9"}). Returns that task once it
+        appears in the task list (it may already be `failed` with a `Rejected.*` code, charged nothing).
+        """
+        path = Path(path)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        body: dict[str, Any] = {"fileName": path.name, "contentType": content_type}
+        if parameters:
+            body["parameters"] = parameters
+        upload = Upload.model_validate(self._request("POST", "/user/uploads", json=body))
+        with path.open("rb") as file:
+            try:
+                posted = self._plain.post(upload.url, data=upload.fields, files={"file": (path.name, file,
+                                                                                          content_type)})
+            except httpx.HTTPError as error:
+                raise NetworkError(f"upload to storage: {error}") from error
+        if not posted.is_success:
+            raise error_for(posted.status_code, None, f"storage refused the upload: {posted.text[:300]}")
+        return self._find_upload_task(upload.key, timeout, interval)
+
+    def _find_upload_task(self, key: str, timeout: float, interval: float) -> Task:
+        """The upload's task is made asynchronously by the bucket's trigger; its image is the uploaded key."""
+        deadline = time.monotonic() + timeout
+        while True:
+            page = Page[Task].model_validate(self._request("GET", "/user/ai/tasks/list", params={"size": 20}))
+            for task in page.records:
+                if task.source == "upload" and any(unquote(urlparse(u).path).endswith("/" + key)
+                                                   for u in task.image_urls):
+                    return task
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"no task appeared for the upload {key} within {timeout} s", None)
+            time.sleep(interval)
+
+    def download(self, task: TaskRef, directory: str | Path) -> list[Path]:
+        """Save a completed task's result images into `directory` as <taskNo>[-<n>].<ext>; returns the paths."""
+        fresh = self.get(task)  # result URLs are presigned and expire: read them now
+        if fresh.status != "completed":
+            raise AigcError(f"task {fresh.task_no} is {fresh.status}, not completed: nothing to download")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        urls = fresh.result_urls or ([fresh.result_url] if fresh.result_url else [])
+        saved = []
+        for index, url in enumerate(urls):
+            suffix = Path(urlparse(url).path).suffix or ".png"
+            target = directory / (f"{fresh.task_no}{suffix}" if len(urls) == 1 else f"{fresh.task_no}-{index + 1}{suffix}")
+            try:
+                with self._plain.stream("GET", url) as response:
+                    if not response.is_success:
+                        response.read()
+                        raise error_for(response.status_code, None, f"download failed: {response.text[:300]}")
+                    with target.open("wb") as out:
+                        for chunk in response.iter_bytes():
+                            out.write(chunk)
+            except httpx.HTTPError as error:
+                raise NetworkError(f"download {fresh.task_no}: {error}") from error
+            saved.append(target)
+        return saved

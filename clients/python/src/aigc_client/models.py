@@ -1,0 +1,112 @@
+"""The API's data as typed models: camelCase on the wire, snake_case in Python.
+
+Unknown fields are kept (`extra="allow"`), so a newer server does not break an older client;
+tests/e2e/test_client_contract.py checks these fields against docs/openapi.json.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+class Task(ApiModel):
+    task_no: str
+    model_name: str
+    status: str
+    task_type: str | None = None
+    progress: int = 0
+    prompt_snippet: str | None = None
+    image_url: str | list[str] | None = None
+    result_url: str | None = None
+    result_urls: list[str] = Field(default_factory=list)
+    thumbnail_url: str | None = None
+    points_cost: int = 0
+    refunded: bool = False
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    effect: str | None = None
+    source: str | None = None
+    create_time: datetime | None = None
+    complete_time: datetime | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    retryable_until: datetime | None = None
+    queue_position: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def image_urls(self) -> list[str]:
+        if self.image_url is None:
+            return []
+        return [self.image_url] if isinstance(self.image_url, str) else list(self.image_url)
+
+
+T = TypeVar("T")
+
+
+class Page(ApiModel, Generic[T]):
+    """One page of a list. `next_token` is set when the API pages by cursor."""
+
+    records: list[T]
+    total: int | None = None
+    page: int | None = None
+    size: int | None = None
+    pages: int | None = None
+    next_token: str | None = None
+
+
+class Balance(ApiModel):
+    user_id: str
+    balance: int
+    expire_time: datetime | None = None
+
+
+class LedgerEntry(ApiModel):
+    id: str | None = None
+    type: str
+    amount: int
+    ref: str | None = None
+    task_no: str | None = None
+    reason: str | None = None
+    create_time: datetime | None = None
+
+
+class ModelInputs(ApiModel):
+    prompt: str
+    min_images: int
+    max_images: int
+
+
+class ModelInfo(ApiModel):
+    model_name: str
+    description: str | None = None
+    task_type: str
+    provider: str | None = None
+    points_cost: int
+    pricing: dict[str, Any] = Field(default_factory=dict)
+    aspect_ratio: str | None = None
+    inputs: ModelInputs | None = None
+    expected_seconds: float | None = None
+    deadline_seconds: int | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class Upload(ApiModel):
+    """A presigned POST: send `fields` plus the file to `url`; the object lands at `key`."""
+
+    url: str
+    fields: dict[str, str]
+    key: str
+    expires_in: int | None = None
+    max_bytes: int | None = None

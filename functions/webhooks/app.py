@@ -1,0 +1,9 @@
+"""Webhooks: TasksTable stream records become queued events; queued events are delivered, signed."""
+from aigc.observability import logger, metrics
+from aigc.webhooks import handle_event
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event, context):
+    return handle_event(event, context)

@@ -1,0 +1,58 @@
+"""What a function restored from a SnapStart snapshot must not reuse (ApiFunction, template.yaml).
+
+Lambda initialises the handler once per published version, snapshots it, and resumes many
+execution environments from that one snapshot. After a restore:
+
+- ``random`` would draw the same numbers in every environment: reseed it (uuid4 and ``secrets``
+  read os.urandom and need nothing);
+- cached boto3 clients and PynamoDB connections hold the snapshot's sockets and credentials:
+  drop them, they are rebuilt on first use;
+- the provider-keys secret, the settings and the catalog may have changed since the snapshot:
+  drop those caches too.
+
+:func:`forget_cached_state` is also what the local stack calls when it "deploys" (a new cold
+start). The Lambda runtime ships ``snapshot_restore_py`` (also on PyPI); where it is absent,
+:func:`register` does nothing and imports nothing.
+"""
+from __future__ import annotations
+
+import random
+import sys
+
+_CACHED_CALLABLES = (
+    ("aigc.config", "get_settings"),
+    ("aigc.catalog", "load_catalog"),
+    ("aigc.submission", "_idempotency"),
+    ("aigc.storage", "_s3"),
+    ("aigc.executions", "_sfn"),
+)
+
+
+def forget_cached_state() -> None:
+    """Drop every client, connection and cached value the library keeps (only modules already loaded)."""
+    for module_name, attr in _CACHED_CALLABLES:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            getattr(module, attr).cache_clear()  # an AttributeError here: a cache was renamed
+    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
+    if parameters is not None:
+        parameters.clear_caches()
+    db = sys.modules.get("aigc.db")
+    if db is not None:
+        for model in (db.PointsItem, db.TaskItem):
+            model._connection = None
+
+
+def after_restore() -> None:
+    random.seed()
+    forget_cached_state()
+
+
+def register() -> bool:
+    """Run :func:`after_restore` after each SnapStart restore; False when not on a SnapStart runtime."""
+    try:
+        from snapshot_restore_py import register_after_restore
+    except ImportError:
+        return False
+    register_after_restore(after_restore)
+    return True

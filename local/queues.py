@@ -1,0 +1,154 @@
+"""SQS queues and the Lambda event source mappings moto does not drive, read from the template.
+
+- `create_queues`: every `AWS::SQS::Queue` (dead-letter targets first, so a RedrivePolicy can
+  name them); `Ref` is the queue URL and `Arn` its ARN, as CloudFormation gives them.
+- `EventSourceMappings`: functions' `Type: SQS` and `Type: DynamoDB` (stream) events. moto would
+  invoke an SQS-mapped function inside SendMessage itself (the sender would wait for the
+  delivery) and has no stream poller, so background threads poll like Lambda does: receive a
+  batch, invoke the function, delete what succeeded (`batchItemFailures` are kept and come back
+  after their visibility timeout); stream records are delivered in order, a failed batch again.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import boto3
+
+from local import cfn
+
+log = logging.getLogger("local.queues")
+
+
+def create_queues(template: dict, resolver: cfn.Resolver, names: dict, physical: dict, region: str,
+                  account: str) -> None:
+    sqs = boto3.client("sqs", region_name=region)
+    queues = cfn.resources_of_type(template, "AWS::SQS::Queue")
+    for logical in sorted(queues, key=lambda q: "RedrivePolicy" in (queues[q].get("Properties") or {})):
+        props = resolver.resolve(queues[logical].get("Properties") or {})
+        attributes = {key: str(props[key]) for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds",
+                                                       "ReceiveMessageWaitTimeSeconds") if key in props}
+        if props.get("RedrivePolicy"):
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        url = sqs.create_queue(QueueName=names[logical], Attributes=attributes)["QueueUrl"]
+        physical[logical].update(Ref=url, Arn=f"arn:aws:sqs:{region}:{account}:{names[logical]}",
+                                 QueueName=names[logical])
+        resolver.physical[logical] = physical[logical]
+
+
+def _get_att_logical(value) -> str:
+    """`!GetAtt Logical.Attr` as the template loader gives it -> Logical."""
+    target = value["Fn::GetAtt"] if isinstance(value, dict) else value
+    return (target if isinstance(target, list) else str(target).split("."))[0]
+
+
+class EventSourceMappings:
+    """Threads that feed SQS messages and DynamoDB stream records to the routed functions."""
+
+    def __init__(self, deployment, *, poll_seconds: float = 0.2):
+        self.deployment = deployment
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._streams: dict[str, dict] = {}
+        self.sources: list = []
+        for logical, spec in cfn.functions(deployment.template).items():
+            if not deployment.resolver.resource_enabled(logical):
+                continue
+            function = deployment.name(logical)
+            for event in spec["events"].values():
+                props = event.get("Properties") or {}
+                if event.get("Type") == "SQS":
+                    queue = deployment.resolver.physical[_get_att_logical(props["Queue"])]
+                    self.sources.append((self._pump_queue, (function, queue["Ref"], queue["Arn"],
+                                                            int(props.get("BatchSize", 10)))))
+                elif event.get("Type") == "DynamoDB":
+                    table = deployment.name(_get_att_logical(props["Stream"]))
+                    self.sources.append((self._pump_stream, (function, table, int(props.get("BatchSize", 100)))))
+
+    def _invoke(self, function: str, records: list) -> set[str] | None:
+        """Failed item ids (empty: all done), or None when the whole invocation failed."""
+        payload, errored, _ = self.deployment.router.invoke(function, function, {"Records": records})
+        if errored:
+            return None
+        result = json.loads(payload or "null") or {}
+        return {f["itemIdentifier"] for f in (result.get("batchItemFailures") or [])}
+
+    def _pump_queue(self, function: str, url: str, arn: str, batch: int) -> None:
+        sqs = boto3.client("sqs")
+        while not self._stop.is_set():
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(batch, 10),
+                                           AttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
+            if not messages:
+                self._stop.wait(self.poll_seconds)
+                continue
+            records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                        "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+                        "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": arn.split(":")[3]}
+                       for m in messages]
+            failed = self._invoke(function, records)
+            for message in messages:
+                if failed is not None and message["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _pump_stream(self, function: str, table: str, batch: int) -> None:
+        """In order, from the stream's start. moto rolls a failed transaction back by restoring a copy
+        of the table, stream included, so a sequence number may be reused: records are recognised
+        by (sequence number, event id), and the last few positions are read again each pass."""
+        from botocore.config import Config
+
+        # moto answers on the regional endpoint, not botocore's account-based one (ARN parameters)
+        dynamodb = boto3.client("dynamodb")
+        streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
+        arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+        first = int(shard["SequenceNumberRange"]["StartingSequenceNumber"])
+        state = self._streams.setdefault(table, {"position": first, "done": {}})  # survives a restart
+        done = state["done"]
+        while not self._stop.is_set():
+            position = state["position"]
+            start = max(first, position - 20)
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], SequenceNumber=str(start),
+                                                  ShardIteratorType="AT_SEQUENCE_NUMBER")["ShardIterator"]
+            records = streams.get_records(ShardIterator=iterator, Limit=batch + 20)["Records"]
+            fresh = [r for r in records if done.get(int(r["dynamodb"]["SequenceNumber"])) != r["eventID"]][:batch]
+            if not fresh:
+                self._stop.wait(self.poll_seconds)
+                continue
+            for record in fresh:
+                record["dynamodb"].pop("ApproximateCreationDateTime", None)  # a datetime, not JSON
+                record["eventSourceARN"] = arn
+            failed = self._invoke(function, fresh)
+            if failed is None:
+                self._stop.wait(1.0)  # the whole batch again, as Lambda retries a stream batch
+                continue
+            for record in fresh:
+                sequence = record["dynamodb"]["SequenceNumber"]
+                if sequence in failed:
+                    self._stop.wait(1.0)
+                    break
+                done[int(sequence)] = record["eventID"]
+                state["position"] = position = max(position, int(sequence) + 1)
+            for old in [s for s in done if s < position - 40]:
+                del done[old]
+
+    def _run(self, pump, args) -> None:
+        while not self._stop.is_set():
+            try:
+                pump(*args)
+            except Exception:  # keep the local stack alive; the next pass retries
+                log.exception("local event source mapping failed")
+                self._stop.wait(1.0)
+
+    def start(self) -> "EventSourceMappings":
+        for pump, args in self.sources:
+            thread = threading.Thread(target=self._run, args=(pump, args), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)

@@ -1,0 +1,199 @@
+"""template.yaml operations: alarms -> topic, dashboard, DLQs of async paths, aliases, safe deploys.
+
+The checks read the template itself (and the SAM-expanded one where SAM decides the outcome), so
+a new async function without a DLQ, an alarm nobody is told of, or an alarm on a metric the code
+never emits fails here.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from local.cfn import Resolver, functions, load_template, resources_of_type, state_machine  # noqa: E402
+
+# pytest imports this folder's modules by basename (no __init__.py): share its cached SAM transform.
+from test_template import _require_sam, _transformed  # noqa: E402
+
+ASYNC_EVENTS = {"S3", "EventBridgeRule", "Schedule", "SNS", "CloudWatchEvent", "ScheduleV2"}
+CODE = [*(ROOT / "layers" / "common" / "aigc").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return load_template(ROOT / "template.yaml")
+
+
+def _alarms(template: dict) -> dict[str, dict]:
+    return {k: v["Properties"] for k, v in resources_of_type(template, "AWS::CloudWatch::Alarm").items()}
+
+
+def _metric_stats(alarm: dict) -> list[dict]:
+    """(Namespace, MetricName, Dimensions) of a plain or metric-math alarm."""
+    if "MetricName" in alarm:
+        return [{k: alarm.get(k) for k in ("Namespace", "MetricName", "Dimensions")}]
+    return [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m]
+
+
+def test_every_alarm_notifies_the_topic(template: dict) -> None:
+    alarms = _alarms(template)
+    assert len(alarms) >= 10
+    for name, alarm in alarms.items():
+        assert {"Ref": "AlarmTopic"} in alarm["AlarmActions"], name
+        assert {"Ref": "AlarmTopic"} in alarm["OKActions"], name
+    topic = template["Resources"]["AlarmTopic"]
+    assert topic["Type"] == "AWS::SNS::Topic"
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+    assert Resolver(template).condition("HasAlarmEmail") is False  # no email by default
+    assert Resolver(template, {"AlarmEmail": "ops@example.com"}).condition("HasAlarmEmail") is True
+
+
+def test_the_issue_alarms_exist(template: dict) -> None:
+    watched = {(m["Namespace"] if isinstance(m["Namespace"], str) else "app", m["MetricName"])
+               for alarm in _alarms(template).values() for m in _metric_stats(alarm)}
+    for needed in [("app", "TasksRefunded"), ("app", "TasksHeld"), ("AWS/States", "ExecutionsFailed"),
+                   ("AWS/States", "ExecutionsTimedOut"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+                   ("AWS/ApiGateway", "5xx"), ("AWS/ApiGateway", "Latency"), ("app", "ProviderLatency"),
+                   ("app", "ProviderThrottled"), ("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles")]:
+        assert needed in watched, needed
+    latency = _alarms(template)["ApiLatencyAlarm"]
+    assert latency["ExtendedStatistic"] == "p95"
+
+
+def test_application_alarms_watch_metrics_the_code_emits(template: dict) -> None:
+    """Same namespace as the functions' POWERTOOLS_METRICS_NAMESPACE, only the service dimension,
+    and a metric name some module really counts."""
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    source = "\n".join(path.read_text() for path in CODE)
+    emitted = set(re.findall(r"""count\(\s*["'](\w+)["']""", source))
+    emitted |= set(re.findall(r"""add_metric\(\s*name=["'](\w+)["']""", source))
+    checked = 0
+    for name, alarm in _alarms(template).items():
+        for metric in _metric_stats(alarm):
+            if metric["Namespace"] != env["POWERTOOLS_METRICS_NAMESPACE"]:
+                continue
+            checked += 1
+            assert metric["MetricName"] in emitted, f"{name}: nothing emits {metric['MetricName']}"
+            assert metric["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}], name
+    assert checked >= 5
+
+
+def test_every_dead_letter_queue_is_encrypted_and_alarmed(template: dict) -> None:
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    dead_letter = {k for k in queues if k.endswith("DeadLetterQueue")}
+    assert dead_letter
+    alarmed = {d["Value"]["Fn::GetAtt"][0] for alarm in _alarms(template).values() for m in _metric_stats(alarm)
+               if m["MetricName"] == "ApproximateNumberOfMessagesVisible" for d in m["Dimensions"]}
+    assert dead_letter <= alarmed
+    for logical, queue in queues.items():
+        props = queue["Properties"]
+        assert props.get("SqsManagedSseEnabled") is True or props.get("KmsMasterKeyId"), logical
+
+
+def test_every_async_function_and_rule_has_a_dead_letter_queue(template: dict) -> None:
+    queues = set(resources_of_type(template, "AWS::SQS::Queue"))
+    async_functions = []
+    for logical, fn in functions(template).items():
+        kinds = {event["Type"] for event in fn["events"].values()}
+        if not kinds & ASYNC_EVENTS:
+            continue
+        async_functions.append(logical)
+        dlq = template["Resources"][logical]["Properties"].get("DeadLetterQueue") or {}
+        assert dlq.get("Type") == "SQS" and dlq["TargetArn"]["Fn::GetAtt"][0] in queues, logical
+        for name, event in fn["events"].items():
+            if event["Type"] in {"EventBridgeRule", "Schedule", "ScheduleV2", "CloudWatchEvent"}:
+                target = (event["Properties"].get("DeadLetterConfig") or {}).get("Arn")
+                assert target and target["Fn::GetAtt"][0] in queues, f"{logical}.{name}"
+    assert {"UploadFunction", "ReconcileFunction"} <= set(async_functions)
+
+
+def test_events_queue_accepts_only_this_stacks_rules(template: dict) -> None:
+    policy = template["Resources"]["EventsDeadLetterQueuePolicy"]["Properties"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert "rule/${AWS::StackName}-" in statement["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+
+
+def test_workflow_invokes_published_aliases() -> None:
+    _require_sam()
+    cfn = _transformed()
+    substitutions = cfn["Resources"]["TaskStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert substitutions
+    for name, value in substitutions.items():
+        if name.endswith("FunctionArn"):
+            target = cfn["Resources"][value["Ref"]]
+            assert target["Type"] == "AWS::Lambda::Alias", name
+            assert target["Properties"]["Name"] == "live"
+
+
+def test_every_function_deploys_through_codedeploy_with_alarm_rollback() -> None:
+    _require_sam()
+    cfn = _transformed()
+    groups = resources_of_type(cfn, "AWS::CodeDeploy::DeploymentGroup")
+    fns = resources_of_type(cfn, "AWS::Lambda::Function")
+    assert len(groups) == len(fns)
+    for logical, group in groups.items():
+        props = group["Properties"]
+        alarms = {a["Name"]["Ref"] for a in props["AlarmConfiguration"]["Alarms"]}
+        assert {"LambdaErrorsAlarm", "Api5xxRateAlarm"} <= alarms, logical
+        assert "DEPLOYMENT_STOP_ON_ALARM" in props["AutoRollbackConfiguration"]["Events"]
+
+
+def test_canary_in_prod_all_at_once_in_dev(template: dict) -> None:
+    preference = template["Globals"]["Function"]["DeploymentPreference"]
+    assert preference["Type"] == {"Ref": "DeploymentType"}
+    assert template["Parameters"]["DeploymentType"]["Default"] == "AllAtOnce"
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    prod = config["prod"]["deploy"]["parameters"]["parameter_overrides"]
+    assert re.search(r"\bDeploymentType=Canary", prod)
+    dev = config["default"]["deploy"]["parameters"]["parameter_overrides"]
+    assert re.search(r"\bDeploymentType=AllAtOnce\b", dev)
+
+
+def test_api_snapstart_throttling_and_reserved_concurrency(template: dict) -> None:
+    resources = template["Resources"]
+    assert resources["ApiFunction"]["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert template["Globals"]["Function"]["AutoPublishAlias"] == "live"
+    routes = resources["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    assert routes == {"ThrottlingRateLimit": {"Ref": "ApiThrottleRateLimit"},
+                      "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurstLimit"}}
+    for logical, parameter in [("ProviderSubmitFunction", "ProviderStepConcurrency"),
+                               ("ProviderPollFunction", "ProviderStepConcurrency"),
+                               ("UploadFunction", "UploadConcurrency")]:
+        reserved = resources[logical]["Properties"]["ReservedConcurrentExecutions"]
+        assert Resolver(template).resolve(reserved) == str(template["Parameters"][parameter]["Default"]), logical
+        assert Resolver(template, {parameter: "0"}).resolve(reserved) is None, logical  # 0 reserves nothing
+
+
+def test_dashboard_body_is_valid_json_with_the_issue_widgets(template: dict) -> None:
+    physical = {logical: {"Ref": logical, "Arn": f"arn:{logical}", "QueueName": logical}
+                for logical in template["Resources"]}
+    body = Resolver(template, {}, physical).resolve(
+        template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"])
+    widgets = json.loads(body)["widgets"]
+    titles = " | ".join(w["properties"].get("title", "") for w in widgets)
+    for needed in ("Tasks by outcome and model", "Points debited and refunded", "Queue depth",
+                   "Provider latency", "API latency"):
+        assert needed in titles
+    alarm_widget = next(w for w in widgets if w["type"] == "alarm")
+    assert len(alarm_widget["properties"]["alarms"]) == len(_alarms(template))
+
+
+def test_workflow_alias_substitutions_resolve_locally(template: dict) -> None:
+    """The local stack resolves `!Ref <Function>.Alias` to the alias it publishes in moto."""
+    from local.stack import _physical
+
+    _, physical = _physical(template, "t")
+    subs = Resolver(template, {}, physical).resolve(state_machine(template, "TaskStateMachine")["substitutions"])
+    assert subs["RefundFunctionArn"] == "arn:aws:lambda:us-east-1:123456789012:function:t-RefundFunction:live"

@@ -1,0 +1,58 @@
+"""SnapStart restore hooks (aigc/snapstart.py): a restored ApiFunction gets fresh clients,
+connections, secrets and random seed, and nothing breaks where the runtime hook is absent."""
+from __future__ import annotations
+
+import random
+import sys
+
+import pytest
+
+from aigc import snapstart
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    import snapshot_restore_py
+
+    monkeypatch.setattr(snapshot_restore_py, "_after_restore_registry", [])
+    return snapshot_restore_py
+
+
+def test_register_adds_the_after_restore_hook(fresh_registry) -> None:
+    assert snapstart.register() is True
+    registered = [entry[0] if isinstance(entry, tuple) else entry for entry in fresh_registry._after_restore_registry]
+    assert snapstart.after_restore in registered
+
+
+def test_register_is_a_no_op_without_the_runtime_module(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)  # import fails as on a plain Python
+    assert snapstart.register() is False
+
+
+@pytest.fixture
+def environment(monkeypatch):
+    for name, value in {"POINTS_TABLE": "p", "TASKS_TABLE": "t", "RESULTS_BUCKET": "b"}.items():
+        monkeypatch.setenv(name, value)
+    yield
+    snapstart.forget_cached_state()  # leave no client or settings built from this test's environment
+
+
+def test_after_restore_drops_clients_connections_and_caches(environment) -> None:
+    from aigc import config, executions, storage
+    from aigc.db import PointsItem, TaskItem
+
+    s3, sfn, settings = storage._s3(), executions._sfn(), config.get_settings()
+    TaskItem._get_connection()
+    PointsItem._get_connection()
+    assert storage._s3() is s3 and config.get_settings() is settings  # cached until a restore
+
+    random.seed(1)
+    snapshot_draw = random.random()
+    random.seed(1)
+    snapstart.after_restore()
+
+    assert random.random() != snapshot_draw  # reseeded: restored copies do not share a sequence
+    assert TaskItem._connection is None and PointsItem._connection is None
+    assert storage._s3() is not s3
+    assert executions._sfn() is not sfn
+    assert config.get_settings() is not settings

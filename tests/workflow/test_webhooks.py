@@ -1,0 +1,175 @@
+"""Webhooks end to end on the deployed template: the TasksTable stream and WebhookQueue pumped to
+WebhookFunction as Lambda's event source mappings would, a real HTTP receiver, and deliveries
+verified with the `standardwebhooks` reference library and the user's secret."""
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from local.queues import EventSourceMappings
+from tests.webhook_receiver import Receiver
+
+
+@pytest.fixture
+def hooks(app):
+    """The app with its event source mappings running, and a receiver factory."""
+    mappings = EventSourceMappings(app.deployment, poll_seconds=0.05).start()
+    receivers = []
+
+    def receiver(statuses=()):
+        receivers.append(Receiver(statuses))
+        return receivers[-1]
+
+    yield receiver
+    mappings.stop()
+    for r in receivers:
+        r.stop()
+
+
+def _secret(app, user="alice") -> str:
+    status, body = app.api("GET", "/user/webhooks/secret", user=user)
+    assert status == 200, body
+    return body["data"]["secret"]
+
+
+def _stable(view: dict) -> dict:
+    """A task view without what differs between two renderings (presigned URLs carry their signing time)."""
+    return {k: v for k, v in view.items() if k not in ("resultUrl", "resultUrls", "thumbnailUrl", "imageUrl")}
+
+
+def test_completed_delivery_verifies_with_the_users_secret_and_a_tampered_body_does_not(app, hooks):
+    receiver = hooks()
+    app.grant("alice", 100)
+    status, body = app.submit(modelName="wanx-v1", prompt="a red kite", webhook=receiver.url,
+                              webhookEventsFilter=["completed"])
+    assert status == 200, body
+    task_no = body["data"]["taskNo"]
+    assert app.wait_execution(task_no)["status"] == "SUCCEEDED"
+
+    (headers, raw), = receiver.wait_for(1)
+    time.sleep(1.0)  # nothing else arrives: no start (filtered out), no second completed
+    assert len(receiver.deliveries) == 1
+    payload = Webhook(_secret(app)).verify(raw, headers)
+    assert payload["event"] == "completed"
+    task = app.task(task_no)
+    assert _stable(payload["data"]) == _stable(task) and payload["data"]["status"] == "completed"
+    assert set(payload["data"]) == set(task) and len(payload["data"]["resultUrls"]) == 1
+    assert headers["webhook-id"] == f"msg_{task_no}_completed"
+    assert headers["webhook-signature"].startswith("v1,")
+
+    tampered = raw.replace(b'"completed"', b'"failed"', 1)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(_secret(app)).verify(tampered, headers)
+    status, body = app.api("POST", "/user/webhooks/secret/rotate")
+    assert status == 200 and body["data"]["secret"] != _secret(app, "bob")
+    with pytest.raises(WebhookVerificationError):  # the old signature no longer matches the new secret
+        Webhook(body["data"]["secret"]).verify(raw, headers)
+    assert _secret(app) == body["data"]["secret"]
+
+
+def test_start_and_completed_are_both_delivered_by_default(app, hooks):
+    receiver = hooks()
+    app.grant("alice", 100)
+    status, body = app.submit(modelName="sc_soraimg_text_3x2", prompt="mountain sunrise", webhook=receiver.url)
+    assert status == 200, body
+    task_no = body["data"]["taskNo"]
+    assert app.wait_execution(task_no)["status"] == "SUCCEEDED"
+    deliveries = receiver.wait_for(2)
+    time.sleep(1.0)
+    assert sorted(receiver.events()) == ["completed", "start"]
+    secret = _secret(app)
+    for headers, raw in deliveries:
+        Webhook(secret).verify(raw, headers)
+    assert {h["webhook-id"] for h, _ in deliveries} == {f"msg_{task_no}_start", f"msg_{task_no}_completed"}
+
+
+def test_a_failing_receiver_gets_the_same_id_again_and_never_touches_the_ledger(app, hooks):
+    receiver = hooks(statuses=[500])
+    app.grant("alice", 100)
+    status, body = app.submit(modelName="wanx-v1", prompt="a red kite", webhook=receiver.url,
+                              webhookEventsFilter=["completed"])
+    assert status == 200, body
+    task_no = body["data"]["taskNo"]
+    assert app.wait_execution(task_no)["status"] == "SUCCEEDED"
+    first, second = receiver.wait_for(2, timeout=30)  # the first retry comes 5 s after the failure
+    assert first[0]["webhook-id"] == second[0]["webhook-id"] == f"msg_{task_no}_completed"
+    Webhook(_secret(app)).verify(second[1], second[0])
+    time.sleep(1.0)
+    assert len(receiver.deliveries) == 2
+    assert app.task(task_no)["status"] == "completed"
+    assert app.ledger("alice", task_no) == [("DEBIT", -20)]
+    assert app.balance("alice") == 80
+
+
+def test_failed_and_cancelled_tasks_are_completed_events(app, hooks):
+    receiver = hooks()
+    app.grant("alice", 100)
+    status, body = app.submit(modelName="wanx-v1", prompt="a kite [sim:fail=DataInspectionFailed]",
+                              webhook=receiver.url, webhookEventsFilter=["completed"])
+    failed = body["data"]["taskNo"]
+    status, body = app.submit(modelName="wanx-v1", prompt="a kite [sim:pending=30]", webhook=receiver.url,
+                              webhookEventsFilter=["completed"])
+    cancelled = body["data"]["taskNo"]
+    assert app.wait_execution(failed)["status"] == "SUCCEEDED"
+    status, _ = app.api("POST", f"/user/ai/tasks/{cancelled}/cancel")
+    assert status == 200
+    receiver.wait_for(2)
+    by_task = {json.loads(raw)["data"]["taskNo"]: json.loads(raw)["data"] for _, raw in receiver.deliveries}
+    assert by_task[failed]["status"] == "failed" and by_task[failed]["refunded"] is True
+    assert by_task[cancelled]["status"] == "cancelled" and by_task[cancelled]["refunded"] is True
+    assert app.balance("alice") == 100
+
+
+@pytest.mark.parametrize("fields, named", [
+    ({"webhook": "ftp://example.com/hook"}, "webhook"),
+    ({"webhook": "not a url"}, "webhook"),
+    ({"webhook": "https://example.com/hook", "webhookEventsFilter": ["finished"]}, "webhookEventsFilter"),
+    ({"webhook": "https://example.com/hook", "webhookEventsFilter": []}, "webhookEventsFilter"),
+    ({"webhook": "https://example.com/hook", "webhookEventsFilter": "completed"}, "webhookEventsFilter"),
+    ({"webhookEventsFilter": ["start"]}, "webhookEventsFilter"),
+    ({"webhook": 42}, "webhook"),
+])
+def test_invalid_webhook_fields_are_400_naming_the_field_and_charge_nothing(app, fields, named):
+    app.grant("alice", 100)
+    status, body = app.submit(modelName="wanx-v1", prompt="a red kite", **fields)
+    assert status == 400, body
+    assert body["message"].split(":")[0].split(".")[0] == named, body
+    assert app.balance("alice") == 100
+
+
+def test_a_delivery_failing_for_24_hours_is_dead_lettered_ready_for_replay(app, hooks):
+    from aigc.db import TaskItem
+
+    receiver = hooks(statuses=[503] * 10)
+    app.grant("alice", 100)
+    status, body = app.submit(modelName="wanx-v1", prompt="a red kite")
+    task_no = body["data"]["taskNo"]
+    assert app.wait_execution(task_no)["status"] == "SUCCEEDED"
+    task = TaskItem.get(task_no)
+    task.webhook_url = receiver.url
+    sqs = boto3.client("sqs")
+    queue, dead = (app.deployment.resolver.physical[q]["Ref"] for q in ("WebhookQueue", "WebhookDeadLetterQueue"))
+    message = {"webhookId": f"msg_{task_no}_completed", "event": "completed", "taskNo": task_no,
+               "task": task.serialize(), "attempts": 7, "firstAttemptAt": time.time() - 24 * 3600 + 2}
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(message))
+    receiver.wait_for(1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        got = sqs.receive_message(QueueUrl=dead, WaitTimeSeconds=0).get("Messages", [])
+        if got:
+            break
+        time.sleep(0.1)
+    dead_letter = json.loads(got[0]["Body"])
+    assert dead_letter["webhookId"] == f"msg_{task_no}_completed" and dead_letter["lastError"] == "HTTP 503"
+    assert "firstAttemptAt" not in dead_letter  # a replay (send it back to WebhookQueue) starts a fresh 24 h
+    assert len(receiver.deliveries) == 1
+    receiver.statuses.clear()
+    sqs.send_message(QueueUrl=queue, MessageBody=got[0]["Body"])
+    receiver.wait_for(2)
+    assert receiver.deliveries[1][0]["webhook-id"] == f"msg_{task_no}_completed"
+    assert app.ledger("alice", task_no) == [("DEBIT", -20)]
