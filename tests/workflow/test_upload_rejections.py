@@ -4,8 +4,6 @@ and the UploadFunction does not crash (a crash is an asynchronous retry, then a 
 from __future__ import annotations
 
 import io
-import json
-import logging
 import os
 import random
 import struct
@@ -46,33 +44,6 @@ def png_with_bad_crc() -> bytes:
     data = bytearray(_noise("PNG"))
     data[len(data) // 2] ^= 0xFF  # one flipped byte inside the image data
     return bytes(data)
-
-
-@pytest.fixture
-def operator_view():
-    """The functions' log lines (JSON, as CloudWatch gets them) and the names of the metrics they add."""
-    from aigc.observability import logger, metrics
-
-    lines, emitted = [], []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            lines.append(json.loads(logger.registered_formatter.format(record)))
-
-    handler = Collect()
-    logger.addHandler(handler)
-    add_metric = metrics.provider.add_metric
-
-    def record(*args, **kwargs):
-        emitted.append(kwargs["name"])
-        return add_metric(*args, **kwargs)
-
-    metrics.provider.add_metric = record
-    try:
-        yield lines, emitted
-    finally:
-        metrics.provider.add_metric = add_metric
-        logger._logger.removeHandler(handler)
 
 
 def _upload_invocations(app) -> list[bool]:

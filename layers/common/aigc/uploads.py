@@ -111,7 +111,7 @@ def handle_object(bucket: str, raw_key: str, *, size: int | None, version: str, 
     if len(parts) < 3 or parts[0] != "uploads" or not USER_ID.match(parts[1]):
         # No user to show a task to: the log line and the metric are the record.
         logger.error("upload rejected: the key names no valid user (uploads/<userId>/...)",
-                     extra={"error_code": "Rejected.UnknownUser", "bucket": bucket})
+                     extra={"s3_key": key, "bucket": bucket, "error_code": "Rejected.UnknownUser"})
         count("UploadsRejected")
         return "rejected"
     user_id = parts[1]
@@ -128,7 +128,7 @@ def handle_object(bucket: str, raw_key: str, *, size: int | None, version: str, 
         record = tasks.rejected_task(task_no=task_no, user_id=user_id, model=model, source="upload",
                                      image_urls=[image_ref], error_code=code, error_message=message)
         if points.save_uncharged_task(record):
-            logger.warning("upload rejected", extra={"error_code": code, "reason": message})
+            logger.warning("upload rejected", extra={"s3_key": key, "error_code": code, "reason": message})
             count("UploadsRejected")
             return "rejected"
         return "duplicate"
