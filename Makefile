@@ -1,15 +1,17 @@
 # The commands the README names. Everything runs from the two virtualenvs:
 #   .venv      the app, tests and local stack (requirements-dev.txt)
 #   .venv-sam  aws-sam-cli + cfn-lint (they pin their own boto3/pydantic)
+#   .venv-checkov  checkov (it pins many packages of its own)
 #
 #   make test                      all tests (installs both venvs when needed)
-#   make lint                      ruff + sam validate --lint
-#   make build                     sam build (no Docker, no local Python 3.13)
+#   make lint                      ruff + sam validate --lint + checkov (0 failed; skips carry reasons)
+#   make build                     sam build (no Docker; bytecode when a Python 3.13 is found)
 #   make dev                       the local stack
 #   make token USER=<id> [ADMIN=1] a JWT for the local stack
 #   make held                      tasks held for a redrive (local stack; OPS_ARGS="--endpoint-url ...")
 #   make redrive [TASK=TASK-...]   redrive them (every held one without TASK), wait, print the outcome
 #   make bench                     benchmarks
+#   make dlq ARGS="--stack aigc-prod list"   inspect / replay dead-letter queues (README runbook)
 #   make clean
 
 SHELL := /bin/bash
@@ -22,6 +24,8 @@ PY          := $(VENV)/bin/python
 SAM         := $(VENV_SAM)/bin/sam
 SAM_VERSION := 1.170.0
 CFN_LINT_VERSION := 1.58.0
+VENV_CHECKOV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
 
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY  ?= 0
@@ -29,8 +33,9 @@ export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)$(if $(PYTHONPATH),:$(PYTH
 
 VENV_STAMP     := $(VENV)/.stamp-requirements-dev
 VENV_SAM_STAMP := $(VENV_SAM)/.stamp-sam-$(SAM_VERSION)-cfnlint-$(CFN_LINT_VERSION)
+VENV_CHECKOV_STAMP := $(VENV_CHECKOV)/.stamp-checkov-$(CHECKOV_VERSION)
 
-.PHONY: help venv venv-sam test lint build dev token held redrive bench clean
+.PHONY: help venv venv-sam venv-checkov test lint build dev token held redrive bench dlq clean
 
 help:
 	@sed -n '1,/^$$/p' $(MAKEFILE_LIST) | sed 's/^# \{0,1\}//'
@@ -53,13 +58,22 @@ $(VENV_SAM_STAMP):
 	rm -f $(VENV_SAM)/.stamp-sam-*
 	touch $@
 
+venv-checkov: $(VENV_CHECKOV_STAMP)
+
+$(VENV_CHECKOV_STAMP):
+	test -x $(VENV_CHECKOV)/bin/python || $(PYTHON3) -m venv $(VENV_CHECKOV)
+	$(VENV_CHECKOV)/bin/python -m pip install --disable-pip-version-check -q checkov==$(CHECKOV_VERSION)
+	rm -f $(VENV_CHECKOV)/.stamp-checkov-*
+	touch $@
+
 # ---------------------------------------------------------------- checks
 test: venv venv-sam
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: venv venv-sam
-	$(VENV)/bin/ruff check layers functions local tests bench clients
+lint: venv venv-sam venv-checkov
+	$(VENV)/bin/ruff check layers functions local tests bench clients ops
 	$(SAM) validate --lint
+	$(VENV_CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 # The layer's Makefile pip-installs manylinux aarch64 / cp313 wheels with this
 # interpreter's pip, so no Python 3.13 and no Docker are needed.
@@ -86,6 +100,11 @@ redrive: venv
 
 bench: venv
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Against AWS: ARGS="--stack <stack> list|show Q|replay Q [--dry-run]". Against `make dev`:
+# AWS_ENDPOINT_URL=http://127.0.0.1:<moto port> make dlq ARGS="--local list".
+dlq: venv
+	$(PY) -m ops.dlq $(ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache

@@ -168,8 +168,14 @@ def scaled_waits(scale: float):
 
     WaitFunction._wait_interval = _wait_interval
     retrier_decl.time = _ScaledTime()
+    # The poll step's pause between provider polls (inside one invocation) is a wait too.
+    from aigc import workflow
+
+    original_pause = workflow.SLEEP
+    workflow.SLEEP = _ScaledTime.sleep
     try:
         yield
     finally:
         WaitFunction._wait_interval = original_wait
         retrier_decl.time = original_time
+        workflow.SLEEP = original_pause

@@ -56,7 +56,9 @@ class Ops:
         return found[0]
 
     def execution_arn(self, task_no: str) -> str:
-        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{task_no}"
+        """The task's execution is named after it (`execution_name` on the task record)."""
+        name = self.task(task_no).get("execution_name") or task_no
+        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
     def held(self) -> list[dict]:
         """Unsettled tasks whose execution failed on our side and whose points are held."""

@@ -152,8 +152,12 @@ def deploy(
         if spec["alias"]:  # AutoPublishAlias: callers invoke the alias, as on AWS
             version = lambda_client.publish_version(FunctionName=names[logical])["Version"]
             lambda_client.create_alias(FunctionName=names[logical], Name=spec["alias"], FunctionVersion=version)
+        handler = _lazy_handler(spec["code_uri"], spec["handler"])
+        dead_letter = (resources[logical].get("Properties") or {}).get("DeadLetterQueue")
+        if dead_letter:
+            handler = _dead_lettered(handler, str(resolver.resolve(dead_letter["TargetArn"])))
         deployment.router.add(
-            names[logical], _lazy_handler(spec["code_uri"], spec["handler"]),
+            names[logical], handler,
             timeout=spec["timeout"], memory=spec["memory"],
         )
 
@@ -200,6 +204,29 @@ def _cold_start() -> None:
     from aigc.snapstart import forget_cached_state
 
     forget_cached_state()
+
+
+def _dead_lettered(handler, queue_arn: str):
+    """The function's `DeadLetterQueue`: a failed invocation's event goes there, as Lambda sends an
+    asynchronous event that failed (locally after one attempt, not Lambda's three)."""
+
+    def invoke(event, context):
+        try:
+            return handler(event, context)
+        except Exception as error:
+            sqs = boto3.client("sqs", region_name=REGION)
+            sqs.send_message(
+                QueueUrl=sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"],
+                MessageBody=json.dumps(event),
+                MessageAttributes={
+                    "RequestID": {"DataType": "String", "StringValue": context.aws_request_id},
+                    "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                    "ErrorMessage": {"DataType": "String", "StringValue": f"{type(error).__name__}: {error}"[:1000]},
+                },
+            )
+            raise
+
+    return invoke
 
 
 def _lazy_handler(code_uri: str, handler: str):

@@ -1,4 +1,4 @@
-"""Polls the provider once and decides: wait, store, or refund."""
+"""Polls the provider about every second for one invocation's budget and decides: store, refund, or poll on."""
 from aigc.observability import logger, metrics
 from aigc.workflow import poll_step
 
@@ -6,4 +6,5 @@ from aigc.workflow import poll_step
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event, context):
-    return poll_step(event)
+    remaining = context.get_remaining_time_in_millis() if hasattr(context, "get_remaining_time_in_millis") else None
+    return poll_step(event, remaining)

@@ -179,6 +179,7 @@ class Simulator:
         self._sync_results: dict[str, tuple[float, list[bytes]]] = {}
         self._inflight_sync: dict[tuple[str, str], int] = {}
         self._secret = uuid.uuid4().bytes
+        self.stats = self._new_stats()
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sim-work")
         self._http = requests.Session()
         self.app = self._build_app()
@@ -191,6 +192,16 @@ class Simulator:
             self._sync_results.clear()
             self._inflight_sync.clear()
             self.config = dataclasses.replace(self._initial)
+            self.stats = self._new_stats()
+
+    @staticmethod
+    def _new_stats() -> dict:
+        """What the simulator accepted and refused since start or reset (GET /_sim/stats)."""
+        return {"created": 0, "refused": 0, "queries": 0, "peak_concurrency": 0}
+
+    def _count_created(self, active_after: int) -> None:
+        self.stats["created"] += 1
+        self.stats["peak_concurrency"] = max(self.stats["peak_concurrency"], active_after)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -326,6 +337,11 @@ class Simulator:
             sim.reset()
             return jsonify({"ok": True, "config": sim.config.as_dict()})
 
+        @app.get("/_sim/stats")
+        def get_stats():
+            with sim._lock:
+                return jsonify(dict(sim.stats))
+
         @app.get("/_sim/health")
         def health():
             return jsonify({"ok": True})
@@ -399,8 +415,11 @@ class Simulator:
 
             now = time.time()
             with sim._lock:
-                if sim._active(sim.config.dashscope_api_key, model, now) >= sim.config.max_concurrency:
+                active = sim._active(sim.config.dashscope_api_key, model, now)
+                if active >= sim.config.max_concurrency:
+                    sim.stats["refused"] += 1
                     return ds_error("Throttling.RateQuota")
+                sim._count_created(active + 1)
                 duration = sim._duration(directives)
                 if params.get("best_quality") is True:
                     duration *= 2
@@ -445,6 +464,7 @@ class Simulator:
                 return err
             now = time.time()
             with sim._lock:
+                sim.stats["queries"] += 1
                 job = sim._jobs.get(task_id)
                 if job is None or job.api_key != sim.config.dashscope_api_key:
                     return jsonify({"request_id": str(uuid.uuid4()),
@@ -517,9 +537,11 @@ class Simulator:
             key = (sim.config.openai_api_key, model)
             with sim._lock:
                 if sim._inflight_sync.get(key, 0) >= sim.config.max_concurrency:
+                    sim.stats["refused"] += 1
                     return oa_error(429, "Rate limit reached for images per minute. Please try again later.",
                                     "requests", "rate_limit_exceeded")
                 sim._inflight_sync[key] = sim._inflight_sync.get(key, 0) + 1
+                sim._count_created(sim._inflight_sync[key])
             try:
                 time.sleep(sim._duration(directives))
                 fail = directives.get("fail")

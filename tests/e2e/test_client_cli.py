@@ -169,3 +169,24 @@ def test_read_commands(stack, user):
     assert {"wanx-v1", "image-out-painting"} <= {m["modelName"] for m in catalog}
     again = aigc(stack, "cancel", task_no, user=user)
     assert again.returncode == 2 and "409" in again.stderr
+
+
+def test_webhook_from_the_cli_verifies_with_the_secret_it_prints(stack, user):
+    from standardwebhooks import Webhook
+
+    from tests.webhook_receiver import Receiver
+
+    receiver = Receiver()
+    try:
+        result = aigc(stack, "submit", "wanx-v1", "--prompt", "a kite", "--webhook", receiver.url,
+                      "--webhook-event", "completed", "--wait", user=user)
+        assert result.returncode == 0, result.stderr
+        (headers, raw), = receiver.wait_for(1, timeout=30)
+        secret = aigc(stack, "webhook-secret", user=user).stdout.strip()
+        assert secret.startswith("whsec_")
+        payload = Webhook(secret).verify(raw, headers)
+        assert payload["event"] == "completed" and payload["data"]["status"] == "completed"
+        rotated = aigc(stack, "webhook-secret", "--rotate", user=user).stdout.strip()
+        assert rotated.startswith("whsec_") and rotated != secret
+    finally:
+        receiver.stop()

@@ -161,6 +161,10 @@ def test_throttling_at_max_concurrency(sim):
     other = ProviderRequest(model="wanx2.1-t2i-plus", task_type="text_to_image", prompt="other [sim:seconds=3]")
     assert p.submit(other).status == "PENDING"
     assert all(p.cancel(i) for i in ids)
+    stats = requests.get(sim.url + "/_sim/stats", timeout=5).json()
+    assert stats["refused"] == 1 and stats["created"] == 3 and stats["peak_concurrency"] == 2
+    requests.post(sim.url + "/_sim/reset", timeout=5).raise_for_status()
+    assert requests.get(sim.url + "/_sim/stats", timeout=5).json()["refused"] == 0
 
 
 def test_cancel_pending_ok_running_refused(sim):

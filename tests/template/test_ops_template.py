@@ -197,3 +197,21 @@ def test_workflow_alias_substitutions_resolve_locally(template: dict) -> None:
     _, physical = _physical(template, "t")
     subs = Resolver(template, {}, physical).resolve(state_machine(template, "TaskStateMachine")["substitutions"])
     assert subs["RefundFunctionArn"] == "arn:aws:lambda:us-east-1:123456789012:function:t-RefundFunction:live"
+
+
+def test_every_checkov_skip_says_why(template: dict) -> None:
+    """`make lint` runs checkov to 0 failed: each finding not fixed is a recorded choice."""
+    skips = [(logical, skip) for logical, resource in template["Resources"].items()
+             for skip in ((resource.get("Metadata") or {}).get("checkov") or {}).get("skip", [])]
+    assert skips
+    for logical, skip in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical, skip)
+        assert len(skip.get("comment", "").split()) >= 5, f"{logical} {skip['id']}: give the reason"
+    assert "CKV_AWS_116" not in {s["id"] for logical, s in skips if logical in ("UploadFunction", "ReconcileFunction")}
+
+
+def test_lambda_error_and_throttle_alarms_cover_every_function(template: dict) -> None:
+    for alarm, metric in (("LambdaErrorsAlarm", "Errors"), ("LambdaThrottlesAlarm", "Throttles")):
+        watched = {d["Value"]["Ref"] for m in _metric_stats(_alarms(template)[alarm])
+                   if m["MetricName"] == metric for d in m["Dimensions"]}
+        assert watched == set(functions(template)), alarm

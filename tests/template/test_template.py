@@ -51,8 +51,8 @@ SAM_ENV = {
 ALLOWED_RESOURCES = {
     "ApiFunction": {"PointsTable", "TasksTable", "IdempotencyTable", "TaskStateMachine", "ResultsBucket",
                     "ProviderKeysSecret", "WebhookSecretsTable"},
-    "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket"},
-    "ProviderPollFunction": {"TasksTable", "ProviderKeysSecret"},
+    "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket", "SchedulerTable"},
+    "ProviderPollFunction": {"TasksTable", "ProviderKeysSecret", "SchedulerTable"},
     "StoreResultsFunction": {"TasksTable", "ResultsBucket"},
     "RefundFunction": {"PointsTable", "TasksTable", "ProviderKeysSecret"},
     # the upload function names the bucket (it is notified by it: a Ref would be a cycle)
@@ -284,7 +284,7 @@ def test_short_tags_become_long_forms(template: dict) -> None:
 
 def test_environment_matches_architecture(template: dict) -> None:
     names = {
-        "POINTS_TABLE", "TASKS_TABLE", "IDEMPOTENCY_TABLE", "RESULTS_BUCKET", "PROVIDER_SECRET_ARN",
+        "POINTS_TABLE", "TASKS_TABLE", "SCHEDULER_TABLE", "IDEMPOTENCY_TABLE", "RESULTS_BUCKET", "PROVIDER_SECRET_ARN",
         "DASHSCOPE_BASE_URL", "OPENAI_BASE_URL", "RESULT_HOST_ALLOWLIST", "SUBMIT_RATE_LIMIT_PER_MINUTE", "TASK_DEADLINE_SECONDS",
         "HOLD_GRACE_SECONDS",
         "ADMIN_GROUP", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
@@ -296,7 +296,7 @@ def test_environment_matches_architecture(template: dict) -> None:
 
 def test_dynamodb_tables_build_in_moto(template: dict) -> None:
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable", "WebhookSecretsTable"}
+    assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable", "WebhookSecretsTable", "SchedulerTable"}
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         for logical in tables:
@@ -345,6 +345,7 @@ def test_resolver(template: dict) -> None:
         "TaskStateMachine": {"Ref": "arn:aws:states:us-east-1:123456789012:stateMachine:sm", "Name": "sm"},
         "RefundFunction": {"Ref": "refund", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:refund"},
         "PointsTable": "points", "TasksTable": "tasks", "IdempotencyTable": "idem", "WebhookSecretsTable": "hooks",
+        "SchedulerTable": "scheduler",
         "ProviderKeysSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
     }
     resolver = Resolver(template, {"LogLevel": "DEBUG"}, physical, stack_name="aigc-test")

@@ -69,16 +69,6 @@ def test_unknown_model_is_not_found():
         get_model("dall-e-9")
 
 
-def test_poll_schedule_starts_near_expected_then_backs_off_to_a_cap():
-    waits, previous = [], None
-    for _ in range(8):
-        previous = OUTPAINT.next_wait_seconds(previous, seconds_to_deadline=10_000)
-        waits.append(previous)
-    assert waits[0] == OUTPAINT.poll.first_wait_seconds
-    assert waits == sorted(waits) and waits[-1] == OUTPAINT.poll.max_wait_seconds
-    assert OUTPAINT.next_wait_seconds(20, seconds_to_deadline=2.5) == 4  # wakes just after the deadline
-
-
 def test_sora_sizes_follow_the_model_aspect_ratio():
     for name, size in [("sc_soraimg_text_1x1", "1024x1024"), ("sc_soraimg_text_2x3", "1024x1536"),
                        ("sc_soraimg_img2img_3x2", "1536x1024"), ("sc_soraimg_text_auto", "auto")]:

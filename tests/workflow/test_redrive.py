@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from aigc.db import TaskItem
 from aigc.timeutil import utcnow
 from local import faults
-from local.events import EventSources
+from local.events import EventSources, execution_event
 from tests.workflow.test_operations import _wait_processing
 
 
@@ -97,7 +97,7 @@ def test_held_failure_cleared_and_redriven_completes_charged_once(app, sfn, even
     assert requests.get(task["resultUrl"], timeout=10).status_code == 200
     assert app.ledger("alice", task_no) == [("DEBIT", -10)]
     # The earlier run's FAILED event, delivered late, changes nothing; nor does the sweep.
-    assert app.invoke("ReconcileFunction", _status_event(stale_failed_event)) == {"outcome": "superseded"}
+    assert app.invoke("ReconcileFunction", execution_event(stale_failed_event)) == {"outcome": "superseded"}
     assert events.deliver_execution_events() == 0
     assert app.sweep()["refunded"] == 0
     assert app.task(task_no)["status"] == "completed"
@@ -109,12 +109,6 @@ def test_held_failure_cleared_and_redriven_completes_charged_once(app, sfn, even
     not_redriven = sfn.list_executions(stateMachineArn=app.deployment.state_machine_arn,
                                        redriveFilter="NOT_REDRIVEN")["executions"]
     assert arn not in [e["executionArn"] for e in not_redriven]
-
-
-def _status_event(described: dict) -> dict:
-    from local.events import execution_event
-
-    return execution_event(described)
 
 
 def test_a_redrive_that_fails_again_is_held_again_and_the_next_one_completes(app, sfn, events):

@@ -165,7 +165,7 @@ def test_running_a_step_twice_changes_nothing(app):
 
 @pytest.mark.realwait
 def test_outpainting_with_real_waits(app_real_waits):
-    """No scaling: the ASL's own Wait (8 s for this model) is slept for real."""
+    """No scaling: the ASL's own Wait (until the learned window starts) is slept for real."""
     app = app_real_waits
     app.grant("alice", 20)
     task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(),

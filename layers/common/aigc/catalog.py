@@ -30,10 +30,9 @@ class Pricing(BaseModel):
 
 
 class PollSchedule(BaseModel):
-    first_wait_seconds: int = Field(10, alias="firstWaitSeconds", ge=1)
-    backoff_rate: float = Field(1.5, alias="backoffRate", ge=1.0)
-    max_wait_seconds: int = Field(30, alias="maxWaitSeconds", ge=1)
-    min_wait_seconds: int = Field(2, alias="minWaitSeconds", ge=1)
+    """Inside the window where a job is likely to end (aigc.durations), poll this often."""
+
+    interval_seconds: float = Field(1.0, alias="intervalSeconds", gt=0, le=10)
 
 
 class Inputs(BaseModel):
@@ -65,16 +64,6 @@ class ModelSpec(BaseModel):
         if self.pricing.per_image:
             cost *= max(1, image_count)
         return int(math.ceil(cost))
-
-    def next_wait_seconds(self, previous_wait: int | None, seconds_to_deadline: float) -> int:
-        """Wait before the next poll: first near the expected duration, then back off to the cap."""
-        if previous_wait is None:
-            wait = self.poll.first_wait_seconds
-        else:
-            wait = int(math.ceil(previous_wait * self.poll.backoff_rate))
-        wait = min(max(wait, self.poll.min_wait_seconds), self.poll.max_wait_seconds)
-        # Never sleep far past the deadline: wake up just after it to time the task out.
-        return max(1, min(wait, int(math.ceil(seconds_to_deadline)) + 1))
 
 
 def _merge(defaults: dict, entry: dict) -> dict:

@@ -146,3 +146,22 @@ class WebhookSecretItem(Model):
     user_id = UnicodeAttribute(hash_key=True)
     secret = UnicodeAttribute()
     updated_at = UTCDateTimeAttribute()
+
+
+# --- the scheduler's table (issue 7: aigc.durations, aigc.capacity) -----------------------------
+
+
+class SchedulerItem(Model):
+    """SCHEDULER_TABLE: learned provider durations (`DUR#<model>`), capacity pools and their queues.
+
+    Only `aigc.durations` and `aigc.capacity` use it; the key layout is in docs/ARCHITECTURE.md.
+    """
+
+    class Meta:
+        table_name = _FromEnvironment("SCHEDULER_TABLE")
+        region = _REGION
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    seconds = NumberAttribute(null=True)  # DUR#: one observed provider duration
+    expires_at = NumberAttribute(null=True)  # TTL

@@ -4,15 +4,20 @@ Every step takes and returns the small state `{"taskNo": ..., "job": {...}}` (id
 image bytes) and is safe to run twice: it re-reads the task record and does nothing for a task
 that is already settled. `job.status` drives the state machine's Choice states:
 
-RUNNING (wait and poll again), SUCCEEDED (store outputs), FAILED / TIMED_OUT (refund),
-COMPLETED (done), REFUNDED (done, refunded), SETTLED (someone else settled it: done).
+RUNNING (a Wait state of `job.waitSeconds`, then poll), POLLING (poll again at once),
+SUCCEEDED (store outputs), FAILED / TIMED_OUT (refund), COMPLETED (done), REFUNDED (done,
+refunded), SETTLED (someone else settled it: done).
+
+Polling: the workflow waits (one transition, no Lambda time) until the job could plausibly have
+ended (aigc.durations), then one poll invocation asks the provider about every second for up to
+its Lambda time budget, so the end is seen within about a second (README, "Cost model").
 """
 from __future__ import annotations
 
 import tempfile
 import time
 
-from aigc import settlement, storage, tasks
+from aigc import durations, settlement, storage, tasks
 from aigc.catalog import get_model
 from aigc.config import get_settings
 from aigc.db import TaskItem
@@ -22,8 +27,13 @@ from aigc.providers import base, cancel_quietly, get_provider
 from aigc.providers.error_messages import user_message
 from aigc.timeutil import utcnow
 
-RUNNING, SUCCEEDED, FAILED, TIMED_OUT = "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT"
+RUNNING, POLLING, SUCCEEDED, FAILED, TIMED_OUT = "RUNNING", "POLLING", "SUCCEEDED", "FAILED", "TIMED_OUT"
 COMPLETED, REFUNDED, SETTLED = "COMPLETED", "REFUNDED", "SETTLED"
+# A poll invocation stops this long before its Lambda timeout, and never polls longer than this.
+POLL_TIME_RESERVE_SECONDS = 10.0
+MAX_POLL_INVOCATION_SECONDS = 110.0
+# The pause between polls; the local stack scales it with the Wait states (local.lambda_runtime).
+SLEEP = time.sleep
 
 
 def _state(task: TaskItem, status: str, **job) -> dict:
@@ -73,7 +83,7 @@ def submit_step(event: dict) -> dict:
         return _state(task, SETTLED)
     model = get_model(task.model_name)
     if task.provider_task_id:  # a retry or redrive after the provider already accepted the job
-        return _state(task, RUNNING, waitSeconds=model.next_wait_seconds(None, _seconds_to_deadline(task)))
+        return _until_window(task, model)
     if task.provider_outputs:  # sync provider already answered
         return _state(task, SUCCEEDED)
     provider = get_provider(task.provider)
@@ -96,7 +106,16 @@ def submit_step(event: dict) -> dict:
         cancel_quietly(provider, job.provider_task_id)
         return _state(task, SETTLED)
     logger.info("submitted to provider", extra={"provider_task_id": job.provider_task_id})
-    return _state(task, RUNNING, waitSeconds=model.next_wait_seconds(None, _seconds_to_deadline(task)))
+    return _until_window(task, model)
+
+
+def _until_window(task: TaskItem, model) -> dict:
+    """Wait (a Wait state) until the job could have ended, or poll at once when that is near."""
+    elapsed = (utcnow() - task.started_at).total_seconds() if task.started_at else 0.0
+    wait = min(durations.window(model).start - elapsed, _seconds_to_deadline(task) + 1)
+    if wait < 1:
+        return _state(task, POLLING)
+    return _state(task, RUNNING, waitSeconds=int(wait))
 
 
 def _store_sync_outputs(task: TaskItem, job: base.ProviderJob) -> dict:
@@ -117,29 +136,55 @@ def _store_sync_outputs(task: TaskItem, job: base.ProviderJob) -> dict:
     return _state(task, SUCCEEDED)
 
 
-def poll_step(event: dict) -> dict:
-    """Ask the provider once; decide: wait again, store, or refund (failed or past the deadline)."""
+def _poll_budget(remaining_ms: int | None) -> float:
+    if remaining_ms is None:
+        return MAX_POLL_INVOCATION_SECONDS
+    return max(0.0, min(MAX_POLL_INVOCATION_SECONDS, remaining_ms / 1000 - POLL_TIME_RESERVE_SECONDS))
+
+
+def poll_step(event: dict, remaining_ms: int | None = None) -> dict:
+    """Ask the provider about every second for this invocation's budget; decide: store, refund, or poll on.
+
+    Between polls the task is re-read, so a cancel ends the loop at once.
+    """
     task = _load(event)
     if tasks.is_settled(task):
         return _state(task, SETTLED)
     if task.status == tasks.COMPLETED:
         return _state(task, COMPLETED)
     model = get_model(task.model_name)
-    # Poll even past the deadline: a job that finished meanwhile (or during a hold) is delivered.
-    job = _timed(get_provider(task.provider).poll, task.provider_task_id)
-    if job.status == base.SUCCEEDED:
-        if not tasks.record_provider_outputs(task, job.status, job.output_urls):
+    provider = get_provider(task.provider)
+    interval = model.poll.interval_seconds
+    polls_left = max(1, int(_poll_budget(remaining_ms) // interval))
+    last_status = task.provider_status
+    next_poll = time.monotonic()
+    while True:
+        next_poll += interval  # a fixed cadence: the time a poll takes does not stretch the interval
+        # Poll even past the deadline: a job that finished meanwhile (or during a hold) is delivered.
+        job = _timed(provider.poll, task.provider_task_id)
+        if job.status == base.SUCCEEDED:
+            if task.started_at is not None:
+                durations.record(task.model_name, task.task_no, task.started_at,
+                                 (utcnow() - task.started_at).total_seconds())
+            if not tasks.record_provider_outputs(task, job.status, job.output_urls):
+                return _state(task, SETTLED)
+            return _state(task, SUCCEEDED)
+        if job.status in base.FINAL_FAILURE_STATUSES or job.status not in base.IN_PROGRESS_STATUSES:
+            code = job.error_code or (f"Task{job.status.title()}" if job.status != base.FAILED else None)
+            return _failed(task, code, job.error_message)
+        if _seconds_to_deadline(task) <= 0:
+            return _state(task, TIMED_OUT)
+        if job.status != last_status:
+            if not tasks.record_provider_job(task, task.provider_task_id, job.status):
+                return _state(task, SETTLED)
+            last_status = job.status
+        polls_left -= 1
+        if polls_left <= 0:
+            return _state(task, POLLING)
+        task.refresh(consistent_read=True)
+        if tasks.is_settled(task):
             return _state(task, SETTLED)
-        return _state(task, SUCCEEDED)
-    if job.status in base.FINAL_FAILURE_STATUSES or job.status not in base.IN_PROGRESS_STATUSES:
-        code = job.error_code or (f"Task{job.status.title()}" if job.status != base.FAILED else None)
-        return _failed(task, code, job.error_message)
-    if _seconds_to_deadline(task) <= 0:
-        return _state(task, TIMED_OUT)
-    if not tasks.record_provider_job(task, task.provider_task_id, job.status):
-        return _state(task, SETTLED)
-    previous = (event.get("job") or {}).get("waitSeconds")
-    return _state(task, RUNNING, waitSeconds=model.next_wait_seconds(previous, _seconds_to_deadline(task)))
+        SLEEP(max(0.0, next_poll - time.monotonic()))
 
 
 def store_step(event: dict) -> dict:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
+from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -35,6 +37,13 @@ app = typer.Typer(name="aigc", help="AI image tasks paid in points: submit, wait
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+TaskNo = Annotated[str, typer.Argument(metavar="TASK_NO")]
+WaitFlag = Annotated[bool, typer.Option("--wait", help="Wait until the task finishes.")]
+DownloadTo = Annotated[Optional[Path], typer.Option(help="Wait, then save the results into this folder.")]
+Timeout = Annotated[float, typer.Option(help="Seconds to wait at most.")]
+Limit = Annotated[int, typer.Option(help="At most this many (0: all).")]
 
 
 class State:
@@ -83,6 +92,15 @@ def _table(headers: list[str], rows: list[list[str]]) -> None:
     for row in rows:
         table.add_row(*row)
     out.print(table)
+
+
+def _page_size(limit: int) -> int:
+    return min(limit or 100, 100)
+
+
+def _take(items: Iterable, limit: int) -> list:
+    """The first `limit` items (0: all); pages past them are never fetched."""
+    return list(islice(items, limit or None))
 
 
 def _time(value) -> str:
@@ -143,11 +161,15 @@ def submit(
         help="Image URL, or a local file (uploaded; outpainting models only). Repeatable.")] = None,
     param: Annotated[Optional[list[str]], typer.Option(help="Model parameter k=v (v parsed as JSON when it can "
                                                             "be). Repeatable.")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until the task finishes.")] = False,
-    download: Annotated[Optional[Path], typer.Option(help="Wait, then save the results into this folder.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 900,
+    wait: WaitFlag = False,
+    download: DownloadTo = None,
+    timeout: Timeout = 900,
     idempotency_key: Annotated[Optional[str], typer.Option(help="A repeat with the same key returns the same "
                                                                 "task, charged once.")] = None,
+    webhook: Annotated[Optional[str], typer.Option(help="https URL that receives the task, signed "
+                                                        "(see: aigc webhook-secret).")] = None,
+    webhook_event: Annotated[Optional[list[str]], typer.Option(help="start and/or completed (default: both). "
+                                                                    "Repeatable.")] = None,
 ) -> None:
     """Start a task (charged now, refunded if it fails)."""
     state = _state(ctx)
@@ -155,11 +177,15 @@ def submit(
     images = image or []
     files = [Path(i) for i in images if not _is_url(i)]
     if files:
+        if webhook or webhook_event:
+            raise typer.BadParameter("an upload cannot carry a webhook; give the image as a URL",
+                                     param_hint="--webhook")
         _check_upload(state, model, files, images, prompt)
         task = state.client.upload(files[0], parameters=parameters or None)
     else:
         task = state.client.submit(model, prompt=prompt, image_url=(images[0] if len(images) == 1 else images) or None,
-                                   parameters=parameters or None, idempotency_key=idempotency_key)
+                                   parameters=parameters or None, webhook=webhook, webhook_events=webhook_event,
+                                   idempotency_key=idempotency_key)
     _finish(state, task, wait=wait, download=download, timeout=timeout)
 
 
@@ -184,7 +210,7 @@ def _check_upload(state: State, model: str, files: list[Path], images: list[str]
 
 
 @app.command()
-def get(ctx: typer.Context, task_no: Annotated[str, typer.Argument(metavar="TASK_NO")]) -> None:
+def get(ctx: typer.Context, task_no: TaskNo) -> None:
     """Show one task (JSON)."""
     _dump(_task_json(_state(ctx).client.get(task_no)))
 
@@ -192,9 +218,9 @@ def get(ctx: typer.Context, task_no: Annotated[str, typer.Argument(metavar="TASK
 @app.command("wait")
 def wait_(
     ctx: typer.Context,
-    task_no: Annotated[str, typer.Argument(metavar="TASK_NO")],
-    download: Annotated[Optional[Path], typer.Option(help="Save the results into this folder.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 900,
+    task_no: TaskNo,
+    download: DownloadTo = None,
+    timeout: Timeout = 900,
 ) -> None:
     """Wait for a task to finish (exit 0 completed, 1 failed or cancelled)."""
     state = _state(ctx)
@@ -202,7 +228,7 @@ def wait_(
 
 
 @app.command()
-def download(ctx: typer.Context, task_no: Annotated[str, typer.Argument(metavar="TASK_NO")],
+def download(ctx: typer.Context, task_no: TaskNo,
              directory: Annotated[Path, typer.Argument()] = Path(".")) -> None:
     """Save a completed task's images into a folder."""
     for path in _state(ctx).client.download(task_no, directory):
@@ -214,15 +240,11 @@ def tasks(
     ctx: typer.Context,
     status: Annotated[Optional[str], typer.Option(help="Only this status.")] = None,
     task_type: Annotated[Optional[str], typer.Option("--type", help="Only this task type.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many (0: all).")] = 20,
+    limit: Limit = 20,
 ) -> None:
     """List your tasks, newest first."""
     state = _state(ctx)
-    rows = []
-    for task in state.client.list(status=status, task_type=task_type, page_size=min(limit or 100, 100)):
-        rows.append(task)
-        if limit and len(rows) >= limit:
-            break
+    rows = _take(state.client.list(status=status, task_type=task_type, page_size=_page_size(limit)), limit)
     if state.as_json:
         _dump([_task_json(t) for t in rows])
         return
@@ -232,7 +254,7 @@ def tasks(
 
 
 @app.command()
-def cancel(ctx: typer.Context, task_no: Annotated[str, typer.Argument(metavar="TASK_NO")]) -> None:
+def cancel(ctx: typer.Context, task_no: TaskNo) -> None:
     """Cancel a queued or processing task (refunded)."""
     state = _state(ctx)
     _finish(state, state.client.cancel(task_no), wait=False, download=None, timeout=0)
@@ -241,10 +263,10 @@ def cancel(ctx: typer.Context, task_no: Annotated[str, typer.Argument(metavar="T
 @app.command()
 def retry(
     ctx: typer.Context,
-    task_no: Annotated[str, typer.Argument(metavar="TASK_NO")],
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until the new task finishes.")] = False,
-    download: Annotated[Optional[Path], typer.Option(help="Wait, then save the results into this folder.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 900,
+    task_no: TaskNo,
+    wait: WaitFlag = False,
+    download: DownloadTo = None,
+    timeout: Timeout = 900,
 ) -> None:
     """Run a failed or cancelled task again as a new task (charged anew)."""
     state = _state(ctx)
@@ -261,14 +283,10 @@ def balance(ctx: typer.Context) -> None:
 
 
 @app.command()
-def records(ctx: typer.Context, limit: Annotated[int, typer.Option(help="At most this many (0: all).")] = 20) -> None:
+def records(ctx: typer.Context, limit: Limit = 20) -> None:
     """Your points ledger (grants, debits, refunds), newest first."""
     state = _state(ctx)
-    rows = []
-    for entry in state.client.records(page_size=min(limit or 100, 100)):
-        rows.append(entry)
-        if limit and len(rows) >= limit:
-            break
+    rows = _take(state.client.records(page_size=_page_size(limit)), limit)
     if state.as_json:
         _dump([e.model_dump(mode="json", by_alias=True) for e in rows])
         return
@@ -287,6 +305,15 @@ def models(ctx: typer.Context) -> None:
     _table(["model", "type", "points", "prompt", "images"],
            [[m.model_name, m.task_type, str(m.points_cost), m.inputs.prompt if m.inputs else "",
              f"{m.inputs.min_images}-{m.inputs.max_images}" if m.inputs else ""] for m in catalog])
+
+
+@app.command("webhook-secret")
+def webhook_secret(ctx: typer.Context,
+                   rotate: Annotated[bool, typer.Option("--rotate", help="Replace it with a new one.")] = False) -> None:
+    """Your webhook signing secret (whsec_...), to verify deliveries with a Standard Webhooks library."""
+    state = _state(ctx)
+    secret = state.client.webhook_secret(rotate=rotate)
+    _dump({"secret": secret}) if state.as_json else print(secret)
 
 
 def exit_code(error: AigcError) -> int:

@@ -98,8 +98,13 @@ class Client:
 
     # ---------------------------------------------------------------- tasks
     def submit(self, model: str, *, prompt: str | None = None, image_url: str | list[str] | None = None,
-               parameters: dict[str, Any] | None = None, idempotency_key: str | None = None) -> Task:
-        """Start a task (debited now, refunded if it fails). A repeated `idempotency_key` returns the same task."""
+               parameters: dict[str, Any] | None = None, webhook: str | None = None,
+               webhook_events: list[str] | None = None, idempotency_key: str | None = None) -> Task:
+        """Start a task (debited now, refunded if it fails). A repeated `idempotency_key` returns the same task.
+
+        `webhook`: an https URL that receives the task, signed (Standard Webhooks, see `webhook_secret`),
+        on the `webhook_events` "start" and/or "completed" (the default: both).
+        """
         body: dict[str, Any] = {"modelName": model}
         if prompt is not None:
             body["prompt"] = prompt
@@ -107,6 +112,10 @@ class Client:
             body["imageUrl"] = image_url
         if parameters:
             body["parameters"] = parameters
+        if webhook:
+            body["webhook"] = webhook
+        if webhook_events:
+            body["webhookEventsFilter"] = webhook_events
         return Task.model_validate(self._request("POST", "/user/ai/tasks/submit", json=body,
                                                  idempotency_key=idempotency_key))
 
@@ -163,6 +172,12 @@ class Client:
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo.model_validate(m) for m in self._request("GET", "/models")]
+
+    def webhook_secret(self, *, rotate: bool = False) -> str:
+        """The user's webhook signing secret (`whsec_...`), created on first read; `rotate` replaces it."""
+        if rotate:
+            return self._request("POST", "/user/webhooks/secret/rotate")["secret"]
+        return self._request("GET", "/user/webhooks/secret")["secret"]
 
     # ---------------------------------------------------------------- files
     def upload(self, path: str | Path, *, parameters: dict[str, Any] | None = None,
