@@ -55,12 +55,14 @@ def cancel_task(user_id: str, task_no: str) -> TaskItem:
     task = tasks.get_user_task(user_id, task_no)
     if tasks.is_settled(task):
         raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
-    _cancel_at_provider(task)
+    # Settle first: cancelling at the provider first lets the workflow see CANCELED and settle the
+    # task as failed before this refund, and the user's cancel would answer 409.
     if not refund(task, status=tasks.CANCELLED, code="Cancelled",
                    message="cancelled by the user; your points were refunded"):
         task.refresh(consistent_read=True)
         raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
     count("TasksCancelled", model=task.model_name)
+    _cancel_at_provider(task)
     _stop_execution(task, "cancelled by the user")
     task.refresh(consistent_read=True)
     return task
