@@ -65,22 +65,13 @@ def subscription(url: str | None, events: list[str] | None) -> tuple[str | None,
 
 
 def _unsafe(url: str, allow_private: bool) -> str | None:
-    from urllib.parse import urlsplit
-
-    from aigc import outbound
+    from aigc.netcheck import UnsafeUrl, check_public_url
 
     try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return "not a valid URL"
-    if not host or any(ch.isspace() for ch in url):
-        return "not a valid URL"
-    if allow_private:
-        return None
-    try:
-        return None if outbound.is_public(host) else "the host must be a public address"
-    except ValueError:  # a name: checked when we connect
-        return "the host must be a public name" if host == "localhost" or "." not in host else None
+        check_public_url(url, allow_private_hosts=allow_private)
+    except UnsafeUrl as problem:
+        return str(problem)
+    return None  # a public name: the address is checked again when we connect (aigc.outbound)
 
 
 # --- signing secrets (WebhookSecretsTable, one item per user) -------------------------------------
@@ -181,7 +172,8 @@ def render(event: str, task: TaskItem) -> str:
     """The body: the task exactly as GET /user/ai/tasks/{taskNo} shows it, plus the event name."""
     from aigc.views import task_view
 
-    return json.dumps({"event": event, "data": task_view(task)}, separators=(",", ":"), ensure_ascii=False)
+    data = task_view(task).model_dump(mode="json", by_alias=True)
+    return json.dumps({"event": event, "data": data}, separators=(",", ":"), ensure_ascii=False)
 
 
 @lru_cache(maxsize=2)
