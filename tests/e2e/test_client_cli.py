@@ -174,7 +174,7 @@ def test_read_commands(stack, user):
 def test_webhook_from_the_cli_verifies_with_the_secret_it_prints(stack, user):
     from standardwebhooks import Webhook
 
-    from tests.webhook_receiver import Receiver
+    from local.webhook_receiver import Receiver
 
     receiver = Receiver()
     try:
