@@ -147,7 +147,7 @@ def test_cancel_racing_completion_ends_in_exactly_one_outcome(app):
                              parameters={"xScale": 2})[1]["data"]["taskNo"]
         _wait_processing(app, task_no)
         boto3.client("stepfunctions").stop_execution(executionArn=app.execution_arn(task_no))
-        app.wait_execution(task_no)
+        app.wait_execution(task_no, timeout=150)  # it ends when its poll invocation (a polling loop) returns
         # put the task right before StoreResults: the provider finished and gave its outputs
         item = tasks.get_task(task_no)
         tasks.record_provider_job(item, "sim-job", "SUCCEEDED")
