@@ -166,7 +166,8 @@ def test_common_layer_builds_without_docker(template: dict, tmp_path) -> None:
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
     python = tmp_path / "python"
     assert (python / "aigc" / "__init__.py").is_file()
-    assert not list((python / "aigc").rglob("__pycache__"))
+    compiled = [p.name for p in (python / "aigc").rglob("*.pyc")]
+    assert all(".cpython-313." in name for name in compiled), compiled  # bytecode only for Lambda's Python
     shipped = {p.name.lower() for p in python.iterdir()}
     assert not shipped & {"boto3", "botocore", "s3transfer"}, "boto3 comes with the Lambda runtime"
     requirements = [re.split(r"[=<>\[]", line)[0].strip().lower().replace("-", "_")
