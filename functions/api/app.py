@@ -48,7 +48,7 @@ def submit():
     who = caller(app)
     request = _model(SubmitTaskRequest, json_body(app))
     key = app.current_event.headers.get("idempotency-key") or app.current_event.headers.get("Idempotency-Key")
-    return envelope(submit_task(who.user_id, request, key))
+    return envelope(submit_task(who.user_id, request, key, groups=who.groups))
 
 
 @app.get("/user/ai/tasks/list")

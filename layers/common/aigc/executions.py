@@ -51,3 +51,13 @@ def stop_quietly(name: str, cause: str) -> None:
         _sfn().stop_execution(executionArn=execution_arn(name), cause=cause[:256])
     except Exception:  # already finished, or never started: nothing to stop
         pass
+
+
+def send_task_success(token: str, output: dict) -> bool:
+    """Wake an execution waiting on a task token; False when it no longer waits (stopped, timed out)."""
+    client = _sfn()
+    try:
+        client.send_task_success(taskToken=token, output=json.dumps(output))
+    except (client.exceptions.TaskTimedOut, client.exceptions.InvalidToken, client.exceptions.TaskDoesNotExist):
+        return False
+    return True

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from pydantic import ValidationError
 
-from aigc import executions, points, settlement, tasks, webhooks
+from aigc import capacity, executions, points, settlement, tasks, webhooks
 from aigc.catalog import ModelSpec, get_model
 from aigc.config import get_settings
 from aigc.errors import BadRequest, Conflict, ServiceUnavailable
@@ -82,8 +82,10 @@ def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> dict:
     return task_view(task, presign=False)
 
 
-def _submit(user_id: str, request: SubmitTaskRequest) -> dict:
-    return charge_and_start(prepare_task(user_id, request))
+def _submit(user_id: str, request: SubmitTaskRequest, tier: int | None = None) -> dict:
+    task = prepare_task(user_id, request)
+    task.priority = tier  # the provider queue's tier (aigc.capacity): members first
+    return charge_and_start(task)
 
 
 @lru_cache(maxsize=1)
@@ -104,7 +106,7 @@ def _idempotency():
 
     @idempotent_function(data_keyword_argument="call", config=config, persistence_store=store)
     def submit_once(call: dict) -> dict:
-        return _submit(call["userId"], SubmitTaskRequest.model_validate(call["request"]))
+        return _submit(call["userId"], SubmitTaskRequest.model_validate(call["request"]), call.get("tier"))
 
     return config, submit_once
 
@@ -114,10 +116,10 @@ def register_lambda_context(context) -> None:
         _idempotency()[0].register_lambda_context(context)
 
 
-def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str | None) -> dict:
+def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str | None, groups=()) -> dict:
     """Accept a task. With an Idempotency-Key, a repeat returns the same task and charges nothing."""
     if idempotency_key is None:
-        return _submit(user_id, request)
+        return _submit(user_id, request, capacity.tier_for(groups))
     if not (1 <= len(idempotency_key) <= 128) or not idempotency_key.isprintable():
         raise BadRequest("Idempotency-Key: 1 to 128 printable characters")
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -127,7 +129,7 @@ def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str |
 
     _, submit_once = _idempotency()
     try:
-        return submit_once(call={"userId": user_id, "key": idempotency_key,
+        return submit_once(call={"userId": user_id, "key": idempotency_key, "tier": capacity.tier_for(groups),
                                  "request": request.model_dump(by_alias=True, exclude_none=True)})
     except IdempotencyValidationError:
         raise Conflict("Idempotency-Key was already used for a different request") from None
