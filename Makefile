@@ -12,6 +12,7 @@
 #   make redrive [TASK=TASK-...]   redrive them (every held one without TASK), wait, print the outcome
 #   make bench                     benchmarks
 #   make dlq ARGS="--stack aigc-prod list"   inspect / replay dead-letter queues (README runbook)
+#   make openapi                   regenerate docs/openapi.json from the code
 #   make clean
 
 SHELL := /bin/bash
@@ -35,7 +36,7 @@ VENV_STAMP     := $(VENV)/.stamp-requirements-dev
 VENV_SAM_STAMP := $(VENV_SAM)/.stamp-sam-$(SAM_VERSION)-cfnlint-$(CFN_LINT_VERSION)
 VENV_CHECKOV_STAMP := $(VENV_CHECKOV)/.stamp-checkov-$(CHECKOV_VERSION)
 
-.PHONY: help venv venv-sam venv-checkov test lint build dev token held redrive bench dlq clean
+.PHONY: help venv venv-sam venv-checkov test lint build dev token held redrive bench dlq openapi clean
 
 help:
 	@sed -n '1,/^$$/p' $(MAKEFILE_LIST) | sed 's/^# \{0,1\}//'
@@ -105,6 +106,10 @@ bench: venv
 # AWS_ENDPOINT_URL=http://127.0.0.1:<moto port> make dlq ARGS="--local list".
 dlq: venv
 	$(PY) -m ops.dlq $(ARGS)
+
+# The committed contract; tests/unit/test_contract.py fails when it drifts from the code.
+openapi: venv
+	$(PY) -m local.openapi docs/openapi.json
 
 clean:
 	rm -rf .aws-sam .pytest_cache

@@ -12,8 +12,9 @@ What each queue holds and where it replays to comes from template.yaml:
   asynchronously with the event, as S3 or EventBridge would have (if it fails again, Lambda puts
   it back in the queue);
 - a queue named by another queue's `RedrivePolicy` (webhook deliveries) holds that queue's
-  messages: replay sends them back to it. Stream batch records (an event source mapping's
-  `OnFailure`) only describe a batch and are left in place for the operator.
+  messages: replay sends them back to it. Stream batch records (the stream mapping's `OnFailure`,
+  which only describe a batch) go back the same way: WebhookFunction reads that range of the
+  stream again (it keeps 24 h) and queues its events.
 The handlers are idempotent (a replayed upload or execution-ended event settles a task at most
 once), so replaying twice is safe.
 """
@@ -185,9 +186,6 @@ def replay(queue: DeadLetterQueue, limit: int = 100, dry_run: bool = False) -> d
 def _send_back(queue: DeadLetterQueue, body: str) -> bool:
     """Hand one message's event back to where it failed; False when it cannot be replayed."""
     if queue.source == "queue":
-        if "DDBStreamBatchInfo" in body:  # a stream batch's description, not a message: nothing to resend
-            print("a stream batch record: read its shard range in the message and handle it by hand", file=sys.stderr)
-            return False
         boto3.client("sqs").send_message(QueueUrl=queue.target, MessageBody=body)
         return True
     kwargs = {"Qualifier": queue.qualifier} if queue.qualifier else {}

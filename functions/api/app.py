@@ -1,84 +1,106 @@
-"""HTTP API (API Gateway HTTP API, payload 2.0): parse, call one logic function, return the envelope."""
+"""HTTP API (API Gateway HTTP API, payload 2.0): typed routes that call one logic function each.
+
+Request bodies are pydantic models in the signatures (validated by powertools), answers are
+typed envelopes; the OpenAPI document at GET /openapi.json is generated from these routes.
+"""
 from __future__ import annotations
 
 from typing import Annotated, Optional
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import ValidationError
 
-from aigc import executions, points, settlement, snapstart, tasks, uploads, webhooks
+from aigc import contract, executions, points, settlement, snapstart, tasks, uploads, webhooks
 from aigc.catalog import load_catalog
 from aigc.config import get_settings
-from aigc.errors import BadRequest
-from aigc.http import caller, json_body, register_error_handlers, require_group
+from aigc.http import caller, parse_json_body, register_error_handlers, require_group
 from aigc.observability import logger, metrics
 from aigc.parameters import describe_schema
 from aigc.schemas import (
+    AdminTaskResponse,
+    BalanceResponse,
     GrantRequest,
+    GrantResponse,
+    LedgerPageResponse,
+    ModelsResponse,
     OperatorRefundRequest,
     SubmitTaskRequest,
+    TaskPageResponse,
+    TaskResponse,
     UploadRequest,
-    describe_validation_error,
+    UploadResponse,
+    WebhookSecretResponse,
     envelope,
 )
 from aigc.submission import register_lambda_context, submit_task
 from aigc.views import ledger_view, page_view, task_view
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500,
+                             json_body_deserializer=parse_json_body)
 register_error_handlers(app)
 snapstart.register()  # SnapStart (template.yaml): fresh clients, seeds and secrets after each restore
+answers = contract.answers
 
-Page = Annotated[int, Query(ge=1, le=100000)]
-Size = Annotated[int, Query(ge=1, le=100)]
+Page = Annotated[int, Query(ge=1, le=100000, description="1-based page number")]
+Size = Annotated[int, Query(ge=1, le=100, description="records per page")]
 TaskTypeFilter = Annotated[Optional[str], Query(pattern="^(outpainting|text_to_image|image_to_image)$")]
 StatusFilter = Annotated[Optional[str], Query(pattern="^(created|queued|processing|completed|failed|cancelled)$")]
+TaskNo = Annotated[str, Path(min_length=1, max_length=64, description="the task number (TASK-...)")]
+IdempotencyKey = Annotated[Optional[str], Header(
+    alias="Idempotency-Key", min_length=1, max_length=128,
+    description="a repeat with the same key returns the same task and charges once (24 h)")]
 
 
-def _model(cls, body: dict):
-    try:
-        return cls.model_validate(body)
-    except ValidationError as error:
-        raise BadRequest(describe_validation_error(error)) from None
-
-
-@app.post("/user/ai/tasks/submit")
-def submit():
+@app.post("/user/ai/tasks/submit", summary="Submit a task", tags=["tasks"],
+          responses=answers("the accepted task (status queued)", 400, 402, 404, 409, 429, 503))
+def submit(request: Annotated[SubmitTaskRequest, Body()],
+           idempotency_key: IdempotencyKey = None) -> TaskResponse:
     who = caller(app)
-    request = _model(SubmitTaskRequest, json_body(app))
-    key = app.current_event.headers.get("idempotency-key") or app.current_event.headers.get("Idempotency-Key")
-    return envelope(submit_task(who.user_id, request, key, groups=who.groups))
+    return envelope(submit_task(who.user_id, request, idempotency_key, groups=who.groups))
 
 
-@app.get("/user/ai/tasks/list")
-def list_tasks(page: Page = 1, size: Size = 10, taskType: TaskTypeFilter = None, status: StatusFilter = None):
+@app.get("/user/ai/tasks/list", summary="List your tasks, newest first", tags=["tasks"],
+         responses=answers("a page of tasks", 400))
+def list_tasks(page: Page = 1, size: Size = 10, taskType: TaskTypeFilter = None,
+               status: StatusFilter = None) -> TaskPageResponse:
     who = caller(app)
     items, total = tasks.list_user_tasks(who.user_id, page=page, size=size, task_type=taskType, status=status)
     return envelope(page_view([task_view(t) for t in items], total, page, size, "records"))
 
 
-@app.get("/user/ai/tasks/<taskNo>")
-def get_task(taskNo: str):
+@app.get("/user/ai/tasks/<taskNo>", summary="One of your tasks", tags=["tasks"],
+         responses=answers("the task (result URLs presigned)", 400, 404))
+def get_task(taskNo: TaskNo) -> TaskResponse:
     who = caller(app)
     return envelope(task_view(tasks.get_user_task(who.user_id, taskNo)))
 
 
-@app.get("/user/points/consumption/balance")
-def balance():
+@app.post("/user/ai/tasks/<taskNo>/cancel", summary="Cancel a queued or processing task (refunded)",
+          tags=["tasks"], responses=answers("the cancelled task", 400, 404, 409))
+def cancel_task(taskNo: TaskNo) -> TaskResponse:
+    who = caller(app)
+    return envelope(task_view(settlement.cancel_task(who.user_id, taskNo)))
+
+
+@app.get("/user/points/consumption/balance", summary="Your points balance", tags=["points"],
+         responses=answers("the balance"))
+def balance() -> BalanceResponse:
     who = caller(app)
     return envelope({"userId": who.user_id, "balance": points.get_balance(who.user_id), "expireTime": None})
 
 
-@app.get("/user/points/consumption/records")
-def records(page: Page = 1, size: Size = 10):
+@app.get("/user/points/consumption/records", summary="Your points ledger, newest first", tags=["points"],
+         responses=answers("a page of ledger entries", 400))
+def records(page: Page = 1, size: Size = 10) -> LedgerPageResponse:
     who = caller(app)
     items, total = points.ledger_page(who.user_id, page, size)
     return envelope(page_view([ledger_view(i) for i in items], total, page, size, "records"))
 
 
-@app.get("/models")
-def models():
+@app.get("/models", summary="The model catalog with prices and parameter schemas", tags=["models"],
+         responses=answers("the models", public=True), **contract.PUBLIC)
+def models() -> ModelsResponse:
     return envelope([
         {
             "modelName": m.name,
@@ -97,59 +119,61 @@ def models():
     ])
 
 
-@app.post("/admin/points/grant")
-def grant():
+@app.post("/user/uploads", summary="A presigned POST for an image that becomes an outpainting task",
+          tags=["uploads"], responses=answers("where and how to POST the file", 400))
+def create_upload(request: Annotated[UploadRequest, Body()]) -> UploadResponse:
+    who = caller(app)
+    return envelope(uploads.create_upload_url(who.user_id, request.file_name, request.content_type, request.parameters))
+
+
+@app.post("/admin/points/grant", summary="Grant points (admins)", tags=["admin"],
+          responses=answers("the grant and the new balance", 400))
+def grant(request: Annotated[GrantRequest, Body()],
+          idempotency_key: Annotated[Optional[str], Header(alias="Idempotency-Key", min_length=1, max_length=128,
+                                                           description="a repeat grants once")] = None,
+          ) -> GrantResponse:
     who = caller(app)
     require_group(who, get_settings().admin_group)
-    request = _model(GrantRequest, json_body(app))
-    key = app.current_event.headers.get("idempotency-key")
-    grant_id = f"GRANT-{key}" if key else f"GRANT-{app.current_event.request_context.request_id}"
+    grant_id = f"GRANT-{idempotency_key}" if idempotency_key else f"GRANT-{app.current_event.request_context.request_id}"
     result = points.grant(request.user_id, request.amount, request.reason, grant_id=grant_id, actor=who.user_id)
     return envelope({"userId": request.user_id, "amount": request.amount, "balance": result.balance,
                      "grantId": result.grant_id, "applied": result.applied})
 
 
-@app.post("/user/ai/tasks/<taskNo>/cancel")
-def cancel_task(taskNo: str):
-    who = caller(app)
-    return envelope(task_view(settlement.cancel_task(who.user_id, taskNo)))
-
-
-@app.post("/user/uploads")
-def create_upload():
-    who = caller(app)
-    request = _model(UploadRequest, json_body(app))
-    return envelope(uploads.create_upload_url(who.user_id, request.file_name, request.content_type, request.parameters))
-
-
-@app.get("/admin/tasks/<taskNo>")
-def admin_get_task(taskNo: str):
+@app.get("/admin/tasks/<taskNo>", summary="Any task with its ledger and execution (admins)", tags=["admin"],
+         responses=answers("the task, its ledger entries and its execution status", 400, 404))
+def admin_get_task(taskNo: TaskNo) -> AdminTaskResponse:
     require_group(caller(app), get_settings().admin_group)
     task = tasks.get_task(taskNo)
     return envelope({
-        "task": {**task_view(task), "userId": task.user_id, "providerTaskId": task.provider_task_id},
+        "task": {**task_view(task).model_dump(), "user_id": task.user_id, "provider_task_id": task.provider_task_id},
         "ledger": [ledger_view(e) for e in points.ledger_entries(task.user_id, task.task_no)],
         "executionStatus": executions.execution_status(task.execution_name or task.task_no),
     })
 
 
-@app.post("/admin/tasks/<taskNo>/refund")
-def admin_refund_task(taskNo: str):
+@app.post("/admin/tasks/<taskNo>/refund", summary="Refund an unsettled or held task (admins)", tags=["admin"],
+          responses=answers("the refunded task", 400, 404, 409))
+def admin_refund_task(taskNo: TaskNo, request: Annotated[OperatorRefundRequest, Body()]) -> TaskResponse:
     require_group(caller(app), get_settings().admin_group)
-    request = _model(OperatorRefundRequest, json_body(app))
     return envelope(task_view(settlement.operator_refund(taskNo, request.reason)))
 
 
-@app.get("/user/webhooks/secret")
-def webhook_secret():
+@app.get("/user/webhooks/secret", summary="Your webhook signing secret (created on first read)", tags=["webhooks"],
+         responses=answers("the secret"))
+def webhook_secret() -> WebhookSecretResponse:
     who = caller(app)
     return envelope({"secret": webhooks.get_secret(who.user_id)})
 
 
-@app.post("/user/webhooks/secret/rotate")
-def rotate_webhook_secret():
+@app.post("/user/webhooks/secret/rotate", summary="Replace your webhook signing secret", tags=["webhooks"],
+          responses=answers("the new secret"))
+def rotate_webhook_secret() -> WebhookSecretResponse:
     who = caller(app)
     return envelope({"secret": webhooks.rotate_secret(who.user_id)})
+
+
+contract.serve_document(app)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

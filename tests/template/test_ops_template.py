@@ -215,3 +215,13 @@ def test_lambda_error_and_throttle_alarms_cover_every_function(template: dict) -
         watched = {d["Value"]["Ref"] for m in _metric_stats(_alarms(template)[alarm])
                    if m["MetricName"] == metric for d in m["Dimensions"]}
         assert watched == set(functions(template)), alarm
+
+
+def test_layer_build_compiles_for_lambdas_python_or_warns() -> None:
+    """`make build` ships cpython-313 .pyc checked by hash (zip mtimes are not exact); without a
+    Python 3.13 it says so (verified by a real build: bench/RESULTS.md)."""
+    makefile = (ROOT / "layers" / "common" / "Makefile").read_text()
+    assert re.search(r'-m compileall .*--invalidation-mode unchecked-hash "\$\(DEST\)"', makefile)
+    assert "sys.version_info[:2] != (3, 13)" in makefile
+    assert "WARNING: no Python 3.13 found" in makefile
+    assert "--no-compile" in makefile  # pip would compile for the build interpreter, not 3.13

@@ -396,6 +396,8 @@ def test_http_routes(template: dict) -> None:
         ("POST", "/user/uploads", True),
         ("GET", "/admin/tasks/{taskNo}", True),
         ("POST", "/admin/tasks/{taskNo}/refund", True),
+        ("GET", "/openapi.json", False),
+        ("GET", "/docs", False),
         ("GET", "/user/webhooks/secret", True),
         ("POST", "/user/webhooks/secret/rotate", True),
     }

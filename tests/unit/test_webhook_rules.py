@@ -1,6 +1,7 @@
 """aigc.webhooks without AWS: which changes are events, the retry schedule, the subscription rules."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -73,3 +74,58 @@ def test_a_webhook_must_be_https_outside_the_local_stack(settings):
             webhooks.subscription(url, None)
     settings(ALLOW_PRIVATE_HOSTS="true")
     assert webhooks.subscription("http://127.0.0.1:9/h", ["start"]) == ("http://127.0.0.1:9/h", ["start"])
+
+
+@pytest.fixture
+def receiver():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path == "/slow":
+                time.sleep(2)
+            self.send_response(302 if self.path == "/redirect" else 204)
+            if self.path == "/redirect":
+                self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_slow_or_redirecting_receiver_is_a_failed_attempt_and_nothing_more(receiver, settings, monkeypatch):
+    settings(ALLOW_PRIVATE_HOSTS="true")
+    monkeypatch.setattr(webhooks, "READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(webhooks, "get_secret", lambda user_id: "whsec_" + "A" * 44)
+    url, seen = receiver
+
+    def message(path):
+        return {"webhookId": "msg_1", "event": "start", "task": _task(webhook_url=url + path).serialize()}
+
+    assert webhooks.attempt(message("/ok")) is None
+    started = time.monotonic()
+    assert webhooks.attempt(message("/slow")) == "ReadTimeout"
+    assert time.monotonic() - started < 1.5
+    assert webhooks.attempt(message("/redirect")) == "HTTP 302"
+    assert seen == ["/ok", "/slow", "/redirect"]  # the redirect is not followed
+
+
+def test_a_receiver_on_a_private_address_is_refused_at_connect_time(receiver, settings, monkeypatch):
+    settings()
+    monkeypatch.setattr(webhooks, "get_secret", lambda user_id: "whsec_" + "A" * 44)
+    url, seen = receiver
+    failure = webhooks.attempt({"webhookId": "msg_1", "event": "start",
+                                "task": _task(webhook_url=url + "/ok").serialize()})
+    assert failure.startswith("refused") and seen == []

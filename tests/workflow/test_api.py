@@ -214,3 +214,17 @@ def test_workflow_that_cannot_start_is_refunded_at_once_and_503(app, monkeypatch
     [task] = app.api("GET", "/user/ai/tasks/list")[1]["data"]["records"]
     assert task["status"] == "failed" and task["errorCode"] == "StartFailed" and task["refunded"] is True
     assert app.ledger("alice", task["taskNo"]) == [("DEBIT", -30), ("REFUND", 30)]
+
+
+@pytest.mark.parametrize("image_url", [
+    "http://127.0.0.1:8090/samples/cat.png", "http://localhost/a.png", "http://10.0.0.8/a.png",
+    "http://[::1]/a.png", "http://[fd12:3456::1]/a.png", "http://metadata.google.internal/x", "http://intranet/a.png",
+])
+def test_private_image_hosts_are_refused_in_aws(app, monkeypatch, image_url):
+    from aigc.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "allow_private_hosts", False)  # as deployed (the local stack allows)
+    app.grant("alice", 100)
+    status, body = app.submit(modelName="image-out-painting", imageUrl=image_url, parameters={"xScale": 2})
+    assert status == 400 and body["message"].startswith("imageUrl:") and "public" in body["message"], body
+    _nothing_changed(app, "alice", 100)

@@ -173,3 +173,41 @@ def test_a_delivery_failing_for_24_hours_is_dead_lettered_ready_for_replay(app, 
     receiver.wait_for(2)
     assert receiver.deliveries[1][0]["webhook-id"] == f"msg_{task_no}_completed"
     assert app.ledger("alice", task_no) == [("DEBIT", -20)]
+
+
+def test_first_reads_of_a_secret_at_once_agree_on_one(app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aigc import webhooks
+
+    with ThreadPoolExecutor(8) as pool:
+        secrets = set(pool.map(lambda _: webhooks.get_secret("carol"), range(16)))
+    assert len(secrets) == 1
+    secret = secrets.pop()
+    assert secret.startswith("whsec_") and _secret(app, "carol") == secret
+
+
+def test_a_stream_batch_that_could_not_be_queued_is_replayed_from_the_stream(app, hooks):
+    """Lambda's on-failure record for a stream batch names a range; sent back to WebhookQueue (as an
+    operator replays the dead-letter queue), the function reads that range again and delivers."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    receiver = hooks()
+    app.grant("alice", 100)
+    status, body = app.submit(modelName="wanx-v1", prompt="a red kite", webhook=receiver.url,
+                              webhookEventsFilter=["completed"])
+    task_no = body["data"]["taskNo"]
+    assert app.wait_execution(task_no)["status"] == "SUCCEEDED"
+    receiver.wait_for(1)
+    table = dynamodb_backends["123456789012"]["us-east-1"].get_table(app.deployment.name("TasksTable"))
+    records = [r.to_json() for r in table.stream_shard.items]
+    mine = [int(r["dynamodb"]["SequenceNumber"]) for r in records if r["dynamodb"]["Keys"]["task_no"]["S"] == task_no]
+    arn = boto3.client("dynamodb").describe_table(TableName=app.deployment.name("TasksTable"))["Table"]["LatestStreamArn"]
+    info = {"shardId": table.stream_shard.id, "startSequenceNumber": str(min(mine)),
+            "endSequenceNumber": str(max(mine)), "streamArn": arn, "batchSize": len(mine)}
+    queue = app.deployment.resolver.physical["WebhookQueue"]["Ref"]
+    boto3.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(
+        {"requestContext": {"condition": "RetryAttemptsExhausted"}, "DDBStreamBatchInfo": info}))
+    deliveries = receiver.wait_for(2)
+    assert deliveries[1][0]["webhook-id"] == deliveries[0][0]["webhook-id"] == f"msg_{task_no}_completed"
+    Webhook(_secret(app)).verify(deliveries[1][1], deliveries[1][0])

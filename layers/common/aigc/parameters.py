@@ -1,17 +1,34 @@
 """Per-model parameter schemas: validate what the user sent, turn it into provider parameters.
 
 Every schema accepts camelCase and snake_case names (`xScale` and `x_scale`), rejects unknown
-names, and says which settings took effect (`effect`).
+names, and says which settings took effect (`effect`). Types are strict and every number is bounded
+(what DynamoDB and the provider can take): no booleans or strings as numbers, no 2.0 for an integer,
+at most 4 decimal places for a fraction.
 """
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat
+from pydantic import StrictInt as Int
 from pydantic.alias_generators import to_camel
 
 from aigc.catalog import ModelSpec
 from aigc.errors import BadRequest
+from aigc.schemas import Text
+
+MAX_OFFSET_PIXELS = 10000
+MAX_SEED = 2147483647
+
+
+def _at_most_4_decimals(value: float) -> float:
+    if value != round(value, 4):
+        raise ValueError("at most 4 decimal places")
+    return value
+
+
+# A float that also takes an integer (2 = 2.0), never a bool or a string.
+Fraction = Annotated[StrictFloat, Field(allow_inf_nan=False), AfterValidator(_at_most_4_decimals)]
 
 
 def _both_spellings(field_name: str) -> AliasChoices:
@@ -23,6 +40,7 @@ class _Parameters(BaseModel):
         extra="forbid",
         alias_generator=AliasGenerator(validation_alias=_both_spellings),
         populate_by_name=True,
+        strict=True,
     )
 
     def provider_parameters(self, model: ModelSpec) -> dict:
@@ -43,14 +61,14 @@ OutputRatio = Literal["", "1:1", "3:4", "4:3", "9:16", "16:9"]
 class OutpaintingParameters(_Parameters):
     """DashScope image-out-painting. Priority (seed 003): output_ratio > x/y_scale > offsets; angle always."""
 
-    angle: int = Field(0, ge=0, le=359)
+    angle: Int = Field(0, ge=0, le=359)
     output_ratio: OutputRatio = ""
-    x_scale: float = Field(1.0, ge=1.0, le=3.0)
-    y_scale: float = Field(1.0, ge=1.0, le=3.0)
-    left_offset: int = Field(0, ge=0)
-    right_offset: int = Field(0, ge=0)
-    top_offset: int = Field(0, ge=0)
-    bottom_offset: int = Field(0, ge=0)
+    x_scale: Fraction = Field(1.0, ge=1.0, le=3.0)
+    y_scale: Fraction = Field(1.0, ge=1.0, le=3.0)
+    left_offset: Int = Field(0, ge=0, le=MAX_OFFSET_PIXELS)
+    right_offset: Int = Field(0, ge=0, le=MAX_OFFSET_PIXELS)
+    top_offset: Int = Field(0, ge=0, le=MAX_OFFSET_PIXELS)
+    bottom_offset: Int = Field(0, ge=0, le=MAX_OFFSET_PIXELS)
     best_quality: StrictBool = False
     limit_image_size: StrictBool = True
     add_watermark: StrictBool = False
@@ -120,9 +138,9 @@ class DashScopeText2ImageParameters(_Parameters):
     """DashScope wanx text-to-image."""
 
     size: Literal["1024*1024", "720*1280", "1280*720", "768*1152"] = "1024*1024"
-    n: int = Field(1, ge=1, le=4)
-    seed: int | None = Field(None, ge=0, le=2147483647)
-    negative_prompt: str | None = Field(None, max_length=500)
+    n: Int = Field(1, ge=1, le=4)
+    seed: Int | None = Field(None, ge=0, le=MAX_SEED)
+    negative_prompt: Text | None = Field(None, max_length=500)
 
     def provider_parameters(self, model: ModelSpec) -> dict:
         params: dict = {"size": self.size, "n": self.n}
@@ -142,10 +160,10 @@ class DashScopeImageEditParameters(_Parameters):
         "description_edit", "stylization_all", "stylization_local", "remove_watermark", "colorization",
         "super_resolution",
     ] = "description_edit"
-    n: int = Field(1, ge=1, le=4)
-    seed: int | None = Field(None, ge=0, le=2147483647)
-    strength: float | None = Field(None, ge=0.0, le=1.0)
-    upscale_factor: int | None = Field(None, ge=1, le=4)
+    n: Int = Field(1, ge=1, le=4)
+    seed: Int | None = Field(None, ge=0, le=MAX_SEED)
+    strength: Fraction | None = Field(None, ge=0.0, le=1.0)
+    upscale_factor: Int | None = Field(None, ge=1, le=4)
 
     def provider_parameters(self, model: ModelSpec) -> dict:
         # `function` travels with the parameters; the DashScope adapter moves it into `input`.

@@ -11,7 +11,7 @@ from aigc.config import get_settings
 from aigc.errors import BadRequest, Conflict, ServiceUnavailable
 from aigc.observability import count, logger
 from aigc.parameters import SCHEMAS
-from aigc.schemas import SubmitTaskRequest, describe_validation_error, parse_image_urls
+from aigc.schemas import SubmitTaskRequest, TaskView, describe_validation_error, parse_image_urls
 from aigc.views import task_view
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -38,7 +38,7 @@ def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api
     """
     model = get_model(request.model_name)
     if image_urls is None:
-        image_urls = parse_image_urls(request.image_url)
+        image_urls = parse_image_urls(request.image_url, allow_private_hosts=get_settings().allow_private_hosts)
     _check_inputs(model, request.prompt, image_urls)
     try:
         parameters = SCHEMAS[model.parameter_schema].model_validate(request.parameters or {})
@@ -63,7 +63,7 @@ def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api
     )
 
 
-def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> dict:
+def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> TaskView:
     """Debit + create (one transaction), then start the workflow; refund at once if it cannot start."""
     if rate_limit_per_minute is None:
         rate_limit_per_minute = get_settings().submit_rate_limit_per_minute
@@ -82,7 +82,7 @@ def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> dict:
     return task_view(task, presign=False)
 
 
-def _submit(user_id: str, request: SubmitTaskRequest, tier: int | None = None) -> dict:
+def _submit(user_id: str, request: SubmitTaskRequest, tier: int | None = None) -> TaskView:
     task = prepare_task(user_id, request)
     task.priority = tier  # the provider queue's tier (aigc.capacity): members first
     return charge_and_start(task)
@@ -95,6 +95,7 @@ def _idempotency():
         IdempotencyConfig,
         idempotent_function,
     )
+    from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 
     config = IdempotencyConfig(
         event_key_jmespath="[userId, key]",
@@ -104,8 +105,9 @@ def _idempotency():
     )
     store = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
 
-    @idempotent_function(data_keyword_argument="call", config=config, persistence_store=store)
-    def submit_once(call: dict) -> dict:
+    @idempotent_function(data_keyword_argument="call", config=config, persistence_store=store,
+                         output_serializer=PydanticSerializer(TaskView))
+    def submit_once(call: dict) -> TaskView:
         return _submit(call["userId"], SubmitTaskRequest.model_validate(call["request"]), call.get("tier"))
 
     return config, submit_once
@@ -116,7 +118,7 @@ def register_lambda_context(context) -> None:
         _idempotency()[0].register_lambda_context(context)
 
 
-def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str | None, groups=()) -> dict:
+def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str | None, groups=()) -> TaskView:
     """Accept a task. With an Idempotency-Key, a repeat returns the same task and charges nothing."""
     if idempotency_key is None:
         return _submit(user_id, request, capacity.tier_for(groups))

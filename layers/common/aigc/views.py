@@ -4,7 +4,7 @@ from __future__ import annotations
 from aigc import storage, tasks
 from aigc.config import get_settings
 from aigc.db import PointsItem, TaskItem
-from aigc.schemas import prompt_snippet
+from aigc.schemas import LedgerEntry, TaskView, prompt_snippet
 from aigc.timeutil import api_time
 
 
@@ -26,12 +26,12 @@ def _queue_view(task: TaskItem) -> dict:
             "estimatedStartTime": api_time(waiting[1]) if waiting else None}
 
 
-def task_view(task: TaskItem, *, presign: bool = True) -> dict:
+def task_view(task: TaskItem, *, presign: bool = True) -> TaskView:
     result_urls = [_presign(key) for key in (task.result_keys or [])] if presign and task.status == tasks.COMPLETED else []
     image_urls = [_presign(u.split("/", 3)[3]) if presign and u.startswith("s3://") else u
                   for u in (task.image_urls or [])]
     parameters = task.parameters.as_dict() if hasattr(task.parameters, "as_dict") else dict(task.parameters or {})
-    return {
+    return TaskView.model_validate({
         "taskNo": task.task_no,
         "modelName": task.model_name,
         "status": task.status,
@@ -53,11 +53,11 @@ def task_view(task: TaskItem, *, presign: bool = True) -> dict:
         "errorMessage": task.error_message,
         "retryableUntil": api_time(task.hold_until) if task.hold_until and not task.refunded else None,
         **_queue_view(task),
-    }
+    })
 
 
-def ledger_view(item: PointsItem) -> dict:
-    return {
+def ledger_view(item: PointsItem) -> LedgerEntry:
+    return LedgerEntry.model_validate({
         "id": item.entry,
         "type": (item.kind or "").lower(),
         "amount": int(item.amount or 0),
@@ -65,7 +65,7 @@ def ledger_view(item: PointsItem) -> dict:
         "taskNo": item.ref if item.ref and item.ref.startswith("TASK-") else None,
         "reason": item.reason,
         "createTime": (item.ledger_time or "")[:19] + "Z",
-    }
+    })
 
 
 def page_view(items: list, total: int, page: int, size: int, key: str) -> dict:

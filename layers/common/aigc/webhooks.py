@@ -65,22 +65,13 @@ def subscription(url: str | None, events: list[str] | None) -> tuple[str | None,
 
 
 def _unsafe(url: str, allow_private: bool) -> str | None:
-    from urllib.parse import urlsplit
-
-    from aigc import outbound
+    from aigc.netcheck import UnsafeUrl, check_public_url
 
     try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return "not a valid URL"
-    if not host or any(ch.isspace() for ch in url):
-        return "not a valid URL"
-    if allow_private:
-        return None
-    try:
-        return None if outbound.is_public(host) else "the host must be a public address"
-    except ValueError:  # a name: checked when we connect
-        return "the host must be a public name" if host == "localhost" or "." not in host else None
+        check_public_url(url, allow_private_hosts=allow_private)
+    except UnsafeUrl as problem:
+        return str(problem)
+    return None  # a public name: the address is checked again when we connect (aigc.outbound)
 
 
 # --- signing secrets (WebhookSecretsTable, one item per user) -------------------------------------
@@ -181,14 +172,15 @@ def render(event: str, task: TaskItem) -> str:
     """The body: the task exactly as GET /user/ai/tasks/{taskNo} shows it, plus the event name."""
     from aigc.views import task_view
 
-    return json.dumps({"event": event, "data": task_view(task)}, separators=(",", ":"), ensure_ascii=False)
+    data = task_view(task).model_dump(mode="json", by_alias=True)
+    return json.dumps({"event": event, "data": data}, separators=(",", ":"), ensure_ascii=False)
 
 
-@lru_cache(maxsize=1)
-def _session():
+@lru_cache(maxsize=2)
+def _session(allow_private: bool):
     from aigc import outbound
 
-    return outbound.session()
+    return outbound.session(allow_private=allow_private)
 
 
 def attempt(message: dict) -> str | None:
@@ -208,7 +200,7 @@ def attempt(message: dict) -> str | None:
         "webhook-signature": sign(get_secret(task.user_id), message["webhookId"], now, body),
     }
     try:
-        response = _session().post(task.webhook_url, data=body.encode(), headers=headers, stream=True,
+        response = _session(get_settings().allow_private_hosts).post(task.webhook_url, data=body.encode(), headers=headers, stream=True,
                                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False)
         response.close()
     except outbound.BlockedAddress as error:
@@ -262,8 +254,34 @@ def _stream_record(record) -> list[str]:
     return enqueue_change(record.raw_event)
 
 
+def replay_stream_batch(info: dict) -> int:
+    """The stream mapping's on-failure record (a batch it could not queue), sent back to WebhookQueue
+    by an operator: read that range of the stream again (it keeps records 24 h) and queue its events."""
+    import boto3
+    from botocore.config import Config
+
+    streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
+    iterator = streams.get_shard_iterator(
+        StreamArn=info["streamArn"], ShardId=info["shardId"], ShardIteratorType="AT_SEQUENCE_NUMBER",
+        SequenceNumber=info["startSequenceNumber"])["ShardIterator"]
+    end, queued = int(info["endSequenceNumber"]), 0
+    while iterator:
+        page = streams.get_records(ShardIterator=iterator, Limit=100)
+        for record in page["Records"]:
+            if int(record["dynamodb"]["SequenceNumber"]) > end:
+                return queued
+            queued += len(enqueue_change(record))
+        if not page["Records"]:
+            return queued
+        iterator = page.get("NextShardIterator")
+    return queued
+
+
 def _queue_record(record) -> str:
-    return deliver_message(json.loads(record.body))
+    message = json.loads(record.body)
+    if "DDBStreamBatchInfo" in message:
+        return f"replayed {replay_stream_batch(message['DDBStreamBatchInfo'])} events"
+    return deliver_message(message)
 
 
 def handle_event(event: dict, context) -> dict:

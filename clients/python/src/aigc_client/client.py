@@ -90,8 +90,10 @@ class Client:
             if data.next_token:
                 query = query | {"nextToken": data.next_token}
                 query.pop("page", None)
-            elif "next_token" in data.model_fields_set or not data.records or not data.pages or page >= data.pages:
-                return  # a cursor page without a token is the last one
+            elif "nextToken" in query or "next_token" in data.model_fields_set:
+                return  # paging by cursor: a page without a token is the last one
+            elif not data.records or not data.pages or page >= data.pages:
+                return
             else:
                 page += 1
                 query = query | {"page": page}

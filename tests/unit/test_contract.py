@@ -1,0 +1,81 @@
+"""The published contract: docs/openapi.json is what the code generates, a valid OpenAPI 3 document,
+with every route of the template, request bodies, the bearer scheme and our error envelopes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from openapi_spec_validator import validate
+
+from aigc import contract
+from local.cfn import http_routes, load_template
+from local.openapi import COMMITTED, ROOT, api_document
+
+SERVED_OUTSIDE_THE_DOCUMENT = {("GET", "/openapi.json"), ("GET", "/docs")}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict:
+    return api_document()
+
+
+def _operations(document: dict):
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            yield method.upper(), path, operation
+
+
+def test_committed_copy_matches_the_code(document):
+    assert COMMITTED.read_text(encoding="utf-8") == contract.dumps(document), (
+        "docs/openapi.json is stale: run `make openapi` and commit it")
+
+
+def test_is_a_valid_openapi_3_document(document):
+    validate(document)
+    assert document["openapi"].startswith("3.")
+
+
+def test_every_template_route_is_documented_with_its_auth(document):
+    template = load_template(ROOT / "template.yaml")
+    routes = {(method, path): authorized for method, path, authorized in http_routes(template, "ApiFunction")}
+    documented = {(method, path): operation for method, path, operation in _operations(document)}
+    assert set(routes) == set(documented) | SERVED_OUTSIDE_THE_DOCUMENT
+    assert all(not routes[route] for route in SERVED_OUTSIDE_THE_DOCUMENT), "the contract must be readable without a token"
+    assert document["security"] == [{"bearerAuth": []}]
+    assert document["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": document["components"]["securitySchemes"]["bearerAuth"]["description"]}
+    for route, operation in documented.items():
+        public = operation.get("security") == []
+        assert public == (not routes[route]), route
+
+
+def test_answers_are_the_envelope_never_422(document):
+    schemas = document["components"]["schemas"]
+    for method, path, operation in _operations(document):
+        responses = operation["responses"]
+        assert "422" not in responses, (method, path)
+        assert {"200", "500"} <= set(responses), (method, path)
+        ok = responses["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        assert {"code", "message", "data"} <= set(schemas[ok]["properties"]), (method, path)
+        for status, answer in responses.items():
+            if status == "200":
+                continue
+            media = answer["content"]["application/json"]
+            assert media["example"]["code"] == int(status) and media["example"]["message"], (method, path, status)
+            assert "ErrorResponse" in json.dumps(media["schema"]), (method, path, status)
+        if operation.get("security") != []:
+            assert {"401", "403"} <= set(responses), (method, path)
+
+
+def test_request_bodies_are_typed_and_strict(document):
+    schemas = document["components"]["schemas"]
+    bodies = {(m, p): op["requestBody"] for m, p, op in _operations(document) if "requestBody" in op}
+    assert set(bodies) == {("POST", "/user/ai/tasks/submit"), ("POST", "/user/uploads"), ("POST", "/admin/points/grant"),
+                           ("POST", "/admin/tasks/{taskNo}/refund")}
+    submit = schemas[bodies[("POST", "/user/ai/tasks/submit")]["content"]["application/json"]["schema"]["$ref"]
+                     .rsplit("/", 1)[-1]]
+    assert submit["required"] == ["modelName"] and submit["additionalProperties"] is False
+    assert submit["examples"], "the submit body has examples"
+    header = [p for p in document["paths"]["/user/ai/tasks/submit"]["post"]["parameters"] if p["in"] == "header"]
+    assert [p["name"].lower() for p in header] == ["idempotency-key"]
