@@ -79,7 +79,7 @@ def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> TaskV
                           message="the task could not be started; your points were refunded")
         raise ServiceUnavailable("the task could not be started; your points were refunded, please retry") from None
     logger.info("task accepted", extra={"cost": int(task.points_cost), "model": task.model_name})
-    return task_view(task, presign=False)
+    return task_view(task, presign=False, queue=False)
 
 
 def _submit(user_id: str, request: SubmitTaskRequest, tier: int | None = None) -> TaskView:
