@@ -55,6 +55,7 @@ def _overrides() -> dict:
 def _pool(name: str) -> Pool:
     default, pools = load_pools()
     spec = pools.get(name, default).model_dump(by_alias=True)
+    spec.update(_overrides().get("*") or {})  # every pool (one provider account for all models)
     spec.update(_overrides().get(name) or {})
     return Pool(name, int(spec["concurrency"]), float(spec["submitsPerSecond"]))
 
@@ -298,7 +299,7 @@ def take_submit_turn(task: TaskItem, max_wait: float = 10.0, sleep=time.sleep) -
     while True:
         bucket = int(_now() // window)
         item = SchedulerItem(f"POOL#{pool.name}", f"RATE#{bucket}")
-        if _conditional(lambda: item.update(
+        if _conditional(lambda item=item: item.update(
                 actions=[SchedulerItem.submits.add(1), SchedulerItem.expires_at.set(int(_now() + 3600))],
                 condition=SchedulerItem.submits.does_not_exist() | (SchedulerItem.submits < allowed))):
             return
