@@ -45,6 +45,8 @@ answers = contract.answers
 Page = Annotated[int, Query(ge=1, le=100000, description="1-based page number")]
 Size = Annotated[int, Query(ge=1, le=100, description="records per page")]
 TaskTypeFilter = Annotated[Optional[str], Query(pattern="^(outpainting|text_to_image|image_to_image)$")]
+NextToken = Annotated[Optional[str], Query(max_length=1024, description=(
+    "the previous page's nextToken (then page is ignored); a token this list did not issue is a 400"))]
 StatusFilter = Annotated[Optional[str], Query(pattern="^(created|queued|processing|completed|failed|cancelled)$")]
 TaskNo = Annotated[str, Path(min_length=1, max_length=64, description="the task number (TASK-...)")]
 IdempotencyKey = Annotated[Optional[str], Header(
@@ -63,10 +65,11 @@ def submit(request: Annotated[SubmitTaskRequest, Body()],
 @app.get("/user/ai/tasks/list", summary="List your tasks, newest first", tags=["tasks"],
          responses=answers("a page of tasks", 400))
 def list_tasks(page: Page = 1, size: Size = 10, taskType: TaskTypeFilter = None,
-               status: StatusFilter = None) -> TaskPageResponse:
+               status: StatusFilter = None, nextToken: NextToken = None) -> TaskPageResponse:
     who = caller(app)
-    items, total = tasks.list_user_tasks(who.user_id, page=page, size=size, task_type=taskType, status=status)
-    return envelope(page_view([task_view(t) for t in items], total, page, size, "records"))
+    found = tasks.list_user_tasks(who.user_id, page=page, size=size, task_type=taskType, status=status,
+                                  token=nextToken)
+    return envelope(page_view(found, task_view))
 
 
 @app.get("/user/ai/tasks/<taskNo>", summary="One of your tasks", tags=["tasks"],
@@ -99,10 +102,9 @@ def balance() -> BalanceResponse:
 
 @app.get("/user/points/consumption/records", summary="Your points ledger, newest first", tags=["points"],
          responses=answers("a page of ledger entries", 400))
-def records(page: Page = 1, size: Size = 10) -> LedgerPageResponse:
+def records(page: Page = 1, size: Size = 10, nextToken: NextToken = None) -> LedgerPageResponse:
     who = caller(app)
-    items, total = points.ledger_page(who.user_id, page, size)
-    return envelope(page_view([ledger_view(i) for i in items], total, page, size, "records"))
+    return envelope(page_view(points.ledger_page(who.user_id, page, size, nextToken), ledger_view))
 
 
 @app.get("/models", summary="The model catalog with prices and parameter schemas", tags=["models"],
@@ -183,7 +185,7 @@ def rotate_webhook_secret() -> WebhookSecretResponse:
 contract.serve_document(app)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def handler(event, context):
     register_lambda_context(context)

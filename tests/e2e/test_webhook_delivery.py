@@ -9,7 +9,7 @@ import time
 from standardwebhooks import Webhook
 
 from tests.e2e.conftest import new_user
-from tests.webhook_receiver import Receiver
+from local.webhook_receiver import Receiver
 
 
 def test_a_task_with_a_webhook_gets_exactly_one_signed_completed_delivery(stack):

@@ -122,7 +122,13 @@ def test_events_queue_accepts_only_this_stacks_rules(template: dict) -> None:
     (statement,) = policy["PolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
-    assert "rule/${AWS::StackName}-" in statement["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+    sources = {arn["Fn::GetAtt"][0] for arn in statement["Condition"]["ArnEquals"]["aws:SourceArn"]}
+    _require_sam()
+    rules = {logical for logical, resource in _transformed()["Resources"].items()
+             if resource["Type"] == "AWS::Events::Rule"
+             and any("EventsDeadLetterQueue" in json.dumps(t.get("DeadLetterConfig", {}))
+                     for t in resource["Properties"]["Targets"])}
+    assert rules and sources == rules  # exactly the rules that dead-letter into it
 
 
 def test_workflow_invokes_published_aliases() -> None:

@@ -244,6 +244,23 @@ def test_function_policies_reference_only_what_the_function_owns(template: dict)
     assert not problems, "\n".join(problems)
 
 
+def _actions_on(cfn: dict, function: str, resource: str) -> set[str]:
+    role = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return {a.lower() for stmt in _role_statements(cfn, role) if stmt.get("Effect") == "Allow"
+            and resource in _references(stmt.get("Resource"), set()) for a in _as_list(stmt["Action"])}
+
+
+def test_webhook_secrets_are_read_and_created_by_exactly_what_needs_them() -> None:
+    """The API reads, creates and rotates secrets; the delivery function reads them and creates one for
+    a user's first delivery (a conditional put): nothing may scan, update or delete them."""
+    _require_sam()
+    cfn = _transformed()
+    for function in ("ApiFunction", "WebhookFunction"):
+        assert _actions_on(cfn, function, "WebhookSecretsTable") == {"dynamodb:getitem", "dynamodb:putitem"}, function
+    for function in set(functions(load_template(TEMPLATE))) - {"ApiFunction", "WebhookFunction"}:
+        assert not _actions_on(cfn, function, "WebhookSecretsTable"), function
+
+
 def test_state_machine_may_invoke_exactly_the_workflow_functions(template: dict) -> None:
     _require_sam()
     cfn = _transformed()

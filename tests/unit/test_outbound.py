@@ -75,6 +75,7 @@ def _answers(*addresses):
 @pytest.mark.parametrize("address", [
     "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
     "::1", "fd00:ec2::254", "fe80::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "224.0.0.1",
+    "64:ff9b::7f00:1", "2002:7f00:1::1",  # NAT64 and 6to4 wrappings of 127.0.0.1
 ])
 def test_non_public_addresses_are_refused(address):
     assert not outbound.is_public(address)

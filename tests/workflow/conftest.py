@@ -157,3 +157,32 @@ def app(simulator):
 @pytest.fixture
 def app_real_waits(simulator):
     yield from _deployed_app(simulator, None)
+
+
+@pytest.fixture
+def operator_view():
+    """The functions' log lines (JSON, as CloudWatch gets them) and the names of the metrics they add."""
+    import logging
+
+    from aigc.observability import logger, metrics
+
+    lines, emitted = [], []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(json.loads(logger.registered_formatter.format(record)))
+
+    handler = Collect()
+    logger.addHandler(handler)
+    add_metric = metrics.provider.add_metric
+
+    def record(*args, **kwargs):
+        emitted.append(kwargs["name"])
+        return add_metric(*args, **kwargs)
+
+    metrics.provider.add_metric = record
+    try:
+        yield lines, emitted
+    finally:
+        metrics.provider.add_metric = add_metric
+        logger._logger.removeHandler(handler)

@@ -12,7 +12,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from local.queues import EventSourceMappings
-from tests.webhook_receiver import Receiver
+from local.webhook_receiver import Receiver
 
 
 @pytest.fixture

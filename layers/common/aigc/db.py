@@ -49,6 +49,13 @@ class PointsItem(Model):
     user_id = UnicodeAttribute(hash_key=True)
     entry = UnicodeAttribute(range_key=True)
     balance = NumberAttribute(null=True)
+    # list totals on the BALANCE item, changed only in the transactions that create what they count:
+    # all tasks, tasks per task type (catalog.TaskType), ledger entries
+    task_count = NumberAttribute(null=True)
+    outpainting_count = NumberAttribute(null=True)
+    text_to_image_count = NumberAttribute(null=True)
+    image_to_image_count = NumberAttribute(null=True)
+    ledger_count = NumberAttribute(null=True)
     # ledger entries
     ledger_time = UnicodeAttribute(null=True)
     kind = UnicodeAttribute(null=True)

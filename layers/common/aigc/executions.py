@@ -45,9 +45,16 @@ def current_run(name: str) -> tuple[str, int] | None:
     return described["status"], described.get("redriveCount", 0)
 
 
-def stop_quietly(name: str, cause: str) -> None:
-    """Stop a task's execution if it still runs; its steps would end on their own anyway."""
+def stop_if_running(name: str, cause: str) -> bool:
+    """Stop a task's execution if it runs; False when it does not (finished, or never started).
+
+    Only those cases are expected. Anything else (throttling, no permission, Step Functions down)
+    raises: the caller decides what it means for its own work.
+    """
+    if execution_status(name) != "RUNNING":
+        return False
     try:
         _sfn().stop_execution(executionArn=execution_arn(name), cause=cause[:256])
-    except Exception:  # already finished, or never started: nothing to stop
-        pass
+    except _sfn().exceptions.ExecutionDoesNotExist:
+        return False
+    return True

@@ -32,10 +32,10 @@ class BlockedAddress(ValueError):
 
 
 def is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    """A resolved address (IPv6 zone ids dropped), by the same rule as submit's URL checks."""
+    from aigc.netcheck import is_public_address
+
+    return is_public_address(ipaddress.ip_address(address.split("%", 1)[0]))
 
 
 class AddressPolicy:

@@ -2,19 +2,24 @@
 
 Every change is one DynamoDB transaction: the balance update, an append-only ledger entry whose
 key is (reference, kind) so a repeat is a no-op, and (for tasks) the task record itself.
+The BALANCE item also carries the list totals (`task_count`, `ledger_count`), bumped in those same
+transactions: a repeat cancels the whole transaction, so it never bumps a counter either.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
+from typing import get_args
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from aigc import tasks
+from aigc.catalog import TaskType
 from aigc.db import PointsItem, TaskItem
-from aigc.paging import take_page
+from aigc.paging import Cursor, Page, read_page
 from aigc.errors import BadRequest, Conflict, InsufficientPoints, RateLimited
 from aigc.timeutil import iso_ms, utcnow
 
@@ -48,9 +53,16 @@ def _ledger_entry(user_id: str, ref: str, kind: str, amount: int, reason: str, a
     )
 
 
+def _count_task(task: TaskItem) -> list:
+    return [PointsItem.task_count.add(1), getattr(PointsItem, f"{task.task_type}_count").add(1)]
+
+
 def has_account(user_id: str) -> bool:
-    """A user is known once points were ever granted to them."""
-    return PointsItem.count(user_id, PointsItem.entry == BALANCE, limit=1) > 0
+    """A user is known once points were ever granted to them (a BALANCE item with a balance)."""
+    try:
+        return PointsItem.get(user_id, BALANCE, consistent_read=True).balance is not None
+    except DoesNotExist:
+        return False
 
 
 def get_balance(user_id: str) -> int:
@@ -80,7 +92,7 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int) -> None:
                 )
             tx.update(
                 PointsItem(task.user_id, BALANCE),
-                actions=[PointsItem.balance.add(-cost)],
+                actions=[PointsItem.balance.add(-cost), PointsItem.ledger_count.add(1), *_count_task(task)],
                 condition=PointsItem.balance >= cost,
             )
             tx.save(
@@ -113,7 +125,8 @@ def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_me
     now = utcnow()
     try:
         with TransactWrite(connection=_connection()) as tx:
-            tx.update(PointsItem(task.user_id, BALANCE), actions=[PointsItem.balance.add(cost)])
+            tx.update(PointsItem(task.user_id, BALANCE),
+                      actions=[PointsItem.balance.add(cost), PointsItem.ledger_count.add(1)])
             tx.save(
                 _ledger_entry(task.user_id, task.task_no, REFUND, cost, error_message[:200], "system"),
                 condition=PointsItem.entry.does_not_exist(),
@@ -151,7 +164,8 @@ def grant(user_id: str, amount: int, reason: str, *, grant_id: str, actor: str) 
         raise BadRequest("amount: must be a positive whole number of points")
     try:
         with TransactWrite(connection=_connection()) as tx:
-            tx.update(PointsItem(user_id, BALANCE), actions=[PointsItem.balance.add(amount)])
+            tx.update(PointsItem(user_id, BALANCE),
+                      actions=[PointsItem.balance.add(amount), PointsItem.ledger_count.add(1)])
             tx.save(
                 _ledger_entry(user_id, grant_id, GRANT, amount, reason, actor),
                 condition=PointsItem.entry.does_not_exist(),
@@ -170,7 +184,51 @@ def ledger_entries(user_id: str, ref: str | None = None) -> list[PointsItem]:
     return sorted(items, key=lambda item: item.ledger_time or "", reverse=True)
 
 
-def ledger_page(user_id: str, page: int, size: int) -> tuple[list[PointsItem], int]:
-    """One page of the ledger, newest first, and the total number of entries."""
-    total = PointsItem.count(user_id, index_name="LedgerByTime")
-    return take_page(PointsItem.ledger_by_time.query(user_id, scan_index_forward=False), page, size), total
+def save_uncharged_task(task: TaskItem) -> bool:
+    """Record a task that is charged nothing (a rejected upload) and count it in the user's list.
+
+    False when the task already exists (a repeated event): then nothing is written or counted.
+    The BALANCE item it counts on may not exist (an unknown user): it gets a count, no balance.
+    """
+    try:
+        with TransactWrite(connection=_connection()) as tx:
+            tx.save(task, condition=TaskItem.task_no.does_not_exist())
+            tx.update(PointsItem(task.user_id, BALANCE), actions=_count_task(task))
+    except TransactWriteError as error:
+        if any(_failed_checks(error)):
+            return False
+        raise
+    return True
+
+
+@dataclass(frozen=True)
+class Totals:
+    tasks: int
+    tasks_by_type: dict[str, int]
+    ledger: int
+
+
+def totals(user_id: str) -> Totals:
+    """The counters kept on the BALANCE item: tasks in the user's list (all, per type), ledger entries."""
+    try:
+        item = PointsItem.get(user_id, BALANCE, consistent_read=True)
+    except DoesNotExist:
+        item = PointsItem(user_id, BALANCE)
+    by_type = {name: int(getattr(item, f"{name}_count") or 0) for name in get_args(TaskType)}
+    return Totals(int(item.task_count or 0), by_type, int(item.ledger_count or 0))
+
+
+LEDGER_CURSOR = Cursor("ledger", "user_id", {
+    "entry": re.compile(r"TXN#[^\x00-\x1f]{1,300}"),
+    "ledger_time": re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#[^\x00-\x1f]{1,300}"),
+})
+
+
+def ledger_page(user_id: str, page: int, size: int, token: str | None = None) -> Page[PointsItem]:
+    """One page of the ledger, newest first; `total` from the ledger counter."""
+    def query(start: dict | None, limit: int):
+        return PointsItem.ledger_by_time.query(user_id, scan_index_forward=False, last_evaluated_key=start,
+                                               limit=limit)
+
+    return read_page(query, LEDGER_CURSOR, owner=user_id, page=page, size=size, token=token,
+                     total=totals(user_id).ledger)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator, model_serializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 
 from aigc.errors import BadRequest
 from aigc.netcheck import UnsafeUrl, check_public_url
@@ -183,20 +183,12 @@ class LedgerEntry(_Out):
 
 class Page(_Out, Generic[T]):
     records: list[T]
-    total: int
-    page: int
+    total: int | None = Field(description="from the counters kept with the data; null for a list filtered by status")
+    page: int | None = Field(description="the page number asked for; null when paging by nextToken")
     size: int
-    pages: int
-    next_token: str | None = Field(None, alias="nextToken",
-                                   description="cursor of the next page; absent when there is none")
-
-    @model_serializer(mode="wrap")
-    def _omit_missing_cursor(self, handler):
-        out = handler(self)
-        if out.get("nextToken", out.get("next_token", "")) is None:  # clients page by number without it
-            out.pop("nextToken", None)
-            out.pop("next_token", None)
-        return out
+    pages: int | None = Field(description="null when total is null")
+    next_token: str | None = Field(alias="nextToken",
+                                   description="pass it back for the next page; null on the last page")
 
 
 class TaskPage(Page[TaskView]):

@@ -32,6 +32,18 @@ def refund(task: TaskItem, *, status: str, code: str, message: str) -> bool:
     return refunded
 
 
+def _stop_execution(task: TaskItem, cause: str) -> None:
+    """After a refund: stop the execution. If that fails the task stays settled (its steps find it
+    so and end), so the caller still succeeds; the failure is logged and counted, never dropped."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        executions.stop_if_running(task.execution_name or task.task_no, cause)
+    except (BotoCoreError, ClientError):
+        logger.exception("could not stop the execution of a settled task", extra={"task_no": task.task_no})
+        count("ExecutionStopFailed")
+
+
 def _cancel_at_provider(task: TaskItem) -> None:
     from aigc.providers import cancel_quietly
 
@@ -43,13 +55,15 @@ def cancel_task(user_id: str, task_no: str) -> TaskItem:
     task = tasks.get_user_task(user_id, task_no)
     if tasks.is_settled(task):
         raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
-    _cancel_at_provider(task)
+    # Settle first: cancelling at the provider first lets the workflow see CANCELED and settle the
+    # task as failed before this refund, and the user's cancel would answer 409.
     if not refund(task, status=tasks.CANCELLED, code="Cancelled",
                    message="cancelled by the user; your points were refunded"):
         task.refresh(consistent_read=True)
         raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
     count("TasksCancelled", model=task.model_name)
-    executions.stop_quietly(task.execution_name or task.task_no, "cancelled by the user")
+    _cancel_at_provider(task)
+    _stop_execution(task, "cancelled by the user")
     task.refresh(consistent_read=True)
     return task
 
@@ -59,7 +73,7 @@ def operator_refund(task_no: str, reason: str) -> TaskItem:
     task = tasks.get_task(task_no)
     if not refund(task, status=tasks.FAILED, code="RefundedByOperator", message=f"refunded by an operator: {reason}"):
         raise Conflict(f"task {task_no} is {task.status}{' and already refunded' if task.refunded else ''}; nothing to refund")
-    executions.stop_quietly(task.execution_name or task.task_no, f"refunded by an operator: {reason}")
+    _stop_execution(task, f"refunded by an operator: {reason}")
     task.refresh(consistent_read=True)
     return task
 

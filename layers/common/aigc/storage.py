@@ -136,15 +136,18 @@ def presigned_get(bucket: str, key: str, expires: int) -> str:
     return _s3().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires)
 
 
-def object_metadata(bucket: str, key: str) -> dict:
-    """Size, content type and user metadata (x-amz-meta-*, lower-cased names without the prefix)."""
-    head = _s3().head_object(Bucket=bucket, Key=key)
+def object_metadata(bucket: str, key: str) -> dict | None:
+    """Size, content type and user metadata (x-amz-meta-*, lower-cased names without the prefix);
+    None when there is no such object."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = _s3().head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
     return {"size": head["ContentLength"], "content_type": head.get("ContentType"), "metadata": head.get("Metadata", {})}
-
-
-def read_prefix(bucket: str, key: str, length: int) -> bytes:
-    """The first `length` bytes of an object (enough to identify an image and its size)."""
-    return _s3().get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}")["Body"].read()
 
 
 def presigned_upload(bucket: str, key: str, *, content_type: str, max_bytes: int, metadata: dict, expires: int) -> dict:

@@ -1,6 +1,7 @@
 """Task records: creation, reads scoped to their owner, and the workflow's status updates."""
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -10,7 +11,7 @@ from aigc.catalog import ModelSpec
 from aigc.config import get_settings
 from aigc.db import TaskItem
 from aigc.errors import NotFound
-from aigc.paging import take_page
+from aigc.paging import Cursor, Page, read_page
 from aigc.timeutil import iso_ms, utcnow
 
 QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
@@ -85,19 +86,6 @@ def rejected_task(*, task_no: str, user_id: str, model: ModelSpec, source: str, 
     )
 
 
-def save_new(task: TaskItem) -> bool:
-    """Save a task that must not exist yet; False if it does (a duplicate event)."""
-    from pynamodb.exceptions import PutError
-
-    try:
-        task.save(condition=TaskItem.task_no.does_not_exist())
-    except PutError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
 def exists(task_no: str) -> bool:
     return TaskItem.count(task_no, limit=1) > 0
 
@@ -117,18 +105,35 @@ def get_user_task(user_id: str, task_no: str) -> TaskItem:
     return task
 
 
-def list_user_tasks(
-    user_id: str, *, page: int, size: int, task_type: str | None, status: str | None
-) -> tuple[list[TaskItem], int]:
+TASK_CURSOR = Cursor("tasks", "user_id", {
+    "created_at": re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"),
+    "task_no": re.compile(r"TASK-[A-Za-z0-9-]{1,80}"),
+})
+
+
+def list_user_tasks(user_id: str, *, page: int, size: int, task_type: str | None, status: str | None,
+                    token: str | None = None) -> Page[TaskItem]:
+    """A page of the user's tasks, newest first. `total` comes from the user's task counters (kept by
+    the transactions that create tasks): all tasks, or tasks of one type. A task's status changes
+    without such a transaction, so a list filtered by status has no counter: its `total` is None."""
     condition = None
     if task_type:
         condition = TaskItem.task_type == task_type
     if status:
         status_condition = TaskItem.status == status
         condition = status_condition if condition is None else condition & status_condition
-    total = TaskItem.count(user_id, index_name="UserTasks", filter_condition=condition)
-    query = TaskItem.user_tasks.query(user_id, scan_index_forward=False, filter_condition=condition)
-    return take_page(query, page, size), total
+
+    def query(start: dict | None, limit: int):
+        return TaskItem.user_tasks.query(user_id, scan_index_forward=False, filter_condition=condition,
+                                         last_evaluated_key=start, limit=limit)
+
+    from aigc import points  # points imports this module (a refund settles the task)
+
+    total = None
+    if not status:
+        counted = points.totals(user_id)
+        total = counted.tasks_by_type.get(task_type, 0) if task_type else counted.tasks
+    return read_page(query, TASK_CURSOR, owner=user_id, page=page, size=size, token=token, total=total)
 
 
 def settled_actions() -> list:

@@ -8,19 +8,20 @@ Anything that cannot become a task leaves a rejected (never charged) task record
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
+import tempfile
 import uuid
 from datetime import datetime
 from urllib.parse import unquote_plus
 
+from pydantic import ValidationError
 from pydantic.alias_generators import to_snake
 
 from aigc import points, storage, tasks
 from aigc.catalog import get_model
 from aigc.config import get_settings
-from aigc.errors import AppError, BadRequest, Conflict, Forbidden
+from aigc.errors import AppError, BadRequest, Conflict, Forbidden, ServiceUnavailable
 from aigc.observability import count, logger
 from aigc.parameters import OutpaintingParameters
 from aigc.schemas import SubmitTaskRequest, describe_validation_error
@@ -53,24 +54,53 @@ def _metadata_parameters(metadata: dict) -> dict:
     return parameters
 
 
-def _image_problem(bucket: str, key: str) -> str | None:
+MIN_SIDE, MAX_SIDE = 32, 10000
+# Decoding is only a check here: above this many pixels a PNG/WebP is checked for structure only.
+DECODE_CHECK_PIXELS = 40_000_000
+
+
+def _check_decodes(image) -> None:
+    """Decode enough of the image to find truncation or corruption, in bounded memory."""
+    width, height = image.size
+    if image.format == "JPEG":
+        image.draft("RGB", (max(1, width // 8), max(1, height // 8)))  # DCT scaling: 1/8 of the pixels
+        image.load()
+    elif image.format == "PNG" or width * height > DECODE_CHECK_PIXELS:
+        image.verify()  # every chunk's CRC, through IEND
+    else:
+        image.load()
+
+
+def _image_problem(image_file) -> tuple[str, str] | None:
+    """(errorCode, reason) when the file is not an image we can outpaint, else None."""
     from PIL import Image, UnidentifiedImageError
 
-    head = storage.read_prefix(bucket, key, 256 * 1024)
     try:
-        with Image.open(io.BytesIO(head)) as image:
+        with Image.open(image_file) as image:
             width, height = image.size
             if image.format not in ("PNG", "JPEG", "WEBP"):
-                return f"{image.format} images are not supported (PNG, JPEG or WebP)"
-    except (UnidentifiedImageError, OSError):
-        return "the file is not a readable PNG, JPEG or WebP image"
-    if min(width, height) < 32 or max(width, height) > 10000:
-        return f"the image is {width}x{height}; sides must be between 32 and 10000 pixels"
+                return "Rejected.ImageFormat", f"{image.format} images are not supported (PNG, JPEG or WebP)"
+            if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
+                return ("Rejected.ImageSize",
+                        f"the image is {width}x{height}; sides must be between {MIN_SIDE} and {MAX_SIDE} pixels")
+            _check_decodes(image)
+    except Image.DecompressionBombError:
+        return ("Rejected.ImageSize", f"the image claims more than {Image.MAX_IMAGE_PIXELS * 2} pixels; "
+                                      f"sides must be between {MIN_SIDE} and {MAX_SIDE} pixels")
+    except UnidentifiedImageError:
+        return "Rejected.ImageFormat", "the file is not a readable PNG, JPEG or WebP image"
+    except Exception as error:  # noqa: BLE001 - a local file: Pillow raises OSError, SyntaxError, ValueError...
+        return "Rejected.CorruptImage", f"the image is damaged or truncated ({type(error).__name__}: {str(error)[:120]})"
     return None
 
 
 def handle_object(bucket: str, raw_key: str, *, size: int | None, version: str, event_time: str) -> str:
-    """Turn one uploaded object into a task; returns what happened (for logs and tests)."""
+    """Turn one uploaded object into a task; returns what happened (for logs and tests).
+
+    Whatever stops an upload from becoming a task leaves a Rejected.* task in the user's list
+    (charged nothing), a log line with the key and the UploadsRejected metric. Only our own
+    infrastructure failing (S3, DynamoDB) raises, for the asynchronous retry and the DLQ.
+    """
     settings = get_settings()
     key = unquote_plus(raw_key)
     logger.append_keys(s3_key=key)
@@ -79,9 +109,11 @@ def handle_object(bucket: str, raw_key: str, *, size: int | None, version: str, 
         return "disabled"
     parts = key.split("/")
     if len(parts) < 3 or parts[0] != "uploads" or not USER_ID.match(parts[1]):
-        logger.warning("upload key does not name a user (uploads/<userId>/...); ignoring")
-        count("UploadsIgnored")
-        return "ignored"
+        # No user to show a task to: the log line and the metric are the record.
+        logger.error("upload rejected: the key names no valid user (uploads/<userId>/...)",
+                     extra={"s3_key": key, "bucket": bucket, "error_code": "Rejected.UnknownUser"})
+        count("UploadsRejected")
+        return "rejected"
     user_id = parts[1]
     model = get_model(settings.upload_model)
     task_no = _upload_task_no(bucket, key, version, event_time)
@@ -95,30 +127,44 @@ def handle_object(bucket: str, raw_key: str, *, size: int | None, version: str, 
     def reject(code: str, message: str) -> str:
         record = tasks.rejected_task(task_no=task_no, user_id=user_id, model=model, source="upload",
                                      image_urls=[image_ref], error_code=code, error_message=message)
-        if tasks.save_new(record):
-            logger.warning("upload rejected", extra={"error_code": code, "reason": message})
+        if points.save_uncharged_task(record):
+            logger.warning("upload rejected", extra={"s3_key": key, "error_code": code, "reason": message})
             count("UploadsRejected")
             return "rejected"
         return "duplicate"
 
     info = storage.object_metadata(bucket, key)
-    size = info["size"] if size is None else size
-    if size > settings.upload_max_bytes:
-        return reject("Rejected.TooLarge", f"the upload is {size} bytes; the limit is {settings.upload_max_bytes}")
+    if info is None:
+        return reject("Rejected.ObjectMissing", "the uploaded file was deleted before it could be read")
+    if info["size"] == 0:
+        return reject("Rejected.EmptyFile", "the uploaded file is empty")
+    if info["size"] > settings.upload_max_bytes:
+        return reject("Rejected.TooLarge",
+                      f"the upload is {info['size']} bytes; the limit is {settings.upload_max_bytes}")
     if not points.has_account(user_id):
         return reject("Rejected.UnknownUser", f"user {user_id} has no points account")
-    problem = _image_problem(bucket, key)
+    with tempfile.TemporaryFile() as image_file:
+        storage.download_to(bucket, key, image_file)
+        image_file.seek(0)
+        problem = _image_problem(image_file)
     if problem:
-        return reject("Rejected.ImageFormat", problem)
+        return reject(*problem)
     try:
         defaults = {to_snake(name): value for name, value in json.loads(settings.upload_default_parameters).items()}
         parameters = {**defaults, **_metadata_parameters(info["metadata"])}
         request = SubmitTaskRequest(modelName=model.name, parameters=parameters)
         task = prepare_task(user_id, request, source="upload", image_urls=[image_ref], task_no=task_no)
+    except ValidationError as error:
+        return reject("Rejected.BadRequest", describe_validation_error(error))
+    except AppError as error:  # bad metadata parameters
+        return reject(f"Rejected.{type(error).__name__}", error.message)
+    try:
         charge_and_start(task, rate_limit_per_minute=0)
     except Conflict:
         return "duplicate"
-    except AppError as error:  # not enough points, bad metadata parameters, could not start
+    except ServiceUnavailable:  # debited, could not start, refunded at once: the task says so
+        return "refunded"
+    except AppError as error:  # not enough points
         return reject(f"Rejected.{type(error).__name__}", error.message)
     count("UploadsAccepted")
     return "accepted"
@@ -151,7 +197,7 @@ def create_upload_url(user_id: str, file_name: str, content_type: str, parameter
     if parameters:
         try:
             validated = OutpaintingParameters.model_validate(parameters)
-        except Exception as error:  # pydantic.ValidationError
+        except ValidationError as error:
             raise BadRequest(describe_validation_error(error, "parameters")) from None
         metadata = {name.replace("_", "-"): json.dumps(value) if not isinstance(value, str) else value
                     for name, value in validated.model_dump(exclude_unset=True).items()}

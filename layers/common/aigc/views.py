@@ -1,9 +1,12 @@
 """What the API shows of tasks and ledger entries."""
 from __future__ import annotations
 
+from typing import Callable
+
 from aigc import storage, tasks
 from aigc.config import get_settings
 from aigc.db import PointsItem, TaskItem
+from aigc.paging import Page
 from aigc.schemas import LedgerEntry, TaskView, prompt_snippet
 from aigc.timeutil import api_time
 
@@ -56,5 +59,11 @@ def ledger_view(item: PointsItem) -> LedgerEntry:
     })
 
 
-def page_view(items: list, total: int, page: int, size: int, key: str) -> dict:
-    return {key: items, "total": total, "page": page, "size": size, "pages": (total + size - 1) // size}
+def page_view(page: Page, render: Callable, key: str = "records") -> dict:
+    """Seed 001's page (records, total, page, size, pages) plus nextToken (null on the last page).
+
+    total and pages are null where no counter is kept (filtered task lists)."""
+    total = page.total
+    return {key: [render(item) for item in page.items], "total": total, "page": page.page, "size": page.size,
+            "pages": None if total is None else (total + page.size - 1) // page.size,
+            "nextToken": page.next_token}
