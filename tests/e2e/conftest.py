@@ -158,7 +158,7 @@ def start_stack(log_dir: Path, *extra: str, name: str = "stack") -> Stack:
         try:
             if requests.get(f"{stack.url}/health", timeout=2).status_code == 200:
                 return stack
-        except (requests.ConnectionError, requests.Timeout):  # a loaded machine answers slowly while booting
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy booting on a loaded machine
             pass
         time.sleep(0.2)
     stack.stop()

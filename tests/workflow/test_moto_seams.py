@@ -18,6 +18,15 @@ def test_wait_and_retry_seams_exist():
     assert retrier_decl.time.sleep
 
 
+def test_stream_shard_seam_exists():
+    """local/queues.py reads a table's stream records from the table's StreamShard."""
+    from moto.dynamodb.models.table import StreamShard
+
+    assert list(inspect.signature(StreamShard.get).parameters) == ["self", "start", "quantity"]
+    assert isinstance(StreamShard.__init__.__code__.co_names, tuple) and "starting_sequence_number" in \
+        StreamShard.__init__.__code__.co_names
+
+
 def test_moto_is_the_pinned_version():
     assert moto.__version__ == "5.2.5"
 
