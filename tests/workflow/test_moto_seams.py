@@ -187,3 +187,19 @@ def test_serialised_dynamodb_keeps_writes_made_during_a_failed_transaction():
         assert _interleaved_write_during_failed_transaction()
     finally:
         uninstall()
+
+
+def test_botocore_data_loader_seam_exists():
+    """local/lambda_runtime.share_botocore_models replaces how a session registers its loader."""
+    import botocore.session
+
+    source = inspect.getsource(botocore.session.Session._register_data_loader)
+    assert "'data_loader'" in source and "create_loader" in source
+
+
+def test_powertools_metrics_seam_exists():
+    """local/lambda_runtime.isolate_metrics makes `Metrics.provider` per thread."""
+    from aws_lambda_powertools.metrics import Metrics
+
+    source = inspect.getsource(Metrics)
+    assert "self.provider = AmazonCloudWatchEMFProvider(" in source and "self.provider.flush_metrics(" in source
