@@ -424,6 +424,7 @@ def test_http_routes(template: dict) -> None:
         ("GET", "/models", False),
         ("POST", "/admin/points/grant", True),
         ("POST", "/user/ai/tasks/{taskNo}/cancel", True),
+        ("POST", "/user/ai/tasks/{taskNo}/retry", True),
         ("POST", "/user/uploads", True),
         ("GET", "/admin/tasks/{taskNo}", True),
         ("POST", "/admin/tasks/{taskNo}/refund", True),
