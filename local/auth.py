@@ -10,7 +10,7 @@ another port) is accepted too:
 
 `verify` does what the HTTP API JWT authorizer documents: the token may carry a `Bearer ` prefix;
 RS256 only; the `kid` must be one of the issuer's keys; `exp` required and in the future; `nbf`
-and `iat` not in the future; `iss` equal to the issuer; `aud` (or `client_id`, as Cognito access
+and `iat` not in the future (all three numbers, never strings); `iss` equal to the issuer; `aud` (or `client_id`, as Cognito access
 tokens carry) one of the audiences. Anything else is a 401 `{"message":"Unauthorized"}`.
 
 Only PyJWT and cryptography: importing this module must stay fast (`make token`).
@@ -135,6 +135,9 @@ class Verifier:
             )
         except jwt.PyJWTError as error:
             raise Unauthorized(str(error)) from None
+        for name in ("exp", "nbf", "iat"):  # NumericDate (RFC 7519); PyJWT would take "1700000000" too
+            if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], (int, float))):
+                raise Unauthorized(f"{name} is not a number")
         aud = claims.get("aud", claims.get("client_id"))
         auds = aud if isinstance(aud, list) else [aud]
         if not any(a in self.audiences for a in auds if a is not None):

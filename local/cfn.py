@@ -442,6 +442,7 @@ def functions(template: dict) -> dict[str, dict]:
             "events": props.get("Events") or {},
             "timeout": int(pick("Timeout", 3)),
             "memory": int(pick("MemorySize", 128)),
+            "reserved_concurrency": pick("ReservedConcurrentExecutions"),
             "layers": layers,
             "policies": props.get("Policies") or [],
             "metadata": resource.get("Metadata") or {},

@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="grant points at startup (through the API, on the ledger), e.g. --grant alice=1000")
     parser.add_argument("--sweep-seconds", type=float, default=10.0,
                         help="how often the reconciler's scheduled sweep runs locally (AWS: SweepSchedule)")
+    parser.add_argument("--retention-seconds", type=float, default=600.0,
+                        help="forget workflow executions (and their history) this long after they end (default 600)")
     parser.add_argument("--quiet", action="store_true", help="no access log and function logs at WARNING")
     return parser.parse_args(argv)
 
@@ -245,13 +247,19 @@ class LocalStack:
 
         self._exit.callback(sfn_redrive.install())  # RedriveExecution on the moto endpoint
         self._exit.callback(faults.install(self.sim.sim.app))  # /_local/faults on the simulator port
-        _preload_handlers(template)
+        for function in self.deployment.router.routes.values():
+            function.warm()  # every handler imported once before /health says ready
         if args.wait_scale != 1.0:
             self._exit.enter_context(scaled_waits(args.wait_scale))
         from local.events import EventSources
 
         events = EventSources(self.deployment, poll_seconds=1.0, schedule_seconds=args.sweep_seconds).start()
         self._exit.callback(events.stop)
+        from local.retention import Pruner
+
+        pruner = Pruner(args.retention_seconds, interval=min(30.0, max(1.0, args.retention_seconds / 4)),
+                        on_dropped=events.forget).start()
+        self._exit.callback(pruner.stop)
         from local.queues import EventSourceMappings
 
         self._exit.callback(EventSourceMappings(self.deployment).start().stop)  # SQS and stream -> functions
@@ -322,21 +330,6 @@ class LocalStack:
         self._exit.close()
 
 
-def _preload_handlers(template: dict) -> None:
-    """Import every handler once, now, in this thread.
-
-    `lambda_runtime.load_handler` puts a module into sys.modules before executing it and takes no
-    lock, so two first invocations of one function at the same time (concurrent requests, parallel
-    executions) let the second see a half-imported module (AttributeError: no attribute 'handler').
-    Importing them all before the stack is ready closes that window.
-    """
-    from local import cfn
-    from local.lambda_runtime import load_handler
-
-    for spec in cfn.functions(template).values():
-        load_handler(spec["code_uri"], spec["handler"])
-
-
 def _rel(path) -> str:
     try:
         return str(path.relative_to(os.getcwd()))
@@ -393,14 +386,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the local stack failed to start: {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        try:
-            stack.stop()
-        except Exception:  # noqa: BLE001
-            log.exception("while stopping")
+        stopper = threading.Thread(target=_stop_quietly, args=(stack,), name="stop", daemon=True)
+        stopper.start()
+        stopper.join(STOP_SECONDS)
     sys.stdout.flush()
     sys.stderr.flush()
-    # Workflow executions still sleeping in a Wait state are moto threads: all state is in memory
-    # and gone with the servers, so do not wait for them.
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
-        os._exit(code)
-    return code
+    # All state is in memory and goes with the process. Do not wait for what is still running:
+    # workflow executions in moto's threads, invocations retrying against the stopped endpoint,
+    # executor threads joined at interpreter exit. So SIGTERM ends the stack within STOP_SECONDS.
+    os._exit(code)
+
+
+STOP_SECONDS = 3.5  # the orderly part of stopping (servers closed, pollers told to stop), at most
+
+
+def _stop_quietly(stack: "LocalStack") -> None:
+    try:
+        stack.stop()
+    except Exception:  # noqa: BLE001
+        log.exception("while stopping")

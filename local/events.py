@@ -79,6 +79,11 @@ class EventSources:
                     delivered += 1
         return delivered
 
+    def forget(self, execution_arns) -> None:
+        """The executions were pruned (local/retention.py): they will not be listed again."""
+        gone = set(execution_arns)
+        self._seen.difference_update([key for key in list(self._seen) if key[0] in gone])
+
     def run_schedules(self) -> None:
         for function_name in self.schedule_targets:
             self.deployment.router.invoke(function_name, function_name,

@@ -20,8 +20,11 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from local import auth
 
@@ -147,7 +150,7 @@ class ApiFront:
         self.jwks = jwks
         self.lambda_client = lambda_client
         self.ready = threading.Event()
-        self.server: ThreadingHTTPServer | None = None
+        self.server = None
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ routing
@@ -262,55 +265,46 @@ class ApiFront:
         return status, out_headers, data
 
     # ------------------------------------------------------------------ serving
-    def bind(self, host: str, port: int) -> ThreadingHTTPServer:
-        front = self
+    def wsgi(self, environ, start_response):
+        """The WSGI application werkzeug's server calls (one thread per connection)."""
+        status, headers, data = self._wsgi_answer(environ)
+        headers = [(name, value) for name, value in headers if name.lower() not in ("content-length", *_HOP_BY_HOP)]
+        headers += [("Content-Length", str(len(data))), ("apigw-requestid", "local")]
+        start_response(f"{status} {HTTPStatus(status).phrase if status in _PHRASES else ''}".rstrip(), headers)
+        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else data]
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "aigc-local-apigw"
+    def _wsgi_answer(self, environ) -> tuple[int, list[tuple[str, str]], bytes]:
+        declared = environ.get("CONTENT_LENGTH") or ""
+        if declared and not declared.isdigit():
+            return _json(400, {"message": "Bad Request"})
+        if int(declared or 0) > MAX_PAYLOAD:
+            return _json(413, {"message": "Request Entity Too Large"})
+        stream = environ["wsgi.input"]
+        if declared:
+            body = stream.read(int(declared))
+        elif environ.get("wsgi.input_terminated"):  # chunked
+            body = stream.read(MAX_PAYLOAD + 1)
+            if len(body) > MAX_PAYLOAD:
+                return _json(413, {"message": "Request Entity Too Large"})
+        else:
+            body = b""
+        raw_path = environ.get("RAW_URI") or environ.get("PATH_INFO") or "/"
+        try:
+            return self.handle(environ["REQUEST_METHOD"], raw_path, list(EnvironHeaders(environ).items()),
+                               body, environ.get("REMOTE_ADDR", "127.0.0.1"))
+        except Exception:  # the front itself failed: API Gateway's 500
+            log.exception("front error on %s %s", environ["REQUEST_METHOD"], raw_path)
+            return _json(500, {"message": "Internal Server Error"})
 
-            def _serve(self):
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                try:
-                    status, headers, data = front.handle(
-                        self.command, self.path, list(self.headers.items()), body, self.client_address[0])
-                except Exception:  # the front itself failed: API Gateway's 500
-                    log.exception("front error on %s %s", self.command, self.path)
-                    status, headers, data = _json(500, {"message": "Internal Server Error"})
-                self.send_response(status)
-                for name, value in headers:
-                    if name.lower() not in ("content-length", *_HOP_BY_HOP):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("apigw-requestid", "local")
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
-
-            def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
-                if self.path != "/health":
-                    log.info("%s %s", self.address_string(), format % args)
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-            def handle_error(self, request, client_address):
-                import sys
-
-                if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-                    return  # the client went away: nothing to report
-                super().handle_error(request, client_address)
-
-        self.server = Server((host, port), Handler)
+    def bind(self, host: str, port: int):
+        self.server = make_server(host, port, self.wsgi, threaded=True, request_handler=_RequestHandler)
+        self.server.daemon_threads = True
         return self.server
 
     def start(self) -> None:
         assert self.server is not None, "bind() first"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="api-front", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="api-front", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -319,6 +313,37 @@ class ApiFront:
                 self.server.shutdown()
                 self._thread.join(timeout=5)
             self.server.server_close()
+
+
+MAX_PAYLOAD = 10 * 1024 * 1024  # HTTP API's payload quota
+_PHRASES = {s.value for s in HTTPStatus}
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """werkzeug's handler with API Gateway's JSON answers where the HTTP layer itself refuses a
+    request (malformed request line or headers, header too large), and our access log."""
+
+    def send_error(self, code, message=None, explain=None):
+        self.close_connection = True
+        self.request_version = "HTTP/1.1"  # an unparsable request line left "HTTP/0.9": no status line
+        body = json.dumps({"message": HTTPStatus(code).phrase if code in _PHRASES else "Bad Request"}).encode()
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+        except OSError:
+            pass
+
+    def log_request(self, code="-", size="-"):
+        if getattr(self, "path", "") != "/health":
+            log.info('%s "%s" %s', self.address_string(), getattr(self, "requestline", ""), code)
+
+    def log_error(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
+        log.info("%s %s", self.address_string(), format % args)
 
 
 def _json(status: int, body: dict) -> tuple[int, list[tuple[str, str]], bytes]:

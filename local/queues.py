@@ -7,6 +7,8 @@
   delivery) and has no stream poller, so background threads poll like Lambda does: receive a
   batch, invoke the function, delete what succeeded (`batchItemFailures` are kept and come back
   after their visibility timeout); stream records are delivered in order, a failed batch again.
+  The stream is read from moto's backend in this process (`Table.stream_shard`; a test in
+  tests/workflow/test_moto_seams.py fails if moto moves it).
 """
 from __future__ import annotations
 
@@ -93,31 +95,37 @@ class EventSourceMappings:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     def _pump_stream(self, function: str, table: str, batch: int) -> None:
-        """In order, from the stream's start. moto rolls a failed transaction back by restoring a copy
-        of the table, stream included, so a sequence number may be reused: records are recognised
-        by (sequence number, event id), and the last few positions are read again each pass."""
-        from botocore.config import Config
+        """In order, from the stream's start, read from moto's table in this process (its stream API
+        would leave a shard iterator behind on every poll). moto rolls a failed transaction back by
+        restoring a copy of the table, stream included, so a sequence number may be reused: records
+        are recognised by (sequence number, event id), and the last few positions are read again."""
+        import copy
 
-        # moto answers on the regional endpoint, not botocore's account-based one (ARN parameters)
-        dynamodb = boto3.client("dynamodb")
-        streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
-        arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
-        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
-        first = int(shard["SequenceNumberRange"]["StartingSequenceNumber"])
+        from moto.dynamodb.models import dynamodb_backends
+
+        from local.stack import ACCOUNT, REGION
+
+        def current():  # after a rollback the table (and its stream) is another object
+            found = dynamodb_backends[ACCOUNT][REGION].get_table(table)
+            return found, found.stream_shard
+
+        found, shard = current()
+        first = shard.starting_sequence_number
+        arn = f"{found.table_arn}/stream/{found.latest_stream_label}"
         state = self._streams.setdefault(table, {"position": first, "done": {}})  # survives a restart
         done = state["done"]
         while not self._stop.is_set():
             position = state["position"]
-            start = max(first, position - 20)
-            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], SequenceNumber=str(start),
-                                                  ShardIteratorType="AT_SEQUENCE_NUMBER")["ShardIterator"]
-            records = streams.get_records(ShardIterator=iterator, Limit=batch + 20)["Records"]
-            fresh = [r for r in records if done.get(int(r["dynamodb"]["SequenceNumber"])) != r["eventID"]][:batch]
+            records = current()[1].get(max(first, position - 20), batch + 20)
+            fresh = [copy.deepcopy(r) for r in records
+                     if done.get(int(r["dynamodb"]["SequenceNumber"])) != r["eventID"]][:batch]
             if not fresh:
                 self._stop.wait(self.poll_seconds)
                 continue
             for record in fresh:
-                record["dynamodb"].pop("ApproximateCreationDateTime", None)  # a datetime, not JSON
+                created = record["dynamodb"].get("ApproximateCreationDateTime")
+                if created is not None:  # a datetime in moto, epoch seconds on the wire
+                    record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
                 record["eventSourceARN"] = arn
             failed = self._invoke(function, fresh)
             if failed is None:

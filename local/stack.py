@@ -6,6 +6,7 @@ substitutions resolved). Nothing here describes a resource a second time.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -152,13 +153,14 @@ def deploy(
         if spec["alias"]:  # AutoPublishAlias: callers invoke the alias, as on AWS
             version = lambda_client.publish_version(FunctionName=names[logical])["Version"]
             lambda_client.create_alias(FunctionName=names[logical], Name=spec["alias"], FunctionVersion=version)
-        handler = _lazy_handler(spec["code_uri"], spec["handler"])
+        factory = functools.partial(load_handler, spec["code_uri"], spec["handler"])  # one per environment
         dead_letter = (resources[logical].get("Properties") or {}).get("DeadLetterQueue")
         if dead_letter:
-            handler = _dead_lettered(handler, str(resolver.resolve(dead_letter["TargetArn"])))
+            factory = _dead_lettered_factory(factory, str(resolver.resolve(dead_letter["TargetArn"])))
         deployment.router.add(
-            names[logical], handler,
+            names[logical], factory,
             timeout=spec["timeout"], memory=spec["memory"],
+            concurrency=_reserved_concurrency(resolver, spec["reserved_concurrency"]),
         )
 
     os.environ.update(deployment.environment)
@@ -206,10 +208,20 @@ def _cold_start() -> None:
     forget_cached_state()
 
 
+def _reserved_concurrency(resolver: cfn.Resolver, value) -> int | None:
+    """The template's ReservedConcurrentExecutions (resolved), or None when it reserves none."""
+    resolved = resolver.resolve(value) if value is not None else None
+    try:
+        return int(resolved) if resolved not in (None, "") and int(resolved) > 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _dead_lettered(handler, queue_arn: str):
     """The function's `DeadLetterQueue`: a failed invocation's event goes there, as Lambda sends an
     asynchronous event that failed (locally after one attempt, not Lambda's three)."""
 
+    @functools.wraps(handler)
     def invoke(event, context):
         try:
             return handler(event, context)
@@ -229,13 +241,5 @@ def _dead_lettered(handler, queue_arn: str):
     return invoke
 
 
-def _lazy_handler(code_uri: str, handler: str):
-    """Import the handler on first use, after the environment is in place (cold start)."""
-    loaded = {}
-
-    def invoke(event, context):
-        if "fn" not in loaded:
-            loaded["fn"] = load_handler(code_uri, handler)
-        return loaded["fn"](event, context)
-
-    return invoke
+def _dead_lettered_factory(factory, queue_arn: str):
+    return lambda number: _dead_lettered(factory(number), queue_arn)

@@ -4,15 +4,18 @@ One stack serves the whole session (`stack`). Its workflow Wait/Retry sleeps are
 and the simulator's jobs take 0.3-0.6 s, so a task completes in about a second. Tests use their
 own user ids, so they share the stack without seeing each other.
 
-The deadline test needs a stack whose TaskDeadlineSeconds (minimum 30, wall clock) passes: a
-second stack is started and its long job submitted in the background as soon as collection
-shows that test is selected, and the test runs after the other e2e tests, so its 30 s overlap
-theirs; that stack stops right after the test.
+The deadline test needs a stack whose TaskDeadlineSeconds (minimum 30, wall clock) passes: when
+that test is selected, a second stack is started and its long job submitted in the background by
+the first e2e test's session fixture, and the test runs after the other e2e tests, so its 30 s
+overlap theirs. Stacks run in their own process group; session finalizers stop them on success,
+failure or Ctrl-C, and an atexit guard stops any left over.
 """
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -129,14 +132,32 @@ class Stack:
         return Image.open(io.BytesIO(response.content))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _stop_process(self.proc)
         self.http.close()
+
+
+_STARTED: set[subprocess.Popen] = set()
+
+
+def _stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM to the stack's process group, SIGKILL if it has not stopped 10 s later."""
+    _STARTED.discard(proc)
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Last guard: a stack a fixture could not stop (an interrupted session) dies with pytest."""
+    for proc in list(_STARTED):
+        _stop_process(proc)
 
 
 def start_stack(log_dir: Path, *extra: str, name: str = "stack") -> Stack:
@@ -149,18 +170,24 @@ def start_stack(log_dir: Path, *extra: str, name: str = "stack") -> Stack:
                "--sim-port", str(sim_port), "--wait-scale", WAIT_SCALE, "--quiet",
                "--param", "SubmitRateLimitPerMinute=1000", *FAST_SIM, *extra]
     with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    _STARTED.add(proc)
     stack = Stack(proc, port, moto_port, sim_port, log_path)
     deadline = time.monotonic() + BOOT_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the local stack exited with {proc.returncode}:\n{stack.log()}")
-        try:
-            if requests.get(f"{stack.url}/health", timeout=2).status_code == 200:
-                return stack
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the local stack exited with {proc.returncode}:\n{stack.log()}")
+            try:
+                if requests.get(f"{stack.url}/health", timeout=2).status_code == 200:
+                    return stack
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy booting
+                pass
+            time.sleep(0.2)
+    except BaseException:  # Ctrl-C while it boots
+        stack.stop()
+        raise
     stack.stop()
     raise RuntimeError(f"the local stack was not healthy after {BOOT_TIMEOUT} s:\n{stack.log()}")
 
@@ -171,58 +198,67 @@ def log_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack(log_dir):
+def stack(log_dir, deadline_background):
     running = start_stack(log_dir)
-    yield running
-    running.stop()
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 # ---------------------------------------------------------------- the deadline job (background)
 
 DEADLINE_SECONDS = 30
-_deadline: dict = {}
 
 
-def _start_deadline_job(log_dir: Path) -> None:
+def _start_deadline_job(log_dir: Path, job: dict) -> None:
     try:
         deadline_stack = start_stack(log_dir, "--param", f"TaskDeadlineSeconds={DEADLINE_SECONDS}", name="deadline")
-        _deadline["stack"] = deadline_stack
+        job["stack"] = deadline_stack
         user = new_user("late")
         deadline_stack.grant(user, 100)
         response = deadline_stack.submit(user, modelName="image-out-painting",
                                          imageUrl=deadline_stack.sample_url(sim_seconds=3600),
                                          parameters={"xScale": 1.5})
         assert response.status_code == 200, response.text
-        _deadline.update(user=user, task_no=response.json()["data"]["taskNo"], submitted_at=time.monotonic())
+        job.update(user=user, task_no=response.json()["data"]["taskNo"], submitted_at=time.monotonic())
     except BaseException as error:  # noqa: BLE001 - re-raised in the test
-        _deadline["error"] = error
+        job["error"] = error
 
 
 def pytest_collection_modifyitems(session, config, items):
+    """The deadline test runs last among the e2e tests, so the others overlap its 30 s."""
     late = [item for item in items if "deadline_job" in getattr(item, "fixturenames", ())]
-    if not late or config.option.collectonly:
+    if not late:
         return
-    # Last among the e2e tests (not of the whole session), so the other e2e tests overlap its 30 s.
     rest = [item for item in items if item not in late]
     here = Path(__file__).parent
     last_e2e = max((i for i, item in enumerate(rest) if Path(item.path).parent == here), default=len(rest) - 1)
     items[:] = rest[:last_e2e + 1] + late + rest[last_e2e + 1:]
-    log_dir = Path(config._tmp_path_factory.mktemp("e2e-deadline-logs"))  # noqa: SLF001
-    thread = threading.Thread(target=_start_deadline_job, args=(log_dir,), name="deadline-stack", daemon=True)
+
+
+@pytest.fixture(scope="session")
+def deadline_background(request, log_dir):
+    """The deadline stack and its long job, started with the first e2e test when the deadline test is
+    selected (not at collection), stopped at the end of the session whatever happens."""
+    if not any("deadline_job" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
+    job: dict = {}
+    thread = threading.Thread(target=_start_deadline_job, args=(log_dir, job), name="deadline-stack", daemon=True)
     thread.start()
-    _deadline["thread"] = thread
+    job["thread"] = thread
+    try:
+        yield job
+    finally:
+        thread.join(BOOT_TIMEOUT + 30)
+        if "stack" in job:
+            job["stack"].stop()
 
 
 @pytest.fixture
-def deadline_job():
-    thread = _deadline.get("thread")
-    if thread is None:
-        pytest.skip("the deadline stack was not started")
-    thread.join(BOOT_TIMEOUT + 30)
-    try:
-        if "error" in _deadline:
-            raise _deadline["error"]
-        yield _deadline
-    finally:
-        if "stack" in _deadline:
-            _deadline["stack"].stop()
+def deadline_job(deadline_background):
+    deadline_background["thread"].join(BOOT_TIMEOUT + 30)
+    if "error" in deadline_background:
+        raise deadline_background["error"]
+    return deadline_background

@@ -40,6 +40,9 @@ def _bad_tokens() -> dict[str, str | None]:
         "other key": f"Bearer {auth.mint('eve', key=_other_key())}",
         "HS256": "Bearer " + jwt.encode(good, "secret-of-at-least-32-bytes-length!!", "HS256", headers={"kid": kid}),
         "tampered": f"Bearer {auth.mint('eve')[:-4]}AAAA",
+        **{f"{claim} as a string": "Bearer " + jwt.encode({**good, claim: str(good[claim])}, key, "RS256",
+                                                         headers={"kid": kid}) for claim in ("exp", "iat")},
+        "nbf as a string": "Bearer " + jwt.encode({**good, "nbf": str(now - 10)}, key, "RS256", headers={"kid": kid}),
     }
 
 

@@ -190,3 +190,14 @@ def test_webhook_from_the_cli_verifies_with_the_secret_it_prints(stack, user):
         assert rotated.startswith("whsec_") and rotated != secret
     finally:
         receiver.stop()
+
+
+def test_an_upload_refused_for_points_says_so_and_exits_3(stack, tmp_path):
+    poor = new_user("poorup")
+    stack.grant(poor, 5)
+    picture = tmp_path / "in.png"
+    Image.new("RGB", (320, 240), (10, 20, 30)).save(picture)
+    result = aigc(stack, "submit", "image-out-painting", "--image", str(picture), "--wait", user=poor)
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert "Rejected.InsufficientPoints" in result.stderr and "10" in result.stderr
+    assert stack.balance(poor) == 5

@@ -37,8 +37,10 @@ def _wait(provider, task_id, timeout=10.0):
     deadline = time.time() + timeout
     while True:
         job = provider.poll(task_id)
-        if job.status not in ("PENDING", "RUNNING", "SUSPENDED") or time.time() > deadline:
+        if job.status not in ("PENDING", "RUNNING", "SUSPENDED"):
             return job
+        if time.time() > deadline:
+            raise AssertionError(f"waited {timeout} s for simulator job {task_id} to end; it is {job.status}")
         time.sleep(0.05)
 
 

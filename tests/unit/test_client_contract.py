@@ -38,8 +38,8 @@ PAGES = [("get", "/user/ai/tasks/list", Task), ("get", "/user/points/consumption
 BODIES = [("post", "/user/ai/tasks/submit", {"modelName", "prompt", "imageUrl", "parameters", "webhook",
                                              "webhookEventsFilter"}),
           ("post", "/user/uploads", {"fileName", "contentType", "parameters"})]
-QUERIES = [("get", "/user/ai/tasks/list", {"page", "size", "status", "taskType"}),
-           ("get", "/user/points/consumption/records", {"page", "size"})]
+QUERIES = [("get", "/user/ai/tasks/list", {"page", "size", "status", "taskType", "nextToken"}),
+           ("get", "/user/points/consumption/records", {"page", "size", "nextToken"})]
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,7 @@ class App:
     def execution_arn(self, task_no: str) -> str:
         return self.deployment.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{task_no}"
 
-    def wait_execution(self, task_no: str, timeout: float = 30) -> dict:
+    def wait_execution(self, task_no: str, timeout: float = 120) -> dict:
         sfn = boto3.client("stepfunctions")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

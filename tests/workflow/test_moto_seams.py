@@ -18,6 +18,15 @@ def test_wait_and_retry_seams_exist():
     assert retrier_decl.time.sleep
 
 
+def test_stream_shard_seam_exists():
+    """local/queues.py reads a table's stream records from the table's StreamShard."""
+    from moto.dynamodb.models.table import StreamShard
+
+    assert list(inspect.signature(StreamShard.get).parameters) == ["self", "start", "quantity"]
+    assert isinstance(StreamShard.__init__.__code__.co_names, tuple) and "starting_sequence_number" in \
+        StreamShard.__init__.__code__.co_names
+
+
 def test_moto_is_the_pinned_version():
     assert moto.__version__ == "5.2.5"
 
@@ -178,3 +187,19 @@ def test_serialised_dynamodb_keeps_writes_made_during_a_failed_transaction():
         assert _interleaved_write_during_failed_transaction()
     finally:
         uninstall()
+
+
+def test_botocore_data_loader_seam_exists():
+    """local/lambda_runtime.share_botocore_models replaces how a session registers its loader."""
+    import botocore.session
+
+    source = inspect.getsource(botocore.session.Session._register_data_loader)
+    assert "'data_loader'" in source and "create_loader" in source
+
+
+def test_powertools_metrics_seam_exists():
+    """local/lambda_runtime.isolate_metrics makes `Metrics.provider` per thread."""
+    from aws_lambda_powertools.metrics import Metrics
+
+    source = inspect.getsource(Metrics)
+    assert "self.provider = AmazonCloudWatchEMFProvider(" in source and "self.provider.flush_metrics(" in source

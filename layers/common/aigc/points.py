@@ -7,6 +7,7 @@ transactions: a repeat cancels the whole transaction, so it never bumps a counte
 """
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ def ledger_key(ref: str, kind: str) -> str:
     return f"TXN#{ref}#{kind}"
 
 
+@functools.cache
 def _connection() -> Connection:
+    """One per process: a new Connection builds a new botocore session (tens of ms of model loading)."""
     return Connection(region=PointsItem.Meta.region)
 
 

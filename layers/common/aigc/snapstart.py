@@ -25,6 +25,7 @@ _CACHED_CALLABLES = (
     ("aigc.submission", "_idempotency"),
     ("aigc.storage", "_s3"),
     ("aigc.executions", "_sfn"),
+    ("aigc.points", "_connection"),
 )
 
 

@@ -86,6 +86,26 @@ def _submit(user_id: str, request: SubmitTaskRequest) -> TaskView:
     return charge_and_start(prepare_task(user_id, request))
 
 
+def _retry(user_id: str, task_no: str) -> TaskView:
+    """A new task with the same inputs as a failed or cancelled task of the user, charged at today's price."""
+    old = tasks.get_user_task(user_id, task_no)
+    if old.status not in (tasks.FAILED, tasks.CANCELLED):
+        raise Conflict(f"task {task_no} is {old.status}; only failed or cancelled tasks can be retried")
+    if tasks.is_held(old):
+        raise Conflict(f"task {task_no} is held for an operator's retry (its points are still debited); "
+                       "retry it once it is refunded")
+    model = get_model(old.model_name)
+    parameters = old.parameters.as_dict() if hasattr(old.parameters, "as_dict") else dict(old.parameters or {})
+    task = tasks.new_task(
+        user_id=user_id, model=model, prompt=old.prompt, negative_prompt=old.negative_prompt,
+        image_urls=list(old.image_urls or []), provider_parameters=parameters, effect=old.effect,
+        points_cost=model.price(parameters, int(parameters.get("n", 1))), source=old.source,
+        webhook_url=old.webhook_url, webhook_events=list(old.webhook_events) if old.webhook_events else None,
+    )
+    logger.info("retrying a task", extra={"retry_of": task_no})
+    return charge_and_start(task)
+
+
 @lru_cache(maxsize=1)
 def _idempotency():
     from aws_lambda_powertools.utilities.idempotency import (
@@ -106,6 +126,8 @@ def _idempotency():
     @idempotent_function(data_keyword_argument="call", config=config, persistence_store=store,
                          output_serializer=PydanticSerializer(TaskView))
     def submit_once(call: dict) -> TaskView:
+        if "retryOf" in call["request"]:
+            return _retry(call["userId"], call["request"]["retryOf"])
         return _submit(call["userId"], SubmitTaskRequest.model_validate(call["request"]))
 
     return config, submit_once
@@ -120,6 +142,17 @@ def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str |
     """Accept a task. With an Idempotency-Key, a repeat returns the same task and charges nothing."""
     if idempotency_key is None:
         return _submit(user_id, request)
+    return _once(user_id, idempotency_key, request.model_dump(by_alias=True, exclude_none=True))
+
+
+def retry_task(user_id: str, task_no: str, idempotency_key: str | None) -> TaskView:
+    """Submit a failed or cancelled task again (seed 000); with an Idempotency-Key, once."""
+    if idempotency_key is None:
+        return _retry(user_id, task_no)
+    return _once(user_id, idempotency_key, {"retryOf": task_no})
+
+
+def _once(user_id: str, idempotency_key: str, request: dict) -> TaskView:
     if not (1 <= len(idempotency_key) <= 128) or not idempotency_key.isprintable():
         raise BadRequest("Idempotency-Key: 1 to 128 printable characters")
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -129,8 +162,7 @@ def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str |
 
     _, submit_once = _idempotency()
     try:
-        return submit_once(call={"userId": user_id, "key": idempotency_key,
-                                 "request": request.model_dump(by_alias=True, exclude_none=True)})
+        return submit_once(call={"userId": user_id, "key": idempotency_key, "request": request})
     except IdempotencyValidationError:
         raise Conflict("Idempotency-Key was already used for a different request") from None
     except IdempotencyAlreadyInProgressError:

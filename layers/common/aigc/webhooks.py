@@ -40,6 +40,7 @@ RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_AGE_SECONDS = 24 * 3600
 MAX_SQS_DELAY = 900  # SQS DelaySeconds limit; longer waits hop through the queue
 CONNECT_TIMEOUT, READ_TIMEOUT = 3.0, 10.0
+REFUSED = "refused"
 
 
 # --- the subscription a task carries -------------------------------------------------------------
@@ -199,12 +200,13 @@ def attempt(message: dict) -> str | None:
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": sign(get_secret(task.user_id), message["webhookId"], now, body),
     }
+    session = _session(get_settings().allow_private_hosts)
     try:
-        response = _session(get_settings().allow_private_hosts).post(task.webhook_url, data=body.encode(), headers=headers, stream=True,
-                                   timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False)
-        response.close()
+        response = session.post(task.webhook_url, data=body.encode(), headers=headers, stream=True,
+                                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False)
+        response.close()  # the answer's body is never read
     except outbound.BlockedAddress as error:
-        return f"refused: {error}"
+        return f"{REFUSED}: {error}"
     except requests.RequestException as error:
         return f"{type(error).__name__}"
     return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
@@ -234,7 +236,8 @@ def deliver_message(message: dict, now: float | None = None) -> str:
         count("WebhooksDelivered")
         logger.info("webhook delivered", extra={"event": message["event"], "attempts": attempts})
         return "delivered"
-    delay = None if failure.startswith("refused") else next_delay(attempts, first, now)
+    # A refused (non-public) address will not become public by waiting: dead-letter at once.
+    delay = None if failure.startswith(REFUSED) else next_delay(attempts, first, now)
     if delay is None:
         dead = {key: value for key, value in message.items() if key not in ("attempts", "firstAttemptAt", "notBefore")}
         dead.update(lastError=failure, failedAttempts=attempts, deadLetteredAt=int(now))

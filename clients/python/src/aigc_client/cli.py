@@ -2,7 +2,8 @@
 
 Exit codes: 0 completed (or the command succeeded), 1 the task failed, was cancelled or is still
 running when --timeout passes, 2 usage (also the API's 400/404/409: the request cannot be done as
-given), 3 auth, points or rate limit (401/402/403/429), 4 server or network.
+given), 3 auth, points or rate limit (401/402/403/429, and an upload refused for points), 4 server
+or network.
 """
 from __future__ import annotations
 
@@ -149,7 +150,8 @@ def _finish(state: State, task: Task, *, wait: bool, download: Path | None, time
         reason = ": ".join(x for x in (task.error_code, task.error_message) if x) or "no reason given"
         refund = " (points refunded)" if task.refunded else ""
         err.print(f"task {task.task_no} {task.status}: {reason}{refund}")
-        raise typer.Exit(EXIT_TASK)
+        # An upload refused for want of points is the 402 of a submit: same exit code.
+        raise typer.Exit(EXIT_DENIED if task.error_code == "Rejected.InsufficientPoints" else EXIT_TASK)
 
 
 @app.command()

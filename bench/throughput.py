@@ -1,0 +1,237 @@
+"""Throughput of the local stack over HTTP, and a mixed run that checks the ledger at the end.
+
+    python -m bench.throughput                      # 8 clients x 25 submits: submits/s, p50/p95, RSS
+    python -m bench.throughput --mixed 300          # 300 tasks: provider failures + cancels, then 0 drift?
+    python -m bench.throughput --url http://127.0.0.1:18101 --pid N   # against a stack already running
+
+Without --url it starts `python -m local` (waits x0.05, fast simulator) on free ports and stops it.
+Each client is its own user with its own points; a submit's latency is the HTTP round trip.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from local import auth
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTLED = ("completed", "failed", "cancelled")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_stack(extra: list[str]) -> tuple[subprocess.Popen, str, str]:
+    port, moto, sim = _free_port(), _free_port(), _free_port()
+    log = tempfile.NamedTemporaryFile(prefix="bench-stack-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local", "--port", str(port), "--moto-port", str(moto), "--sim-port", str(sim),
+         "--wait-scale", "0.05", "--quiet", "--param", "SubmitRateLimitPerMinute=100000",
+         "--sim", "latency_min=0.3", "--sim", "latency_max=0.6", "--sim", "max_concurrency=200", *extra],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the stack exited: see {log.name}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                return proc, url, f"http://127.0.0.1:{sim}"
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise SystemExit(f"the stack was not healthy after 90 s: see {log.name}")
+
+
+def rss_mb(pid: int | None) -> float | None:
+    if not pid:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class Client:
+    def __init__(self, url: str, user: str):
+        self.url, self.user = url, user
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {auth.mint(user)}"
+
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.http.request(method, self.url + path, timeout=120, **kwargs)
+
+
+def grant(url: str, user: str, amount: int) -> None:
+    token = auth.mint("bench-admin", admin=True)
+    response = requests.post(f"{url}/admin/points/grant", timeout=60, headers={"Authorization": f"Bearer {token}"},
+                             json={"userId": user, "amount": amount, "reason": "bench"})
+    response.raise_for_status()
+
+
+def submit_body(sim_url: str, **directives) -> dict:
+    extra = "".join(f"&{k}={v}" for k, v in directives.items())
+    return {"modelName": "image-out-painting", "imageUrl": f"{sim_url}/samples/bench.png?w=64&h=64{extra}",
+            "parameters": {"xScale": 1.5}}
+
+
+def throughput(url: str, sim_url: str, clients: int, per_client: int, pid: int | None) -> dict:
+    users = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(clients)]
+    for user in users:
+        grant(url, user, per_client * 10)
+    rss_before = rss_mb(pid)
+
+    def run(user: str) -> list[float]:
+        client, latencies = Client(url, user), []
+        for _ in range(per_client):
+            started = time.perf_counter()
+            response = client.call("POST", "/user/ai/tasks/submit", json=submit_body(sim_url))
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+        return latencies
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = sorted(x for batch in pool.map(run, users) for x in batch)
+    elapsed = time.perf_counter() - started
+    return {
+        "submits": len(latencies),
+        "submits_per_s": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p95_ms": latencies[int(len(latencies) * 0.95) - 1] * 1000,
+        "rss_before_mb": rss_before,
+        "rss_after_mb": rss_mb(pid),
+    }
+
+
+def mixed(url: str, sim_url: str, tasks: int, users: int = 30, seed: int = 7) -> dict:
+    """`tasks` tasks over `users` users: 1 in 5 fails at the provider, 1 in 5 is cancelled while it
+    runs. Then every task must settle and every user's balance equal grants - debits + refunds, with
+    exactly one debit per task and one refund per failed or cancelled task."""
+    rng = random.Random(seed)
+    names = [f"mix-{uuid.uuid4().hex[:8]}" for _ in range(users)]
+    per_user = -(-tasks // users)
+    for name in names:
+        grant(url, name, per_user * 10)
+    plan = []
+    for i in range(tasks):
+        kind = rng.choice(["ok", "ok", "ok", "fail", "cancel"])
+        plan.append((names[i % users], kind))
+
+    def run(item) -> tuple[str, str, str]:
+        user, kind = item
+        client = Client(url, user)
+        directives = {"sim_fail": "InternalError.Algo"} if kind == "fail" else (
+            {"sim_seconds": 30} if kind == "cancel" else {})
+        response = client.call("POST", "/user/ai/tasks/submit", json=submit_body(sim_url, **directives))
+        assert response.status_code == 200, response.text
+        task_no = response.json()["data"]["taskNo"]
+        if kind == "cancel":
+            time.sleep(rng.uniform(0, 1.0))
+            cancel = client.call("POST", f"/user/ai/tasks/{task_no}/cancel")
+            assert cancel.status_code in (200, 409), cancel.text
+        return user, kind, task_no
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        submitted = list(pool.map(run, plan))
+    problems = []
+    deadline = time.monotonic() + 300
+    for user, kind, task_no in submitted:
+        client = Client(url, user)
+        while True:
+            task = client.call("GET", f"/user/ai/tasks/{task_no}").json()["data"]
+            if task["status"] in SETTLED or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if task["status"] not in SETTLED:
+            problems.append(f"{task_no} ({kind}) still {task['status']}")
+        elif (task["status"] != "completed") != bool(task["refunded"]):
+            problems.append(f"{task_no} ({kind}) {task['status']} refunded={task['refunded']}")
+    drift = 0
+    for name in names:
+        client = Client(url, name)
+        balance = client.call("GET", "/user/points/consumption/balance").json()["data"]["balance"]
+        records = client.call("GET", "/user/points/consumption/records", params={"size": 100}).json()["data"]["records"]
+        drift += abs(balance - sum(r["amount"] for r in records))
+        mine = [t for u, _, t in submitted if u == name]
+        for task_no in mine:
+            kinds = sorted(r["type"] for r in records if r["taskNo"] == task_no)
+            status = Client(url, name).call("GET", f"/user/ai/tasks/{task_no}").json()["data"]["status"]
+            expected = ["debit"] if status == "completed" else ["debit", "refund"]
+            if kinds != expected:
+                problems.append(f"{task_no} {status}: ledger {kinds}")
+    outcome = {}
+    for user, _, task_no in submitted:
+        status = Client(url, user).call("GET", f"/user/ai/tasks/{task_no}").json()["data"]["status"]
+        outcome[status] = outcome.get(status, 0) + 1
+    return {"tasks": tasks, "seconds": time.perf_counter() - started, "outcome": outcome,
+            "drift_points": drift, "problems": problems}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a running stack's API (default: start one)")
+    parser.add_argument("--sim-url", help="its simulator (with --url)")
+    parser.add_argument("--pid", type=int, help="its process id, for RSS (with --url)")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--submits", type=int, default=25, help="per client")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the throughput run (RSS over rounds)")
+    parser.add_argument("--mixed", type=int, default=0, metavar="TASKS", help="run the mixed ledger check instead")
+    args = parser.parse_args(argv)
+    proc = None
+    if args.url:
+        url, sim_url, pid = args.url, args.sim_url, args.pid
+    else:
+        proc, url, sim_url = start_stack([])
+        pid = proc.pid
+    try:
+        if args.mixed:
+            result = mixed(url, sim_url, args.mixed)
+            print(f"mixed run: {result['tasks']} tasks in {result['seconds']:.0f} s, outcome {result['outcome']}, "
+                  f"drift {result['drift_points']} points, {len(result['problems'])} problems")
+            for line in result["problems"][:20]:
+                print("  ", line)
+            if result["problems"] or result["drift_points"]:
+                raise SystemExit(1)
+            return
+        for round_number in range(1, args.rounds + 1):
+            result = throughput(url, sim_url, args.clients, args.submits, pid)
+            print(f"round {round_number}: {result['submits']} submits by {args.clients} clients: "
+                  f"{result['submits_per_s']:.1f} submits/s, p50 {result['p50_ms']:.0f} ms, "
+                  f"p95 {result['p95_ms']:.0f} ms; stack RSS {result['rss_before_mb'] or 0:.0f} -> "
+                  f"{result['rss_after_mb'] or 0:.0f} MB", flush=True)
+    finally:
+        if proc is not None:
+            started = time.monotonic()
+            proc.terminate()
+            try:
+                proc.wait(30)
+                print(f"stack stopped {time.monotonic() - started:.1f} s after SIGTERM")
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                print("stack did not stop within 30 s of SIGTERM: killed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The local API Gateway's HTTP layer: bursts of connections, and malformed requests answered
+with API Gateway's JSON, never a dropped connection or an HTML page."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import pytest
+import requests
+
+
+def _raw(stack, request: bytes, timeout: float = 10) -> tuple[int, dict, bytes]:
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_a_burst_of_100_connections_is_accepted(stack):
+    sockets = [socket.create_connection(("127.0.0.1", stack.port), timeout=30) for _ in range(100)]
+    answers: list[bytes] = [b""] * len(sockets)
+
+    def exchange(i: int, sock: socket.socket) -> None:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        while chunk := sock.recv(65536):
+            answers[i] += chunk
+
+    threads = [threading.Thread(target=exchange, args=(i, s)) for i, s in enumerate(sockets)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 100
+
+
+@pytest.mark.parametrize("request_bytes, status, message", [
+    (b"POST /user/ai/tasks/submit HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}", 400, "Bad Request"),
+    (b"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 404, "Not Found"),
+    (b"FOO /health HTTP/1.1\r\nHost: x\r\n\r\n", 404, "Not Found"),
+    (b"GARBAGE\r\n\r\n", 400, "Bad Request"),
+    (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505, "HTTP Version Not Supported"),
+])
+def test_malformed_requests_get_api_gateway_json(stack, request_bytes, status, message):
+    code, headers, body = _raw(stack, request_bytes)
+    assert code == status, body
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"message": message}
+
+
+def test_a_payload_over_10_mb_is_413(stack):
+    response = requests.post(f"{stack.url}/user/ai/tasks/submit", data=b"x" * (10 * 1024 * 1024 + 1),
+                             headers={"Content-Type": "application/json"}, timeout=60)
+    assert response.status_code == 413
+    assert response.json() == {"message": "Request Entity Too Large"}
