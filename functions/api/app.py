@@ -33,7 +33,7 @@ from aigc.schemas import (
     WebhookSecretResponse,
     envelope,
 )
-from aigc.submission import register_lambda_context, submit_task
+from aigc.submission import register_lambda_context, retry_task, submit_task
 from aigc.views import ledger_view, page_view, task_view
 
 app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500,
@@ -59,7 +59,7 @@ IdempotencyKey = Annotated[Optional[str], Header(
 def submit(request: Annotated[SubmitTaskRequest, Body()],
            idempotency_key: IdempotencyKey = None) -> TaskResponse:
     who = caller(app)
-    return envelope(submit_task(who.user_id, request, idempotency_key))
+    return envelope(submit_task(who.user_id, request, idempotency_key, groups=who.groups))
 
 
 @app.get("/user/ai/tasks/list", summary="List your tasks, newest first", tags=["tasks"],
@@ -84,6 +84,13 @@ def get_task(taskNo: TaskNo) -> TaskResponse:
 def cancel_task(taskNo: TaskNo) -> TaskResponse:
     who = caller(app)
     return envelope(task_view(settlement.cancel_task(who.user_id, taskNo)))
+
+
+@app.post("/user/ai/tasks/<taskNo>/retry", summary="Retry a failed or cancelled task (a new task, charged anew)",
+          tags=["tasks"], responses=answers("the new task (status queued)", 400, 402, 404, 409, 429, 503))
+def retry(taskNo: TaskNo, idempotency_key: IdempotencyKey = None) -> TaskResponse:
+    who = caller(app)
+    return envelope(retry_task(who.user_id, taskNo, idempotency_key))
 
 
 @app.get("/user/points/consumption/balance", summary="Your points balance", tags=["points"],

@@ -192,6 +192,9 @@ def test_dashboard_body_is_valid_json_with_the_issue_widgets(template: dict) -> 
     for needed in ("Tasks by outcome and model", "Points debited and refunded", "Queue depth",
                    "Provider latency", "API latency"):
         assert needed in titles
+    depth = next(w for w in widgets if w["properties"].get("title", "").startswith("Queue depth"))
+    shown = {m[3] if m[0] == "AWS/SQS" else m[1] for m in depth["properties"]["metrics"]}
+    assert shown == set(resources_of_type(template, "AWS::SQS::Queue"))  # every queue of the stack
     alarm_widget = next(w for w in widgets if w["type"] == "alarm")
     assert len(alarm_widget["properties"]["alarms"]) == len(_alarms(template))
 

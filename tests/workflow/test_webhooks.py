@@ -155,7 +155,7 @@ def test_a_delivery_failing_for_24_hours_is_dead_lettered_ready_for_replay(app, 
     sqs = boto3.client("sqs")
     queue, dead = (app.deployment.resolver.physical[q]["Ref"] for q in ("WebhookQueue", "WebhookDeadLetterQueue"))
     message = {"webhookId": f"msg_{task_no}_completed", "event": "completed", "taskNo": task_no,
-               "task": task.serialize(), "attempts": 7, "firstAttemptAt": time.time() - 24 * 3600 + 2}
+               "task": task.serialize(), "attempts": 7, "firstAttemptAt": time.time() - 24 * 3600 - 1}
     sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(message))
     receiver.wait_for(1)
     deadline = time.monotonic() + 10

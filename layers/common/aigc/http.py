@@ -78,6 +78,10 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     def _validation(error: RequestValidationError):
         return error_response(400, describe_validation_error(list(error.errors())))
 
+    @app.exception_handler(UnicodeDecodeError)
+    def _not_text(_error: UnicodeDecodeError):  # the body's bytes (base64 in the event) are not UTF-8
+        return error_response(400, "body: not valid JSON (not UTF-8 text)")
+
     @app.exception_handler(RequestUnsupportedContentType)
     def _content_type(_error: RequestUnsupportedContentType):
         return error_response(400, "body: send JSON (Content-Type: application/json)")

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from pydantic import ValidationError
 
-from aigc import executions, points, settlement, tasks, webhooks
+from aigc import capacity, executions, points, settlement, tasks, webhooks
 from aigc.catalog import ModelSpec, get_model
 from aigc.config import get_settings
 from aigc.errors import BadRequest, Conflict, ServiceUnavailable
@@ -79,11 +79,34 @@ def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> TaskV
                           message="the task could not be started; your points were refunded")
         raise ServiceUnavailable("the task could not be started; your points were refunded, please retry") from None
     logger.info("task accepted", extra={"cost": int(task.points_cost), "model": task.model_name})
-    return task_view(task, presign=False)
+    return task_view(task, presign=False, queue=False)
 
 
-def _submit(user_id: str, request: SubmitTaskRequest) -> TaskView:
-    return charge_and_start(prepare_task(user_id, request))
+def _submit(user_id: str, request: SubmitTaskRequest, tier: int | None = None) -> TaskView:
+    task = prepare_task(user_id, request)
+    task.priority = tier  # the provider queue's tier (aigc.capacity): members first
+    return charge_and_start(task)
+
+
+def _retry(user_id: str, task_no: str) -> TaskView:
+    """A new task with the same inputs as a failed or cancelled task of the user, charged at today's price."""
+    old = tasks.get_user_task(user_id, task_no)
+    if old.status not in (tasks.FAILED, tasks.CANCELLED):
+        raise Conflict(f"task {task_no} is {old.status}; only failed or cancelled tasks can be retried")
+    if tasks.is_held(old):
+        raise Conflict(f"task {task_no} is held for an operator's retry (its points are still debited); "
+                       "retry it once it is refunded")
+    model = get_model(old.model_name)
+    parameters = old.parameters.as_dict() if hasattr(old.parameters, "as_dict") else dict(old.parameters or {})
+    task = tasks.new_task(
+        user_id=user_id, model=model, prompt=old.prompt, negative_prompt=old.negative_prompt,
+        image_urls=list(old.image_urls or []), provider_parameters=parameters, effect=old.effect,
+        points_cost=model.price(parameters, int(parameters.get("n", 1))), source=old.source,
+        webhook_url=old.webhook_url, webhook_events=list(old.webhook_events) if old.webhook_events else None,
+    )
+    task.priority = old.priority  # the same queue tier as the first try
+    logger.info("retrying a task", extra={"retry_of": task_no})
+    return charge_and_start(task)
 
 
 @lru_cache(maxsize=1)
@@ -106,7 +129,9 @@ def _idempotency():
     @idempotent_function(data_keyword_argument="call", config=config, persistence_store=store,
                          output_serializer=PydanticSerializer(TaskView))
     def submit_once(call: dict) -> TaskView:
-        return _submit(call["userId"], SubmitTaskRequest.model_validate(call["request"]))
+        if "retryOf" in call["request"]:
+            return _retry(call["userId"], call["request"]["retryOf"])
+        return _submit(call["userId"], SubmitTaskRequest.model_validate(call["request"]), call.get("tier"))
 
     return config, submit_once
 
@@ -116,10 +141,22 @@ def register_lambda_context(context) -> None:
         _idempotency()[0].register_lambda_context(context)
 
 
-def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str | None) -> TaskView:
+def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str | None, groups=()) -> TaskView:
     """Accept a task. With an Idempotency-Key, a repeat returns the same task and charges nothing."""
     if idempotency_key is None:
-        return _submit(user_id, request)
+        return _submit(user_id, request, capacity.tier_for(groups))
+    return _once(user_id, idempotency_key, request.model_dump(by_alias=True, exclude_none=True),
+                 tier=capacity.tier_for(groups))
+
+
+def retry_task(user_id: str, task_no: str, idempotency_key: str | None) -> TaskView:
+    """Submit a failed or cancelled task again (seed 000); with an Idempotency-Key, once."""
+    if idempotency_key is None:
+        return _retry(user_id, task_no)
+    return _once(user_id, idempotency_key, {"retryOf": task_no})
+
+
+def _once(user_id: str, idempotency_key: str, request: dict, tier: int | None = None) -> TaskView:
     if not (1 <= len(idempotency_key) <= 128) or not idempotency_key.isprintable():
         raise BadRequest("Idempotency-Key: 1 to 128 printable characters")
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -129,8 +166,7 @@ def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str |
 
     _, submit_once = _idempotency()
     try:
-        return submit_once(call={"userId": user_id, "key": idempotency_key,
-                                 "request": request.model_dump(by_alias=True, exclude_none=True)})
+        return submit_once(call={"userId": user_id, "key": idempotency_key, "tier": tier, "request": request})
     except IdempotencyValidationError:
         raise Conflict("Idempotency-Key was already used for a different request") from None
     except IdempotencyAlreadyInProgressError:
