@@ -47,16 +47,20 @@ def start_stack(extra: list[str]) -> tuple[subprocess.Popen, str, str]:
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the stack exited: see {log.name}")
-        try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url, f"http://127.0.0.1:{sim}"
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"the stack exited: see {log.name}")
+            try:
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    return proc, url, f"http://127.0.0.1:{sim}"
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy booting
+                pass
+            time.sleep(0.3)
+    except BaseException:
+        os.killpg(proc.pid, 9)
+        raise
+    os.killpg(proc.pid, 9)
     raise SystemExit(f"the stack was not healthy after 90 s: see {log.name}")
 
 
