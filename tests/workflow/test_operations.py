@@ -162,7 +162,7 @@ def test_cancel_racing_completion_ends_in_exactly_one_outcome(app):
 
         if order == "race":
             barrier = threading.Barrier(2)
-            threads = [threading.Thread(target=lambda work=work: (barrier.wait(), work())) for work in (store, cancel)]
+            threads = [threading.Thread(target=lambda work=work, barrier=barrier: (barrier.wait(), work())) for work in (store, cancel)]
             [t.start() for t in threads]
             [t.join() for t in threads]
         else:

@@ -94,7 +94,7 @@ def _image_problem(image_file) -> tuple[str, str] | None:
     return None
 
 
-def handle_object(bucket: str, raw_key: str, *, size: int | None, version: str, event_time: str) -> str:
+def handle_object(bucket: str, raw_key: str, *, version: str, event_time: str) -> str:
     """Turn one uploaded object into a task; returns what happened (for logs and tests).
 
     Whatever stops an upload from becoming a task leaves a Rejected.* task in the user's list
@@ -133,7 +133,7 @@ def handle_object(bucket: str, raw_key: str, *, size: int | None, version: str, 
             return "rejected"
         return "duplicate"
 
-    info = storage.object_metadata(bucket, key)
+    info = storage.object_metadata(bucket, key)  # its size, not the event's: this is what is read
     if info is None:
         return reject("Rejected.ObjectMissing", "the uploaded file was deleted before it could be read")
     if info["size"] == 0:
@@ -177,8 +177,7 @@ def handle_s3_event(event: dict) -> list[str]:
     for record in S3Event(event).records:
         obj = record.s3.get_object
         version = obj.version_id or obj.get("sequencer") or obj.etag or ""
-        outcomes.append(handle_object(record.s3.bucket.name, obj.key, size=obj.size, version=version,
-                                      event_time=record.event_time))
+        outcomes.append(handle_object(record.s3.bucket.name, obj.key, version=version, event_time=record.event_time))
     return outcomes
 
 
