@@ -16,8 +16,11 @@ def execution_costs(sfn, execution_arn: str) -> dict:
         if not token:
             break
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+    exited = {e["stateExitedEventDetails"]["name"]: e["timestamp"].timestamp()
+              for e in events if e["type"].endswith("StateExited")}
     return {
         "transitions": len(entered),
         "invocations": sum(1 for e in events if e["type"] == "TaskScheduled"),
         "states": entered,
+        "last_exit": exited,  # state name -> when it was last left (epoch seconds)
     }

@@ -59,7 +59,7 @@ IdempotencyKey = Annotated[Optional[str], Header(
 def submit(request: Annotated[SubmitTaskRequest, Body()],
            idempotency_key: IdempotencyKey = None) -> TaskResponse:
     who = caller(app)
-    return envelope(submit_task(who.user_id, request, idempotency_key))
+    return envelope(submit_task(who.user_id, request, idempotency_key, groups=who.groups))
 
 
 @app.get("/user/ai/tasks/list", summary="List your tasks, newest first", tags=["tasks"],

@@ -50,15 +50,15 @@ SAM_ENV = {
 # What each function may touch (docs/ARCHITECTURE.md, "Functions").
 ALLOWED_RESOURCES = {
     "ApiFunction": {"PointsTable", "TasksTable", "IdempotencyTable", "TaskStateMachine", "ResultsBucket",
-                    "ProviderKeysSecret", "WebhookSecretsTable"},
+                    "ProviderKeysSecret", "WebhookSecretsTable", "SchedulerTable"},
     "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket", "SchedulerTable"},
     "ProviderPollFunction": {"TasksTable", "ProviderKeysSecret", "SchedulerTable"},
-    "StoreResultsFunction": {"TasksTable", "ResultsBucket"},
-    "RefundFunction": {"PointsTable", "TasksTable", "ProviderKeysSecret"},
+    "StoreResultsFunction": {"TasksTable", "ResultsBucket", "SchedulerTable"},
+    "RefundFunction": {"PointsTable", "TasksTable", "ProviderKeysSecret", "SchedulerTable"},
     # the upload function names the bucket (it is notified by it: a Ref would be a cycle)
-    "UploadFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "UploadDeadLetterQueue"},
+    "UploadFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "UploadDeadLetterQueue", "SchedulerTable"},
     "ReconcileFunction": {"PointsTable", "TasksTable", "TaskStateMachine", "ProviderKeysSecret",
-                          "ReconcileDeadLetterQueue"},
+                          "ReconcileDeadLetterQueue", "SchedulerTable"},
     # reads the tasks table's stream only (SAM's stream policy), presigns the body's result URLs
     "WebhookFunction": {"TasksTable", "WebhookSecretsTable", "WebhookQueue", "WebhookDeadLetterQueue",
                         "ResultsBucket"},
@@ -217,6 +217,10 @@ def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
+# IAM cannot scope these: a service-integration task token has no resource (waking queued tasks).
+UNSCOPABLE_ACTIONS = {"states:sendtasksuccess", "states:sendtaskfailure"}
+
+
 def _is_wildcard(resource) -> bool:
     return resource == "*" or resource == {"Fn::Sub": "*"}
 
@@ -232,7 +236,8 @@ def test_no_wildcard_resource_on_data_actions() -> None:
             if stmt.get("Effect") != "Allow":
                 continue
             actions = [a.lower() for a in _as_list(stmt.get("Action", []))]
-            sensitive = [a for a in actions if a.split(":")[0] in SENSITIVE_SERVICES or a == "*"]
+            sensitive = [a for a in actions if (a.split(":")[0] in SENSITIVE_SERVICES or a == "*")
+                         and a not in UNSCOPABLE_ACTIONS]
             if sensitive and any(_is_wildcard(r) for r in _as_list(stmt.get("Resource", []))):
                 offenders.append(f"{logical}: {sensitive} on Resource '*'")
     assert not offenders, "\n".join(offenders)
@@ -317,7 +322,7 @@ def test_environment_matches_architecture(template: dict) -> None:
     names = {
         "POINTS_TABLE", "TASKS_TABLE", "SCHEDULER_TABLE", "IDEMPOTENCY_TABLE", "RESULTS_BUCKET", "PROVIDER_SECRET_ARN",
         "DASHSCOPE_BASE_URL", "OPENAI_BASE_URL", "RESULT_HOST_ALLOWLIST", "SUBMIT_RATE_LIMIT_PER_MINUTE", "TASK_DEADLINE_SECONDS",
-        "HOLD_GRACE_SECONDS",
+        "HOLD_GRACE_SECONDS", "QUEUE_TIMEOUT_SECONDS", "PROVIDER_CAPACITY", "MEMBER_GROUP",
         "ADMIN_GROUP", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
     }
     for logical, fn in functions(template).items():

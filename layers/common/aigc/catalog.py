@@ -35,6 +35,13 @@ class PollSchedule(BaseModel):
     interval_seconds: float = Field(1.0, alias="intervalSeconds", gt=0, le=10)
 
 
+class PoolSpec(BaseModel):
+    """What one provider account (or model group) accepts from us: jobs at once, submits a second."""
+
+    concurrency: int = Field(ge=1)
+    submits_per_second: float = Field(alias="submitsPerSecond", gt=0)
+
+
 class Inputs(BaseModel):
     prompt: Literal["required", "optional", "none"] = "optional"
     min_images: int = Field(0, alias="minImages", ge=0)
@@ -54,6 +61,12 @@ class ModelSpec(BaseModel):
     expected_seconds: int = Field(alias="expectedSeconds", ge=1)
     deadline_seconds: int = Field(alias="deadlineSeconds", ge=30)
     poll: PollSchedule
+    pool_name: str | None = Field(None, alias="pool")
+
+    @property
+    def pool(self) -> str:
+        """The capacity pool (aigc.capacity): by default one per provider model, as DashScope counts."""
+        return self.pool_name or f"{self.provider}:{self.provider_model}"
 
     def price(self, provider_parameters: dict, image_count: int = 1) -> int:
         """Points for one task with these (provider-shaped) parameters."""
@@ -77,6 +90,15 @@ def load_catalog() -> dict[str, ModelSpec]:
     raw = json.loads((Path(__file__).with_name("catalog.json")).read_text(encoding="utf-8"))
     models = [ModelSpec.model_validate(_merge(raw["defaults"], entry)) for entry in raw["models"]]
     return {m.name: m for m in models}
+
+
+@lru_cache(maxsize=1)
+def load_pools() -> tuple[PoolSpec, dict[str, PoolSpec]]:
+    """catalog.json "capacity": the default pool and the declared ones (template overrides: aigc.capacity)."""
+    raw = json.loads((Path(__file__).with_name("catalog.json")).read_text(encoding="utf-8"))["capacity"]
+    return PoolSpec.model_validate(raw["default"]), {
+        name: PoolSpec.model_validate(spec) for name, spec in raw.get("pools", {}).items()
+    }
 
 
 def get_model(name: str) -> ModelSpec:

@@ -32,6 +32,10 @@ class Settings(BaseModel):
     webhook_queue_url: str = Field("", alias="WEBHOOK_QUEUE_URL")
     webhook_dead_letter_queue_url: str = Field("", alias="WEBHOOK_DLQ_URL")
     admin_group: str = Field("admins", alias="ADMIN_GROUP")
+    # Scheduling against the provider (aigc.capacity)
+    member_group: str = Field("members", alias="MEMBER_GROUP")
+    queue_timeout_seconds: int = Field(1800, ge=1, alias="QUEUE_TIMEOUT_SECONDS")
+    provider_capacity: str = Field("", alias="PROVIDER_CAPACITY")
     presign_expiry_seconds: int = Field(3600, alias="PRESIGN_EXPIRY_SECONDS")
     max_result_bytes: int = Field(50 * 1024 * 1024, alias="MAX_RESULT_BYTES")
 

@@ -131,6 +131,7 @@ class TaskItem(Model):
     # webhooks (aigc.webhooks): where to POST the task's events, and which ones (None: all)
     webhook_url = UnicodeAttribute(null=True)
     webhook_events = ListAttribute(of=UnicodeAttribute, null=True)
+    priority = NumberAttribute(null=True)  # queue tier (aigc.capacity): 0 members, 1 (or absent) everyone else
 
     user_tasks = UserTasks()
     unsettled_tasks = Unsettled()
@@ -165,3 +166,8 @@ class SchedulerItem(Model):
     sk = UnicodeAttribute(range_key=True)
     seconds = NumberAttribute(null=True)  # DUR#: one observed provider duration
     expires_at = NumberAttribute(null=True)  # TTL
+    holders = MapAttribute(null=True)  # POOL# / SLOTS: {taskNo: lease expiry, epoch seconds}
+    submits = NumberAttribute(null=True)  # POOL# / RATE#<window>: submits sent in that window
+    task_no = UnicodeAttribute(null=True)  # QUEUE#: the waiting task
+    token = UnicodeAttribute(null=True)  # QUEUE#: its execution's task token (set once it waits)
+    enqueued_at = NumberAttribute(null=True)  # QUEUE#: epoch seconds

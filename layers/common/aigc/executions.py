@@ -58,3 +58,13 @@ def stop_if_running(name: str, cause: str) -> bool:
     except _sfn().exceptions.ExecutionDoesNotExist:
         return False
     return True
+
+
+def send_task_success(token: str, output: dict) -> bool:
+    """Wake an execution waiting on a task token; False when it no longer waits (stopped, timed out)."""
+    client = _sfn()
+    try:
+        client.send_task_success(taskToken=token, output=json.dumps(output))
+    except (client.exceptions.TaskTimedOut, client.exceptions.InvalidToken, client.exceptions.TaskDoesNotExist):
+        return False
+    return True

@@ -169,6 +169,10 @@ class TaskView(_Out):
     error_code: str | None = Field(alias="errorCode")
     error_message: str | None = Field(alias="errorMessage")
     retryable_until: str | None = Field(alias="retryableUntil")
+    queue_position: int | None = Field(None, alias="queuePosition", ge=1,
+                                       description="while queued for a provider slot: 1 = next to start")
+    estimated_start_time: str | None = Field(None, alias="estimatedStartTime",
+                                             description="while queued: when it should reach the provider (UTC)")
 
 
 class LedgerEntry(_Out):

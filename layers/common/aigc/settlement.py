@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from aigc import executions, points, tasks
+from aigc import capacity, executions, points, tasks
 from aigc.config import get_settings
 from aigc.db import TaskItem
 from aigc.errors import Conflict, NotFound
@@ -26,6 +26,7 @@ def refund(task: TaskItem, *, status: str, code: str, message: str) -> bool:
     """Refund once (points.refund_task) and record it; False when the task was already settled."""
     refunded = points.refund_task(task, status=status, error_code=code, error_message=message)
     if refunded:
+        capacity.finish(task)  # leave the provider queue / give the slot back, and let the queue move
         count("TasksRefunded", model=task.model_name)
         count("PointsRefunded", int(task.points_cost))
         logger.info("task refunded", extra={"task_no": task.task_no, "error_code": code})
@@ -113,6 +114,8 @@ def on_execution_ended(detail: dict) -> str:
         logger.info("event of an earlier run of a redriven execution ignored",
                     extra={"status": status, "redrive_count": detail.get("redriveCount", 0)})
         return "superseded"
+    # However the execution ended, its task leaves the provider queue and gives its slot back (once).
+    capacity.finish(task)
     if tasks.is_settled(task) or tasks.is_held(task):
         return "already-settled"
     if status == "FAILED":
@@ -151,6 +154,7 @@ def sweep() -> dict:
         if refund(task, status=tasks.FAILED, code="Timeout",
                    message="the task did not finish in time; your points were refunded"):
             outcome["refunded"] += 1
+    outcome["woken"] = capacity.pump_all()  # expired leases back, waiting tasks woken (a lost wake-up)
     logger.info("sweep done", extra=outcome)
     return outcome
 

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from pydantic import ValidationError
 
-from aigc import executions, points, settlement, tasks, webhooks
+from aigc import capacity, executions, points, settlement, tasks, webhooks
 from aigc.catalog import ModelSpec, get_model
 from aigc.config import get_settings
 from aigc.errors import BadRequest, Conflict, ServiceUnavailable
@@ -79,11 +79,13 @@ def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> TaskV
                           message="the task could not be started; your points were refunded")
         raise ServiceUnavailable("the task could not be started; your points were refunded, please retry") from None
     logger.info("task accepted", extra={"cost": int(task.points_cost), "model": task.model_name})
-    return task_view(task, presign=False)
+    return task_view(task, presign=False, queue=False)
 
 
-def _submit(user_id: str, request: SubmitTaskRequest) -> TaskView:
-    return charge_and_start(prepare_task(user_id, request))
+def _submit(user_id: str, request: SubmitTaskRequest, tier: int | None = None) -> TaskView:
+    task = prepare_task(user_id, request)
+    task.priority = tier  # the provider queue's tier (aigc.capacity): members first
+    return charge_and_start(task)
 
 
 def _retry(user_id: str, task_no: str) -> TaskView:
@@ -102,6 +104,7 @@ def _retry(user_id: str, task_no: str) -> TaskView:
         points_cost=model.price(parameters, int(parameters.get("n", 1))), source=old.source,
         webhook_url=old.webhook_url, webhook_events=list(old.webhook_events) if old.webhook_events else None,
     )
+    task.priority = old.priority  # the same queue tier as the first try
     logger.info("retrying a task", extra={"retry_of": task_no})
     return charge_and_start(task)
 
@@ -128,7 +131,7 @@ def _idempotency():
     def submit_once(call: dict) -> TaskView:
         if "retryOf" in call["request"]:
             return _retry(call["userId"], call["request"]["retryOf"])
-        return _submit(call["userId"], SubmitTaskRequest.model_validate(call["request"]))
+        return _submit(call["userId"], SubmitTaskRequest.model_validate(call["request"]), call.get("tier"))
 
     return config, submit_once
 
@@ -138,11 +141,12 @@ def register_lambda_context(context) -> None:
         _idempotency()[0].register_lambda_context(context)
 
 
-def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str | None) -> TaskView:
+def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str | None, groups=()) -> TaskView:
     """Accept a task. With an Idempotency-Key, a repeat returns the same task and charges nothing."""
     if idempotency_key is None:
-        return _submit(user_id, request)
-    return _once(user_id, idempotency_key, request.model_dump(by_alias=True, exclude_none=True))
+        return _submit(user_id, request, capacity.tier_for(groups))
+    return _once(user_id, idempotency_key, request.model_dump(by_alias=True, exclude_none=True),
+                 tier=capacity.tier_for(groups))
 
 
 def retry_task(user_id: str, task_no: str, idempotency_key: str | None) -> TaskView:
@@ -152,7 +156,7 @@ def retry_task(user_id: str, task_no: str, idempotency_key: str | None) -> TaskV
     return _once(user_id, idempotency_key, {"retryOf": task_no})
 
 
-def _once(user_id: str, idempotency_key: str, request: dict) -> TaskView:
+def _once(user_id: str, idempotency_key: str, request: dict, tier: int | None = None) -> TaskView:
     if not (1 <= len(idempotency_key) <= 128) or not idempotency_key.isprintable():
         raise BadRequest("Idempotency-Key: 1 to 128 printable characters")
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -162,7 +166,7 @@ def _once(user_id: str, idempotency_key: str, request: dict) -> TaskView:
 
     _, submit_once = _idempotency()
     try:
-        return submit_once(call={"userId": user_id, "key": idempotency_key, "request": request})
+        return submit_once(call={"userId": user_id, "key": idempotency_key, "tier": tier, "request": request})
     except IdempotencyValidationError:
         raise Conflict("Idempotency-Key was already used for a different request") from None
     except IdempotencyAlreadyInProgressError:

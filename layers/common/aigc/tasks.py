@@ -44,7 +44,11 @@ def new_task(
 ) -> TaskItem:
     now = utcnow()
     task_no = task_no or new_task_no(now)
-    deadline_at = now + timedelta(seconds=min(model.deadline_seconds, get_settings().task_deadline_seconds))
+    # The deadline runs from when the job reaches the provider (aigc.workflow); a task may first wait in
+    # the provider queue (aigc.capacity) for up to QUEUE_TIMEOUT_SECONDS: this bounds both.
+    settings = get_settings()
+    deadline_at = now + timedelta(
+        seconds=min(model.deadline_seconds, settings.task_deadline_seconds) + settings.queue_timeout_seconds)
     return TaskItem(
         task_no,
         user_id=user_id,
@@ -243,8 +247,10 @@ def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None) 
 
 
 def deadline_seconds(task: TaskItem) -> int:
-    created = datetime.strptime(task.created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=task.deadline_at.tzinfo)
-    return int(round((task.deadline_at - created).total_seconds()))
+    """How long the task may run once at the provider."""
+    from aigc.catalog import get_model
+
+    return min(get_model(task.model_name).deadline_seconds, get_settings().task_deadline_seconds)
 
 
 def progress(task: TaskItem, now: datetime | None = None) -> int:

@@ -18,7 +18,19 @@ def _presign(key: str | None) -> str | None:
     return storage.presigned_get(settings.results_bucket, key, settings.presign_expiry_seconds)
 
 
-def task_view(task: TaskItem, *, presign: bool = True) -> TaskView:
+def _queue_view(task: TaskItem, queue: bool) -> dict:
+    """A task waiting for a provider slot: its place in the queue and when it should start."""
+    waiting = None
+    if queue and task.status == tasks.QUEUED and task.started_at is None and not task.refunded:
+        from aigc import capacity
+
+        waiting = capacity.queue_position(task)
+    return {"queuePosition": waiting[0] if waiting else None,
+            "estimatedStartTime": api_time(waiting[1]) if waiting else None}
+
+
+def task_view(task: TaskItem, *, presign: bool = True, queue: bool = True) -> TaskView:
+    """`queue=False`: skip the provider queue lookup (a task just created, or a webhook body)."""
     result_urls = [_presign(key) for key in (task.result_keys or [])] if presign and task.status == tasks.COMPLETED else []
     image_urls = [_presign(u.split("/", 3)[3]) if presign and u.startswith("s3://") else u
                   for u in (task.image_urls or [])]
@@ -44,6 +56,7 @@ def task_view(task: TaskItem, *, presign: bool = True) -> TaskView:
         "errorCode": task.error_code,
         "errorMessage": task.error_message,
         "retryableUntil": api_time(task.hold_until) if task.hold_until and not task.refunded else None,
+        **_queue_view(task, queue),
     })
 
 

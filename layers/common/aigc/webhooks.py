@@ -173,7 +173,7 @@ def render(event: str, task: TaskItem) -> str:
     """The body: the task exactly as GET /user/ai/tasks/{taskNo} shows it, plus the event name."""
     from aigc.views import task_view
 
-    data = task_view(task).model_dump(mode="json", by_alias=True)
+    data = task_view(task, queue=False).model_dump(mode="json", by_alias=True)
     return json.dumps({"event": event, "data": data}, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -4,7 +4,8 @@ Every step takes and returns the small state `{"taskNo": ..., "job": {...}}` (id
 image bytes) and is safe to run twice: it re-reads the task record and does nothing for a task
 that is already settled. `job.status` drives the state machine's Choice states:
 
-RUNNING (a Wait state of `job.waitSeconds`, then poll), POLLING (poll again at once),
+QUEUED (the provider pool is full: wait for a slot, aigc.capacity; `job.queueSeconds` is what is
+left of the queue's time limit), RUNNING (a Wait state of `job.waitSeconds`, then poll), POLLING (poll again at once),
 SUCCEEDED (store outputs), FAILED / TIMED_OUT (refund), COMPLETED (done), REFUNDED (done,
 refunded), SETTLED (someone else settled it: done).
 
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 
-from aigc import durations, settlement, storage, tasks
+from aigc import capacity, durations, executions, settlement, storage, tasks
 from aigc.catalog import get_model
 from aigc.config import get_settings
 from aigc.db import TaskItem
@@ -27,6 +29,7 @@ from aigc.providers import base, cancel_quietly, get_provider
 from aigc.providers.error_messages import user_message
 from aigc.timeutil import utcnow
 
+QUEUED, QUEUE_TIMEOUT = "QUEUED", "QUEUE_TIMEOUT"
 RUNNING, POLLING, SUCCEEDED, FAILED, TIMED_OUT = "RUNNING", "POLLING", "SUCCEEDED", "FAILED", "TIMED_OUT"
 COMPLETED, REFUNDED, SETTLED = "COMPLETED", "REFUNDED", "SETTLED"
 # A poll invocation stops this long before its Lambda timeout, and never polls longer than this.
@@ -61,7 +64,16 @@ def _provider_image_urls(task: TaskItem) -> list[str]:
 
 
 def _seconds_to_deadline(task: TaskItem) -> float:
-    return (task.deadline_at - utcnow()).total_seconds()
+    """The deadline runs from when the job reached the provider (queued time does not count)."""
+    deadline = task.deadline_at
+    if task.started_at is not None:
+        deadline = min(deadline, task.started_at + timedelta(seconds=tasks.deadline_seconds(task)))
+    return (deadline - utcnow()).total_seconds()
+
+
+def _queue_seconds_left(task: TaskItem) -> int:
+    created = datetime.strptime(task.created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return max(1, int(get_settings().queue_timeout_seconds - (utcnow() - created).total_seconds()))
 
 
 def _failed(task: TaskItem, code: str | None, message: str | None) -> dict:
@@ -77,15 +89,23 @@ def _timed(call, *args):
 
 
 def submit_step(event: dict) -> dict:
-    """Send the job to the provider once. Sync providers answer with the images right away."""
+    """Send the job to the provider once, within its pool's capacity. Sync providers answer with the images."""
+    if event.get("taskToken"):
+        return wait_for_slot_step(event)
     task = _load(event)
     if tasks.is_settled(task):
+        capacity.finish(task)
         return _state(task, SETTLED)
     model = get_model(task.model_name)
     if task.provider_task_id:  # a retry or redrive after the provider already accepted the job
+        capacity.renew(task, durations.window(model).start)
         return _until_window(task, model)
     if task.provider_outputs:  # sync provider already answered
         return _state(task, SUCCEEDED)
+    if not capacity.try_start(task):
+        logger.info("provider pool is full: queued")
+        return _state(task, QUEUED, queueSeconds=_queue_seconds_left(task))
+    capacity.take_submit_turn(task)
     provider = get_provider(task.provider)
     request = base.ProviderRequest(
         model=task.provider_model,
@@ -99,11 +119,14 @@ def submit_step(event: dict) -> dict:
         job = _timed(provider.submit, request)
     except ProviderRejected as error:
         logger.warning("provider rejected the task", extra={"error_code": error.code})
+        capacity.finish(task)
         return _failed(task, error.code, error.message)
     if not provider.is_async:
+        capacity.finish(task)  # the provider's work is over: free the slot before storing
         return _store_sync_outputs(task, job)
     if not tasks.record_provider_job(task, job.provider_task_id, job.status):
         cancel_quietly(provider, job.provider_task_id)
+        capacity.finish(task)
         return _state(task, SETTLED)
     logger.info("submitted to provider", extra={"provider_task_id": job.provider_task_id})
     return _until_window(task, model)
@@ -115,7 +138,21 @@ def _until_window(task: TaskItem, model) -> dict:
     wait = min(durations.window(model).start - elapsed, _seconds_to_deadline(task) + 1)
     if wait < 1:
         return _state(task, POLLING)
+    capacity.renew(task, wait)
     return _state(task, RUNNING, waitSeconds=int(wait))
+
+
+def wait_for_slot_step(event: dict) -> dict:
+    """WaitForSlot (waitForTaskToken): register the execution in its pool's queue; it is woken when a
+    slot is handed to it (`{"job": {"status": "ADMITTED"}}`), or at once when the task was settled."""
+    task = tasks.get_task(event["taskNo"])
+    logger.append_keys(task_no=task.task_no, user_id=task.user_id, model=task.model_name)
+    if tasks.is_settled(task):
+        capacity.finish(task)
+        executions.send_task_success(event["taskToken"], _state(task, SETTLED))
+        return {"waiting": False}
+    capacity.wait_for_slot(task, event["taskToken"])
+    return {"waiting": True}
 
 
 def _store_sync_outputs(task: TaskItem, job: base.ProviderJob) -> dict:
@@ -155,7 +192,9 @@ def poll_step(event: dict, remaining_ms: int | None = None) -> dict:
     model = get_model(task.model_name)
     provider = get_provider(task.provider)
     interval = model.poll.interval_seconds
-    polls_left = max(1, int(_poll_budget(remaining_ms) // interval))
+    budget = _poll_budget(remaining_ms)
+    polls_left = max(1, int(budget // interval))
+    capacity.renew(task, budget)  # also takes a slot back after a redrive
     last_status = task.provider_status
     next_poll = time.monotonic()
     while True:
@@ -163,13 +202,14 @@ def poll_step(event: dict, remaining_ms: int | None = None) -> dict:
         # Poll even past the deadline: a job that finished meanwhile (or during a hold) is delivered.
         job = _timed(provider.poll, task.provider_task_id)
         if job.status == base.SUCCEEDED:
+            stored = tasks.record_provider_outputs(task, job.status, job.output_urls)
+            capacity.finish(task)  # the provider's work is over: the next queued task may start
             if task.started_at is not None:
                 durations.record(task.model_name, task.task_no, task.started_at,
                                  (utcnow() - task.started_at).total_seconds())
-            if not tasks.record_provider_outputs(task, job.status, job.output_urls):
-                return _state(task, SETTLED)
-            return _state(task, SUCCEEDED)
+            return _state(task, SUCCEEDED if stored else SETTLED)
         if job.status in base.FINAL_FAILURE_STATUSES or job.status not in base.IN_PROGRESS_STATUSES:
+            capacity.finish(task)
             code = job.error_code or (f"Task{job.status.title()}" if job.status != base.FAILED else None)
             return _failed(task, code, job.error_message)
         if _seconds_to_deadline(task) <= 0:
@@ -218,7 +258,9 @@ def store_step(event: dict) -> dict:
         return _failed(task, error.code, error.message)
     if not keys:
         return _failed(task, "NoOutput", "the provider returned no image")
-    if not tasks.complete(task, keys, thumbnail_key):
+    completed = tasks.complete(task, keys, thumbnail_key)
+    capacity.finish(task)  # normally already free (the poll that saw the end released it)
+    if not completed:
         logger.warning("task was settled before it could complete; results left unused", extra={"keys": keys})
         return _state(task, SETTLED)
     count("TasksCompleted", model=task.model_name)
@@ -231,14 +273,22 @@ def refund_step(event: dict) -> dict:
     task = _load(event)
     job = event.get("job") or {}
     if job.get("status") == TIMED_OUT:
-        limit = tasks.deadline_seconds(task)
-        span = f"{limit // 60} minutes" if limit % 60 == 0 else f"{limit} seconds"
-        code, message = "Timeout", f"timed out: no result within {span}; your points were refunded"
+        code, message = "Timeout", f"timed out: no result within {_span(tasks.deadline_seconds(task))}; your points were refunded"
         cancel_quietly(task.provider, task.provider_task_id)
+    elif job.get("status") == QUEUE_TIMEOUT:
+        code = "QueueTimeout"
+        message = (f"the provider was busy: the task waited {_span(get_settings().queue_timeout_seconds)} in the queue "
+                   "without a free slot and was not started; your points were refunded")
     else:
         code = job.get("errorCode") or "ProviderFailed"
         message = job.get("errorMessage") or user_message(code, None)
-    if not settlement.refund(task, status=tasks.FAILED, code=code, message=message):
+    refunded = settlement.refund(task, status=tasks.FAILED, code=code, message=message)
+    capacity.finish(task)  # settlement.refund already did when it refunded: this covers a repeat
+    if not refunded:
         return _state(task, SETTLED)
     count("TasksFailed", model=task.model_name)
     return _state(task, REFUNDED, errorCode=code)
+
+
+def _span(seconds: int) -> str:
+    return f"{seconds // 60} minutes" if seconds % 60 == 0 else f"{seconds} seconds"

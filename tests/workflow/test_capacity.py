@@ -1,0 +1,190 @@
+"""Provider capacity and the fair queue (issue 7), on the real ASL with the simulator enforcing its quota.
+
+Pools are the catalog's (outpainting: 2 at once) unless a test narrows one with PROVIDER_CAPACITY, as
+the ProviderCapacity template parameter does. The simulator refuses (429) anything above its own
+`max_concurrency` and counts it: the queue must never make it refuse.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from aigc import capacity
+from aigc.config import get_settings
+from aigc.db import SchedulerItem, TaskItem
+from local.apigw import http_event
+
+POOL = "dashscope:image-out-painting"
+
+
+@pytest.fixture
+def sim(simulator):
+    requests.post(f"{simulator.url}/_sim/reset", timeout=5)
+
+    def configure(**values):
+        assert requests.post(f"{simulator.url}/_sim/config", json=values, timeout=5).status_code == 200
+
+    configure(latency_min=0.4, latency_max=0.4)
+    yield configure
+    requests.post(f"{simulator.url}/_sim/reset", timeout=5)
+    requests.post(f"{simulator.url}/_sim/config", json={"latency_min": 0.3, "latency_max": 0.5,
+                                                        "max_concurrency": 50}, timeout=5)
+
+
+@pytest.fixture
+def settings(monkeypatch):
+    """Change the scheduler's settings as the template parameters would (the handlers run in process)."""
+
+    def apply(**env):
+        for key, value in env.items():
+            monkeypatch.setenv(key, str(value))
+        get_settings.cache_clear()
+        capacity._overrides.cache_clear()
+
+    yield apply
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    capacity._overrides.cache_clear()
+
+
+def _stats(app) -> dict:
+    return requests.get(f"{app.sim.url}/_sim/stats", timeout=5).json()
+
+
+def _submit(app, user: str, seconds: float | None = None, member: bool = False) -> str:
+    claims = {"sub": user, "token_use": "id"}
+    if member:
+        claims["cognito:groups"] = ["members"]
+    url = app.sample_url() + (f"&sim_seconds={seconds}" if seconds is not None else "")
+    event = http_event("POST", "/user/ai/tasks/submit", claims=claims,
+                       body={"modelName": "image-out-painting", "imageUrl": url, "parameters": {"xScale": 1.5}})
+    name = app.deployment.name("ApiFunction")
+    payload, errored, _ = app.deployment.router.invoke(name, name, event)
+    assert not errored, payload
+    response = json.loads(payload)
+    assert response["statusCode"] == 200, response
+    return json.loads(response["body"])["data"]["taskNo"]
+
+
+def _wait_for(predicate, timeout: float = 30, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _processing(app, task_no: str, user: str = "alice") -> bool:
+    return app.task(task_no, user=user)["status"] == "processing"
+
+
+def _queued(task_no: str) -> bool:
+    return any(item.task_no == task_no and item.token for item in SchedulerItem.query(f"QUEUE#{POOL}"))
+
+
+def _holders() -> set[str]:
+    return set(capacity.holders(capacity.pool_of("image-out-painting")))
+
+
+def test_a_burst_of_three_times_the_quota_completes_without_a_refusal(app, sim):
+    sim(max_concurrency=2)
+    app.grant("alice", 1000)
+    task_nos = [_submit(app, "alice", seconds=2) for _ in range(6)]
+    for task_no in task_nos:
+        assert app.wait_execution(task_no, timeout=60)["status"] == "SUCCEEDED"
+        assert app.task(task_no)["status"] == "completed"
+    stats = _stats(app)
+    assert stats["refused"] == 0 and stats["created"] == 6, stats
+    assert stats["peak_concurrency"] == 2, stats  # the quota was used, never exceeded
+    assert app.balance("alice") == 1000 - 6 * 10
+    assert _holders() == set() and not list(SchedulerItem.query(f"QUEUE#{POOL}"))
+    waited = [t for t in task_nos if "WaitForSlot" in app.states_visited(t)]
+    assert len(waited) >= 3  # only 2 could start at once
+    # Waiting cost: SubmitToProvider + AfterSubmit again and the WaitForSlot task, however long the wait.
+    states = app.states_visited(waited[-1])
+    assert states.count("WaitForSlot") == 1 and states.count("SubmitToProvider") == 2, states
+
+
+def test_members_go_first_and_each_tier_is_first_come_first_served(app, sim, settings):
+    settings(PROVIDER_CAPACITY=json.dumps({POOL: {"concurrency": 1}}))
+    sim(max_concurrency=1)
+    for user in ("alice", "bob"):
+        app.grant(user, 1000)
+    blocker = _submit(app, "alice", seconds=3600)
+    _wait_for(lambda: _processing(app, blocker), what="the blocker to start")
+    normal = [_submit(app, "alice") for _ in range(3)]
+    _wait_for(lambda: all(_queued(t) for t in normal), what="normal tasks queued")
+    assert [app.task(t)["queuePosition"] for t in normal] == [1, 2, 3]
+    members = [_submit(app, "bob", member=True) for _ in range(2)]
+    _wait_for(lambda: all(_queued(t) for t in members), what="member tasks queued")
+    views = {t: app.task(t, user="bob" if t in members else "alice") for t in normal + members}
+    assert [views[t]["queuePosition"] for t in members + normal] == [1, 2, 3, 4, 5]
+    assert all(views[t]["status"] == "queued" and views[t]["estimatedStartTime"] for t in views)
+    assert app.task(blocker)["queuePosition"] is None
+
+    assert app.api("POST", f"/user/ai/tasks/{blocker}/cancel")[0] == 200  # its slot goes to the head
+    for task_no in normal + members:
+        assert app.wait_execution(task_no, timeout=60)["status"] == "SUCCEEDED"
+    started = sorted(normal + members, key=lambda t: TaskItem.get(t).started_at)
+    assert started == members + normal
+    assert _stats(app)["refused"] == 0
+
+
+def test_a_crashed_holders_slot_comes_back(app, sim, settings):
+    settings(PROVIDER_CAPACITY=json.dumps({POOL: {"concurrency": 1}}))
+    sim(max_concurrency=1)
+    app.grant("alice", 100)
+    pool = capacity.pool_of("image-out-painting")
+    # A holder that crashed without anyone releasing it: its lease runs out 8 s from now.
+    capacity._ensure_slots(pool)
+    expires = time.time() + 8
+    assert capacity._acquire(pool, "TASK-crashed", lease=8)
+    task_no = _submit(app, "alice")
+    _wait_for(lambda: _queued(task_no), what="the task to queue behind the dead holder")
+    assert capacity.wake(pool) == 0  # the slot is still leased: nothing to hand over
+    time.sleep(max(0.0, expires - time.time()) + 1)
+    assert app.sweep()["woken"] == 1  # the sweep reclaims the expired lease and hands the slot over
+    assert app.wait_execution(task_no)["status"] == "SUCCEEDED"
+    assert app.task(task_no)["status"] == "completed"
+    assert _holders() == set() and _stats(app)["refused"] == 0
+
+
+def test_queue_timeout_refunds_and_says_why(app, sim, settings):
+    settings(PROVIDER_CAPACITY=json.dumps({POOL: {"concurrency": 1}}), QUEUE_TIMEOUT_SECONDS=3)
+    app.grant("alice", 100)
+    blocker = _submit(app, "alice", seconds=3600)
+    _wait_for(lambda: _processing(app, blocker), what="the blocker to start")
+    waiting = _submit(app, "alice")
+    assert app.wait_execution(waiting, timeout=30)["status"] == "SUCCEEDED"
+    task = app.task(waiting)
+    assert task["status"] == "failed" and task["errorCode"] == "QueueTimeout", task
+    assert "waited 3 seconds in the queue" in task["errorMessage"] and "refunded" in task["errorMessage"]
+    assert app.ledger("alice", waiting) == [("DEBIT", -10), ("REFUND", 10)]
+    assert _holders() == {blocker}  # the refund freed nothing it did not hold
+    assert app.api("POST", f"/user/ai/tasks/{blocker}/cancel")[0] == 200
+    assert _holders() == set()
+
+
+def test_cancel_while_queued_refunds_and_frees_nothing_it_did_not_hold(app, sim, settings):
+    settings(PROVIDER_CAPACITY=json.dumps({POOL: {"concurrency": 1}}))
+    sim(max_concurrency=1)
+    app.grant("alice", 100)
+    blocker = _submit(app, "alice", seconds=3600)
+    _wait_for(lambda: _processing(app, blocker), what="the blocker to start")
+    cancelled, after = _submit(app, "alice"), _submit(app, "alice")
+    _wait_for(lambda: _queued(cancelled) and _queued(after), what="both queued")
+    status, body = app.api("POST", f"/user/ai/tasks/{cancelled}/cancel")
+    assert status == 200 and body["data"]["status"] == "cancelled", body
+    assert _holders() == {blocker} and not _queued(cancelled)
+    assert app.task(after)["queuePosition"] == 1
+    assert app.wait_execution(cancelled)["status"] in ("ABORTED", "SUCCEEDED")
+    assert app.api("POST", f"/user/ai/tasks/{blocker}/cancel")[0] == 200
+    assert app.wait_execution(after, timeout=60)["status"] == "SUCCEEDED"
+    assert app.task(after)["status"] == "completed"
+    assert app.ledger("alice", cancelled) == [("DEBIT", -10), ("REFUND", 10)]
+    assert app.balance("alice") == 100 - 10
+    assert _stats(app)["refused"] == 0 and _stats(app)["created"] == 2
