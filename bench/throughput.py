@@ -101,13 +101,16 @@ def throughput(url: str, sim_url: str, clients: int, per_client: int, pid: int |
         grant(url, user, per_client * 10)
     rss_before = rss_mb(pid)
 
+    failures: list[str] = []
+
     def run(user: str) -> list[float]:
         client, latencies = Client(url, user), []
         for _ in range(per_client):
             started = time.perf_counter()
             response = client.call("POST", "/user/ai/tasks/submit", json=submit_body(sim_url))
             latencies.append(time.perf_counter() - started)
-            assert response.status_code == 200, response.text
+            if response.status_code != 200:
+                failures.append(f"{response.status_code} {response.text[:120]}")
         return latencies
 
     started = time.perf_counter()
@@ -115,6 +118,7 @@ def throughput(url: str, sim_url: str, clients: int, per_client: int, pid: int |
         latencies = sorted(x for batch in pool.map(run, users) for x in batch)
     elapsed = time.perf_counter() - started
     return {
+        "failures": failures,
         "submits": len(latencies),
         "submits_per_s": len(latencies) / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
@@ -138,55 +142,47 @@ def mixed(url: str, sim_url: str, tasks: int, users: int = 30, seed: int = 7) ->
         kind = rng.choice(["ok", "ok", "ok", "fail", "cancel"])
         plan.append((names[i % users], kind))
 
-    def run(item) -> tuple[str, str, str]:
+    def run(item) -> str:
         user, kind = item
         client = Client(url, user)
         directives = {"sim_fail": "InternalError.Algo"} if kind == "fail" else (
             {"sim_seconds": 30} if kind == "cancel" else {})
         response = client.call("POST", "/user/ai/tasks/submit", json=submit_body(sim_url, **directives))
-        assert response.status_code == 200, response.text
+        if response.status_code != 200:  # e.g. a Lambda timeout on a loaded machine: the task may exist
+            return f"submit {response.status_code}"
         task_no = response.json()["data"]["taskNo"]
         if kind == "cancel":
             time.sleep(rng.uniform(0, 1.0))
             cancel = client.call("POST", f"/user/ai/tasks/{task_no}/cancel")
-            assert cancel.status_code in (200, 409), cancel.text
-        return user, kind, task_no
+            if cancel.status_code not in (200, 409):
+                return f"cancel {cancel.status_code}"
+        return "ok"
 
     started = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
-        submitted = list(pool.map(run, plan))
-    problems = []
+        calls = list(pool.map(run, plan))
+    problems, outcome, drift, seen = [], {}, 0, 0
     deadline = time.monotonic() + 300
-    for user, kind, task_no in submitted:
-        client = Client(url, user)
-        while True:
-            task = client.call("GET", f"/user/ai/tasks/{task_no}").json()["data"]
-            if task["status"] in SETTLED or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        if task["status"] not in SETTLED:
-            problems.append(f"{task_no} ({kind}) still {task['status']}")
-        elif (task["status"] != "completed") != bool(task["refunded"]):
-            problems.append(f"{task_no} ({kind}) {task['status']} refunded={task['refunded']}")
-    drift = 0
-    for name in names:
+    for name in names:  # every task the API knows for the user, whatever its submit answered
         client = Client(url, name)
-        balance = client.call("GET", "/user/points/consumption/balance").json()["data"]["balance"]
+        while True:
+            listed = client.call("GET", "/user/ai/tasks/list", params={"size": 100}).json()["data"]["records"]
+            if all(t["status"] in SETTLED for t in listed) or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
         records = client.call("GET", "/user/points/consumption/records", params={"size": 100}).json()["data"]["records"]
+        balance = client.call("GET", "/user/points/consumption/balance").json()["data"]["balance"]
         drift += abs(balance - sum(r["amount"] for r in records))
-        mine = [t for u, _, t in submitted if u == name]
-        for task_no in mine:
-            kinds = sorted(r["type"] for r in records if r["taskNo"] == task_no)
-            status = Client(url, name).call("GET", f"/user/ai/tasks/{task_no}").json()["data"]["status"]
-            expected = ["debit"] if status == "completed" else ["debit", "refund"]
-            if kinds != expected:
-                problems.append(f"{task_no} {status}: ledger {kinds}")
-    outcome = {}
-    for user, _, task_no in submitted:
-        status = Client(url, user).call("GET", f"/user/ai/tasks/{task_no}").json()["data"]["status"]
-        outcome[status] = outcome.get(status, 0) + 1
-    return {"tasks": tasks, "seconds": time.perf_counter() - started, "outcome": outcome,
-            "drift_points": drift, "problems": problems}
+        for task in listed:
+            seen += 1
+            outcome[task["status"]] = outcome.get(task["status"], 0) + 1
+            kinds = sorted(r["type"] for r in records if r["taskNo"] == task["taskNo"])
+            expected = ["debit"] if task["status"] == "completed" else ["debit", "refund"]
+            if task["status"] not in SETTLED or kinds != expected:
+                problems.append(f"{task['taskNo']} {task['status']}: ledger {kinds}")
+    calls_summary = {c: calls.count(c) for c in set(calls)}
+    return {"tasks": seen, "planned": tasks, "calls": calls_summary, "seconds": time.perf_counter() - started,
+            "outcome": outcome, "drift_points": drift, "problems": problems}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.mixed:
             result = mixed(url, sim_url, args.mixed)
-            print(f"mixed run: {result['tasks']} tasks in {result['seconds']:.0f} s, outcome {result['outcome']}, "
+            print(f"mixed run: {result['planned']} submits {result['calls']}, {result['tasks']} tasks in "
+                  f"{result['seconds']:.0f} s, outcome {result['outcome']}, "
                   f"drift {result['drift_points']} points, {len(result['problems'])} problems")
             for line in result["problems"][:20]:
                 print("  ", line)
@@ -220,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"round {round_number}: {result['submits']} submits by {args.clients} clients: "
                   f"{result['submits_per_s']:.1f} submits/s, p50 {result['p50_ms']:.0f} ms, "
                   f"p95 {result['p95_ms']:.0f} ms; stack RSS {result['rss_before_mb'] or 0:.0f} -> "
-                  f"{result['rss_after_mb'] or 0:.0f} MB", flush=True)
+                  f"{result['rss_after_mb'] or 0:.0f} MB; {len(result['failures'])} not 200 "
+                  f"{sorted(set(result['failures']))[:3]}", flush=True)
     finally:
         if proc is not None:
             started = time.monotonic()

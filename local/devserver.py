@@ -270,7 +270,9 @@ class LocalStack:
         self.front.verifier = auth.Verifier(key, issuer=issuer, audiences=audiences)
         self.front.cors = cors_from_template(template, self.deployment.resolver)
         self.front.function_name = self.deployment.name("ApiFunction")
-        self.front.lambda_client = _lambda_client()
+        api_function = self.deployment.name("ApiFunction")
+        router = self.deployment.router
+        self.front.invoke = lambda event: router.invoke(api_function, api_function, event)[:2]
         self.front.ready.set()
 
         for user, amount in grants.items():
@@ -337,14 +339,6 @@ def _rel(path) -> str:
         return str(path.relative_to(os.getcwd()))
     except ValueError:
         return str(path)
-
-
-def _lambda_client():
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("lambda", config=Config(
-        read_timeout=960, connect_timeout=5, retries={"max_attempts": 1}, max_pool_connections=64))
 
 
 def _configure_logging(quiet: bool) -> None:

@@ -5,8 +5,9 @@
   (`GET /user/ai/tasks/{taskNo}`) and the `pathParameters`. No route -> 404 `{"message":"Not Found"}`.
 - Auth: routes with the JWT authorizer need a valid bearer token (local/auth.py), else 401
   `{"message":"Unauthorized"}`; the claims go to requestContext.authorizer.jwt.claims.
-- The function is invoked through moto's Lambda Invoke API (boto3 `lambda.invoke`), so the call is
-  routed like every other invocation; a function error answers 500 `{"message":"Internal Server Error"}`.
+- The function is invoked as API Gateway's Lambda integration does, straight into its pool of
+  environments (local/lambda_runtime.py), without an HTTP round trip through moto's Invoke API; a
+  function error answers 500 `{"message":"Internal Server Error"}`.
 - CORS from the template's CorsConfiguration: preflight OPTIONS answered here, Allow-Origin added
   to responses when the Origin is allowed.
 - `GET /health` (200 once the stack is up, 503 before) and `GET /.well-known/jwks.json` (the
@@ -141,14 +142,14 @@ class ApiFront:
     """Routes, authorizer and invoker; `serve(host, port)` binds the HTTP server."""
 
     def __init__(self, routes: list[Route], function_name: str, *, verifier: auth.Verifier,
-                 cors: Cors | None = None, jwks: dict | None = None, lambda_client=None):
+                 cors: Cors | None = None, jwks: dict | None = None, invoke=None):
         # API Gateway picks the most specific route: static paths before parameterised ones.
         self.routes = sorted(routes, key=lambda r: (not r.static, r.path.count("+"), -r.path.count("/")))
         self.function_name = function_name
         self.verifier = verifier
         self.cors = cors
         self.jwks = jwks
-        self.lambda_client = lambda_client
+        self.invoke = invoke  # (event) -> (payload, errored): the function's Lambda integration
         self.ready = threading.Event()
         self.server = None
         self._thread: threading.Thread | None = None
@@ -235,9 +236,8 @@ class ApiFront:
         return event
 
     def _invoke(self, event: dict):
-        response = self.lambda_client.invoke(FunctionName=self.function_name, Payload=json.dumps(event).encode())
-        payload = response["Payload"].read()
-        if response.get("FunctionError"):
+        payload, errored = self.invoke(event)
+        if errored:
             log.error("%s failed: %s", self.function_name, payload[:2000])
             return _json(500, {"message": "Internal Server Error"})
         try:

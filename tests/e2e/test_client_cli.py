@@ -201,3 +201,16 @@ def test_an_upload_refused_for_points_says_so_and_exits_3(stack, tmp_path):
     assert result.returncode == 3, (result.stdout, result.stderr)
     assert "Rejected.InsufficientPoints" in result.stderr and "10" in result.stderr
     assert stack.balance(poor) == 5
+
+
+def test_retry_from_the_cli(stack, user):
+    failed = aigc(stack, "--json", "submit", "wanx-v1", "--prompt", "boom [sim:fail=InternalError.Algo]", "--wait",
+                  user=user)
+    assert failed.returncode == 1
+    task_no = json.loads(failed.stdout)["taskNo"]
+    retried = aigc(stack, "--json", "retry", task_no, user=user)
+    assert retried.returncode == 0, retried.stderr
+    new = json.loads(retried.stdout)
+    assert new["taskNo"] != task_no and new["modelName"] == "wanx-v1"
+    refused = aigc(stack, "retry", "TASK-20200101000000000-0000000000000000", user=user)
+    assert refused.returncode == 2 and "404" in refused.stderr
