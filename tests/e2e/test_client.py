@@ -220,3 +220,19 @@ def test_wait_rides_out_a_network_blip_but_not_an_outage(stack, user_client):
         client.cancel(slow)
     finally:
         proxy.close()
+
+
+def test_retry_makes_a_new_task_charged_anew_once_per_key(stack, user_client):
+    user, client = user_client
+    first = client.submit("wanx-v1", prompt="slow [sim:seconds=120]")
+    client.cancel(first)
+    assert client.balance().balance == 200
+    again = client.retry(first, idempotency_key=f"retry-{first.task_no}")
+    assert again.task_no != first.task_no and again.model_name == "wanx-v1" and not again.done
+    assert client.retry(first.task_no, idempotency_key=f"retry-{first.task_no}").task_no == again.task_no
+    assert client.balance().balance == 180  # charged anew, once
+    client.cancel(again)
+    done = client.wait(client.submit("wanx-v1", prompt="a kite"), timeout=60, interval=0.2)
+    with pytest.raises(Conflict) as conflict:
+        client.retry(done)
+    assert conflict.value.code == 409 and client.balance().balance == 180

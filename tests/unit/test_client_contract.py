@@ -29,6 +29,7 @@ ANSWERS = [
     ("post", "/user/ai/tasks/submit", Task),
     ("get", "/user/ai/tasks/{taskNo}", Task),
     ("post", "/user/ai/tasks/{taskNo}/cancel", Task),
+    ("post", "/user/ai/tasks/{taskNo}/retry", Task),
     ("get", "/user/points/consumption/balance", Balance),
     ("get", "/models", [ModelInfo]),
     ("post", "/user/uploads", Upload),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 
 import boto3
 import pytest
@@ -237,3 +238,48 @@ def test_fault_switch_endpoint_beside_the_simulator_controls(app):
     assert requests.get(url, timeout=10).json()["faults"] == []
     assert requests.delete(f"{url}/fault-999", timeout=10).status_code == 404
     assert faults.SWITCH.list() == []
+
+
+def test_a_redriven_execution_takes_a_provider_slot_again_and_releases_it_once(app, sfn, events, monkeypatch):
+    """Issue 7's semaphore under FAILED -> RUNNING -> SUCCEEDED: the failed run's slot is given back when
+    the task is held, the redriven poll takes one again, and it is released exactly once at the end."""
+    from aigc import capacity
+
+    releases: list[tuple[str, bool]] = []
+    original_release = capacity._release
+
+    def counting_release(pool, task_no):
+        released = original_release(pool, task_no)
+        releases.append((task_no, released))
+        return released
+
+    monkeypatch.setattr(capacity, "_release", counting_release)
+    pool = capacity.pool_of("image-out-painting")
+    app.grant("alice", 100)
+    task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(sim_seconds=3),
+                         parameters={"xScale": 2})[1]["data"]["taskNo"]
+    _wait_processing(app, task_no)
+    assert task_no in capacity.holders(pool)
+    # The next write to the tasks table (PollProvider recording the provider's status) answers 500 once.
+    _fault(app, service="dynamodb", operations=["UpdateItem"], table="TasksTable", times=1,
+           code="InternalServerError", status=500)
+    failed = app.wait_execution(task_no)
+    assert failed["status"] == "FAILED" and "local fault switch" in failed["cause"], failed
+    assert app.states_visited(task_no)[-1] == "PollProvider"
+    assert events.deliver_execution_events() == 1
+    assert app.task(task_no)["errorCode"] == "InternalError.Retryable"
+    assert task_no not in capacity.holders(pool)  # held: its slot went back to the pool
+    assert [ok for no, ok in releases if no == task_no] == [True]
+
+    releases.clear()
+    sfn.redrive_execution(executionArn=app.execution_arn(task_no))
+    seen_holding = False
+    while sfn.describe_execution(executionArn=app.execution_arn(task_no))["status"] == "RUNNING":
+        seen_holding = seen_holding or task_no in capacity.holders(pool)
+        time.sleep(0.02)
+    assert app.wait_execution(task_no)["status"] == "SUCCEEDED"
+    assert seen_holding, "the redriven run polled the provider without a slot"
+    assert task_no not in capacity.holders(pool)
+    assert [ok for no, ok in releases if no == task_no].count(True) == 1
+    assert app.task(task_no)["status"] == "completed"
+    assert app.ledger("alice", task_no) == [("DEBIT", -10)]

@@ -134,7 +134,7 @@ def _finish(state: State, task: Task, *, wait: bool, download: Path | None, time
         _dump(_task_json(task)) if state.as_json else out.print(
             f"{task.task_no} {task.status} ({task.points_cost} points)")
         return
-    with progress_view(out) as show:
+    with progress_view(err if state.as_json else out) as show:  # --json: stdout holds only the JSON
         try:
             task = state.client.wait(task, timeout=timeout, on_progress=show)
         except WaitTimeout as error:
