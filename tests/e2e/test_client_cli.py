@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import ROOT, free_port, new_user
+from tests.e2e.conftest import ROOT, free_port, new_user, start_stack
 
 CLIENT_SRC = ROOT / "clients" / "python" / "src"
 
@@ -214,3 +214,21 @@ def test_retry_from_the_cli(stack, user):
     assert new["taskNo"] != task_no and new["modelName"] == "wanx-v1"
     refused = aigc(stack, "retry", "TASK-20200101000000000-0000000000000000", user=user)
     assert refused.returncode == 2 and "404" in refused.stderr
+
+
+def test_waiting_shows_the_queue_position_while_the_provider_is_full(log_dir):
+    """A provider that runs one job at a time (its own stack): a third task waits in the fair queue,
+    and the plain progress lines say where it stands."""
+    busy = start_stack(log_dir, "--sim", "max_concurrency=1", name="queue")
+    try:
+        user = new_user("queue")
+        busy.grant(user, 100)
+        for n in (1, 2):
+            assert aigc(busy, "submit", "wanx-v1", "--prompt", f"busy {n} [sim:seconds=3]", user=user).returncode == 0
+        result = aigc(busy, "submit", "wanx-v1", "--prompt", "third [sim:seconds=1]", "--wait", user=user)
+        assert result.returncode == 0, result.stderr
+        waiting = [line for line in result.stdout.splitlines() if "queue position" in line]
+        assert waiting and all(" queued, queue position " in line for line in waiting), result.stdout
+        assert result.stdout.splitlines()[-2].endswith("completed 100%")
+    finally:
+        busy.stop()

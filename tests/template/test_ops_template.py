@@ -20,8 +20,8 @@ if str(ROOT) not in sys.path:
 
 from local.cfn import Resolver, functions, load_template, resources_of_type, state_machine  # noqa: E402
 
-# pytest imports this folder's modules by basename (no __init__.py): share its cached SAM transform.
-from test_template import _require_sam, _transformed  # noqa: E402
+# Share test_template's cached SAM transform (tests/ is a package: no basename collisions).
+from tests.template.test_template import _require_sam, _transformed  # noqa: E402
 
 ASYNC_EVENTS = {"S3", "EventBridgeRule", "Schedule", "SNS", "CloudWatchEvent", "ScheduleV2"}
 CODE = [*(ROOT / "layers" / "common" / "aigc").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]

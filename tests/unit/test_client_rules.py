@@ -61,5 +61,6 @@ def test_network_and_wait_errors_exit_codes():
 def test_progress_shows_queue_position_only_while_waiting():
     queued = Task(taskNo="TASK-1", modelName="wanx-v1", status="queued", queuePosition=3)
     assert describe(queued) == "TASK-1 queued, queue position 3"
+    assert describe(queued, with_task_no=False) == "queued, queue position 3"
     assert describe(queued.model_copy(update={"status": "completed"})) == "TASK-1 completed"
     assert describe(Task(taskNo="TASK-1", modelName="wanx-v1", status="processing")) == "TASK-1 processing"

@@ -24,10 +24,10 @@ from aigc.config import get_settings
 from aigc.errors import AppError, BadRequest, Conflict, Forbidden, ServiceUnavailable
 from aigc.observability import count, logger
 from aigc.parameters import OutpaintingParameters
-from aigc.schemas import SubmitTaskRequest, describe_validation_error
+from aigc.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID, SubmitTaskRequest, describe_validation_error
 from aigc.submission import charge_and_start, prepare_task
 
-USER_ID = re.compile(r"^[A-Za-z0-9_.@:+=-]{1,128}$")
+USER_ID = re.compile(SAFE_USER_ID)  # the same rule as the API's token subjects
 IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 UPLOAD_URL_SECONDS = 900
@@ -108,7 +108,7 @@ def handle_object(bucket: str, raw_key: str, *, version: str, event_time: str) -
         logger.info("upload trigger is disabled; ignoring upload")
         return "disabled"
     parts = key.split("/")
-    if len(parts) < 3 or parts[0] != "uploads" or not USER_ID.match(parts[1]):
+    if len(parts) < 3 or parts[0] != "uploads" or len(parts[1]) > MAX_USER_ID_CHARS or not USER_ID.match(parts[1]):
         # No user to show a task to: the log line and the metric are the record.
         logger.error("upload rejected: the key names no valid user (uploads/<userId>/...)",
                      extra={"s3_key": key, "bucket": bucket, "error_code": "Rejected.UnknownUser"})

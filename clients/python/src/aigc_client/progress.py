@@ -11,9 +11,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from aigc_client.models import Task
 
 
-def describe(task: Task) -> str:
+def describe(task: Task, *, with_task_no: bool = True) -> str:
     """'TASK-... processing' plus ', queue position 3' while the service reports one."""
-    text = f"{task.task_no} {task.status}"
+    text = f"{task.task_no} {task.status}" if with_task_no else task.status
     if task.queue_position is not None and not task.done:
         text += f", queue position {task.queue_position}"
     return text
@@ -26,9 +26,13 @@ def progress_view(console: Console) -> Iterator[Callable[[Task], None]]:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                       TimeElapsedColumn(), console=console) as bar:
             row = bar.add_task("submitted", total=100)
+            named: list[str] = []
 
             def show(task: Task) -> None:
-                bar.update(row, description=describe(task), completed=task.progress)
+                if not named:  # the task number once, above the bar, so the bar keeps its width
+                    named.append(task.task_no)
+                    bar.console.print(task.task_no)
+                bar.update(row, description=describe(task, with_task_no=False), completed=task.progress)
 
             yield show
         return
