@@ -164,7 +164,9 @@ def operator_view():
     """The functions' log lines (JSON, as CloudWatch gets them) and the names of the metrics they add."""
     import logging
 
-    from aigc.observability import logger, metrics
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    from aigc.observability import logger
 
     lines, emitted = [], []
 
@@ -174,15 +176,16 @@ def operator_view():
 
     handler = Collect()
     logger.addHandler(handler)
-    add_metric = metrics.provider.add_metric
+    # Each emulated environment (thread) has its own metrics provider: watch the class they share.
+    add_metric = AmazonCloudWatchEMFProvider.add_metric
 
-    def record(*args, **kwargs):
-        emitted.append(kwargs["name"])
-        return add_metric(*args, **kwargs)
+    def record(self, *args, **kwargs):
+        emitted.append(kwargs["name"] if "name" in kwargs else args[0])
+        return add_metric(self, *args, **kwargs)
 
-    metrics.provider.add_metric = record
+    AmazonCloudWatchEMFProvider.add_metric = record
     try:
         yield lines, emitted
     finally:
-        metrics.provider.add_metric = add_metric
+        AmazonCloudWatchEMFProvider.add_metric = add_metric
         logger._logger.removeHandler(handler)
