@@ -23,7 +23,7 @@ from typing import Callable
 
 from moto.dynamodb.responses import DynamoHandler
 
-_LOCK = threading.RLock()
+LOCK = threading.RLock()  # also held by in-process readers of moto's tables (local/queues.py)
 _ORIGINAL = DynamoHandler.call_action
 
 
@@ -34,7 +34,7 @@ def install() -> Callable[[], None]:
 
     @functools.wraps(_ORIGINAL)
     def call_action(self):
-        with _LOCK:
+        with LOCK:
             return _ORIGINAL(self)
 
     call_action._serialised = True

@@ -103,6 +103,7 @@ class EventSourceMappings:
 
         from moto.dynamodb.models import dynamodb_backends
 
+        from local import moto_dynamodb
         from local.stack import ACCOUNT, REGION
 
         def current():  # after a rollback the table (and its stream) is another object
@@ -116,9 +117,10 @@ class EventSourceMappings:
         done = state["done"]
         while not self._stop.is_set():
             position = state["position"]
-            records = current()[1].get(max(first, position - 20), batch + 20)
-            fresh = [copy.deepcopy(r) for r in records
-                     if done.get(int(r["dynamodb"]["SequenceNumber"])) != r["eventID"]][:batch]
+            with moto_dynamodb.LOCK:  # moto's tables change only under this lock: read them under it too
+                records = current()[1].get(max(first, position - 20), batch + 20)
+                fresh = [copy.deepcopy(r) for r in records
+                         if done.get(int(r["dynamodb"]["SequenceNumber"])) != r["eventID"]][:batch]
             if not fresh:
                 self._stop.wait(self.poll_seconds)
                 continue
