@@ -208,6 +208,54 @@ def isolate_metrics() -> Callable[[], None]:
     return undo
 
 
+ROUTER_REQUEST_STATE = ("current_event", "lambda_context")
+
+
+def isolate_router_requests() -> Callable[[], None]:
+    """Make powertools' current request per thread (per environment); returns the undo.
+
+    `ApiGatewayResolver.resolve` stores the request on the class (`BaseRouter.current_event = ...`,
+    and `lambda_context`), which is one environment's on Lambda. Here environments share the process,
+    so two API invocations at once would route, authorise and answer one request with the other's
+    event: another user's balance, or a false 402. A data descriptor on the metaclass catches the
+    class-level writes and reads, and one on the class the instance reads; both keep the value per
+    thread.
+    """
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+    if type(BaseRouter).__name__ == "PerThreadRouterState":
+        return lambda: None
+    per_thread = threading.local()
+
+    def per_thread_attribute(name: str) -> property:
+        def get(_owner):
+            try:
+                return per_thread.__dict__[name]
+            except KeyError:
+                raise AttributeError(name) from None
+
+        def set_(_owner, value):
+            per_thread.__dict__[name] = value
+
+        return property(get, set_)
+
+    original_meta = type(BaseRouter)
+    saved = {name: BaseRouter.__dict__[name] for name in ROUTER_REQUEST_STATE if name in BaseRouter.__dict__}
+    for name in ROUTER_REQUEST_STATE:
+        setattr(BaseRouter, name, per_thread_attribute(name))
+    BaseRouter.__class__ = type("PerThreadRouterState", (original_meta,),
+                                {name: per_thread_attribute(name) for name in ROUTER_REQUEST_STATE})
+
+    def undo() -> None:
+        BaseRouter.__class__ = original_meta
+        for name in ROUTER_REQUEST_STATE:
+            delattr(BaseRouter, name)
+            if name in saved:
+                setattr(BaseRouter, name, saved[name])
+
+    return undo
+
+
 class Function:
     """One emulated function: a pool of execution environments, as Lambda keeps them.
 
@@ -328,11 +376,13 @@ def install_router(router: Router) -> Callable[[], None]:
 
     LambdaFunction._invoke_lambda = _invoke_lambda
     undo_metrics = isolate_metrics()
+    undo_router = isolate_router_requests()
     undo_models = share_botocore_models()
 
     def uninstall() -> None:
         LambdaFunction._invoke_lambda = _ORIGINAL_INVOKE
         undo_metrics()
+        undo_router()
         undo_models()
 
     return uninstall

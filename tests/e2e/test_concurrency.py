@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
 
 from tests.e2e.conftest import new_user
@@ -100,9 +99,6 @@ def test_20_grants_with_one_idempotency_key_apply_once(stack):
     assert stack.balance(user) == 100
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open (issue 10): under load the local stack very rarely answers a request with the outcome of "
-    "another user's request (1 of ~600 here; also seen as a false 402 in bench.throughput); cause not found"))
 def test_many_users_in_parallel_only_ever_see_their_own_data(stack):
     users = [new_user(f"iso{i}") for i in range(12)]
     for i, user in enumerate(users):

@@ -132,3 +132,50 @@ def test_each_environment_has_its_own_metrics():
         assert flushed == {i: [f"m{i}"] for i in range(4)}
     finally:
         undo()
+
+
+def _http_api_event(user: str) -> dict:
+    return {"version": "2.0", "routeKey": "GET /me", "rawPath": "/me", "rawQueryString": "",
+            "headers": {"x-user": user},
+            "requestContext": {"http": {"method": "GET", "path": "/me", "protocol": "HTTP/1.1",
+                                        "sourceIp": "127.0.0.1", "userAgent": "t"},
+                               "stage": "$default", "requestId": user, "routeKey": "GET /me"},
+            "isBase64Encoded": False}
+
+
+def test_concurrent_api_invocations_answer_their_own_request():
+    """powertools keeps the current request on the class; each environment must see its own."""
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+    from local.lambda_runtime import isolate_router_requests
+
+    undo = isolate_router_requests()
+    try:
+        def factory(number):
+            app = APIGatewayHttpResolver()  # each environment's module instance has its own resolver
+
+            @app.get("/me")
+            def me():
+                asked = app.current_event.headers["x-user"]
+                time.sleep(0.05)  # another environment resolves its own request meanwhile
+                return {"asked": asked, "answered": app.current_event.headers["x-user"],
+                        "request": app.lambda_context.aws_request_id != ""}
+
+            return app.resolve
+        function = Function("api", factory, timeout=10)
+        results = [None] * 40
+
+        def one(i):
+            payload, errored = function.invoke(_http_api_event(f"user{i}"), "arn")
+            results[i] = (json.loads(json.loads(payload)["body"]), errored)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert function.environments_created > 1
+        for i, (body, errored) in enumerate(results):
+            assert not errored and body == {"asked": f"user{i}", "answered": f"user{i}", "request": True}
+    finally:
+        undo()

@@ -203,3 +203,11 @@ def test_powertools_metrics_seam_exists():
 
     source = inspect.getsource(Metrics)
     assert "self.provider = AmazonCloudWatchEMFProvider(" in source and "self.provider.flush_metrics(" in source
+
+
+def test_powertools_router_request_seam_exists():
+    """local/lambda_runtime.isolate_router_requests makes the class-level request per thread."""
+    from aws_lambda_powertools.event_handler import api_gateway
+
+    source = inspect.getsource(api_gateway.ApiGatewayResolver.resolve)
+    assert "BaseRouter.current_event = " in source and "BaseRouter.lambda_context = context" in source
