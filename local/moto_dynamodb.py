@@ -12,19 +12,93 @@ The seam is `DynamoHandler.call_action`, the one method every DynamoDB API reque
 a query never sees half a transaction nor iterates a table while it changes. The cost is that
 DynamoDB requests run one at a time, which at moto's speed is not what limits the local stack.
 
-tests/workflow/test_moto_seams.py fails if a moto upgrade moves this seam, and shows moto's own
-behaviour without it (drop this module once that test starts passing upstream).
+moto's rollback is also what made the local stack slow down as it filled: the copy of every table
+a transaction touches (its items and stream records) took half the stack's CPU, and grew with the
+tables. Under the lock nothing else changes a table during a transaction, so `install()` also
+replaces that copy with an undo log of just the items the transaction names (and the length of
+their tables' streams): on failure those items are put back and the stream records cut, which is
+what restoring the copies did.
+
+tests/workflow/test_moto_seams.py fails if a moto upgrade moves these seams, and shows moto's own
+behaviour without them (drop this module once that test starts passing upstream).
 """
 from __future__ import annotations
 
+import copy
 import functools
 import threading
-from typing import Callable
+from typing import Any, Callable
 
+import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 
 LOCK = threading.RLock()  # also held by in-process readers of moto's tables (local/queues.py)
 _ORIGINAL = DynamoHandler.call_action
+_ORIGINAL_TRANSACT = DynamoDBBackend.transact_write_items
+
+
+class _TablesByReference:
+    """moto's `copy` module in dynamodb.models, except that a Table "copy" is the table itself, so
+    moto's rollback (putting the copies back) changes nothing and the undo log does the work."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict | None = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def _key_of(table: Table, operation: dict) -> tuple[DynamoType, DynamoType | None] | None:
+    """The (hash, range) key an operation of a transaction names, or None if it names none validly
+    (moto then refuses the transaction before writing that item)."""
+    attributes = operation.get("Key") or operation.get("Item")
+    if not isinstance(attributes, dict):
+        return None
+    try:
+        hash_value = DynamoType(attributes[table.hash_key_attr])
+        range_value = DynamoType(attributes[table.range_key_attr]) if table.range_key_attr else None
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return hash_value, range_value
+
+
+def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    undo: list[tuple[Table, DynamoType, DynamoType | None, Any]] = []
+    stream_lengths: dict[int, tuple[Table, int]] = {}
+    for entry in transact_items[:100] if isinstance(transact_items, list) else []:
+        operation = next(iter(entry.values()), None) if isinstance(entry, dict) else None
+        table = self.tables.get(operation.get("TableName")) if isinstance(operation, dict) else None
+        key = _key_of(table, operation) if table is not None else None
+        if key is None:
+            continue
+        hash_value, range_value = key
+        if range_value is not None:
+            before = table.items.get(hash_value, {}).get(range_value)
+        else:
+            before = table.items.get(hash_value)
+        undo.append((table, hash_value, range_value, copy.deepcopy(before)))
+        if table.stream_shard is not None:
+            stream_lengths.setdefault(id(table), (table, len(table.stream_shard.items)))
+    try:
+        return _ORIGINAL_TRANSACT(self, transact_items)
+    except Exception:
+        for table, hash_value, range_value, before in reversed(undo):
+            if range_value is not None:
+                if before is None:
+                    table.items.get(hash_value, {}).pop(range_value, None)
+                else:
+                    table.items[hash_value][range_value] = before
+            elif before is None:
+                table.items.pop(hash_value, None)
+            else:
+                table.items[hash_value] = before
+        for table, length in stream_lengths.values():
+            del table.stream_shard.items[length:]
+        raise
 
 
 def install() -> Callable[[], None]:
@@ -39,8 +113,12 @@ def install() -> Callable[[], None]:
 
     call_action._serialised = True
     DynamoHandler.call_action = call_action
+    DynamoDBBackend.transact_write_items = _transact_write_items
+    dynamodb_models.copy = _TablesByReference()
 
     def uninstall() -> None:
         DynamoHandler.call_action = _ORIGINAL
+        DynamoDBBackend.transact_write_items = _ORIGINAL_TRANSACT
+        dynamodb_models.copy = copy
 
     return uninstall

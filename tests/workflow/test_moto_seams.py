@@ -211,3 +211,69 @@ def test_powertools_router_request_seam_exists():
 
     source = inspect.getsource(api_gateway.ApiGatewayResolver.resolve)
     assert "BaseRouter.current_event = " in source and "BaseRouter.lambda_context = context" in source
+
+
+def test_dynamodb_transaction_rollback_seam_exists():
+    """local/moto_dynamodb.py turns moto's table copies into an undo log of the items named: moto must
+    still back up by `copy.deepcopy` of the table and roll back by putting the backups in place."""
+    import moto.dynamodb.models as dynamodb_models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    source = inspect.getsource(DynamoDBBackend.transact_write_items)
+    assert "copy.deepcopy(\n                    self.tables[table_name]" in source
+    assert "self.tables[table_name] = original_table_state[table_name]" in source
+    assert dynamodb_models.copy.__name__ == "copy" or hasattr(dynamodb_models.copy, "deepcopy")
+    assert "self.items[hash_value][range_value] = item" in inspect.getsource(Table.put_item)
+
+
+def test_a_failed_transaction_leaves_items_and_stream_as_they_were():
+    """The undo log restores what moto's table copies restored: updated, inserted and deleted items,
+    and the stream records the failed transaction wrote; a successful one commits."""
+    import boto3
+    from moto import mock_aws
+
+    from local import moto_dynamodb
+
+    uninstall = moto_dynamodb.install()
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            client.create_table(
+                TableName="t", BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                      {"AttributeName": "sk", "AttributeType": "S"}],
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+            key = {"pk": {"S": "u"}, "sk": {"S": "balance"}}
+            client.put_item(TableName="t", Item={**key, "n": {"N": "10"}})
+            client.put_item(TableName="t", Item={"pk": {"S": "u"}, "sk": {"S": "old"}})
+
+            def snapshot():
+                from moto.core import DEFAULT_ACCOUNT_ID
+                from moto.dynamodb.models import dynamodb_backends
+
+                stream = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].tables["t"].stream_shard.items
+                return sorted(map(str, client.scan(TableName="t")["Items"])), [r.record["eventName"] for r in stream]
+
+            before = snapshot()
+            with pytest.raises(client.exceptions.TransactionCanceledException):
+                client.transact_write_items(TransactItems=[
+                    {"Update": {"TableName": "t", "Key": key, "UpdateExpression": "SET n = n - :one",
+                                "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+                    {"Put": {"TableName": "t", "Item": {"pk": {"S": "u"}, "sk": {"S": "new"}}}},
+                    {"Delete": {"TableName": "t", "Key": {"pk": {"S": "u"}, "sk": {"S": "old"}}}},
+                    {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "u"}, "sk": {"S": "missing"}},
+                                        "ConditionExpression": "attribute_exists(pk)"}},
+                ])
+            assert snapshot() == before
+
+            client.transact_write_items(TransactItems=[
+                {"Update": {"TableName": "t", "Key": key, "UpdateExpression": "SET n = n - :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+                {"Put": {"TableName": "t", "Item": {"pk": {"S": "u"}, "sk": {"S": "new"}}}},
+            ])
+            assert client.get_item(TableName="t", Key=key)["Item"]["n"] == {"N": "9"}
+            assert snapshot()[1] == before[1] + ["MODIFY", "INSERT"]
+    finally:
+        uninstall()
