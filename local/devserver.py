@@ -204,9 +204,10 @@ class LocalStack:
         _aws_environment(self.ports["AWS"])
         from moto.server import ThreadedMotoServer
 
-        from local import moto_dynamodb
+        from local import moto_dynamodb, moto_memory
 
         self._exit.callback(moto_dynamodb.install())
+        self._exit.callback(moto_memory.install())
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.moto = ThreadedMotoServer(ip_address=HOST, port=self.ports["AWS"], verbose=False)

@@ -277,3 +277,32 @@ def test_a_failed_transaction_leaves_items_and_stream_as_they_were():
             assert snapshot()[1] == before[1] + ["MODIFY", "INSERT"]
     finally:
         uninstall()
+
+
+def test_moto_model_tracking_seam_exists():
+    """local/moto_memory.py replaces `BaseModel.__new__`, which keeps every model moto creates."""
+    from moto.core.common_models import BaseModel
+
+    assert "instances_tracked.append(instance)" in inspect.getsource(BaseModel.__new__)
+
+
+def test_untracked_models_are_created_as_moto_creates_them_and_not_kept():
+    import gc
+    import weakref
+
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    from local import moto_memory
+
+    uninstall = moto_memory.install()
+    try:
+        item = Item(DynamoType({"S": "k"}), None, {"pk": {"S": "k"}, "n": {"N": "1"}})
+        assert item.attrs["n"].value == "1" and isinstance(item, Item)
+        assert item not in Item.instances_tracked
+        gone = weakref.ref(item)
+        del item
+        gc.collect()
+        assert gone() is None
+    finally:
+        uninstall()
+    assert Item(DynamoType({"S": "k"}), None, {"pk": {"S": "k"}}) in Item.instances_tracked  # moto's own again
