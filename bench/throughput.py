@@ -1,11 +1,13 @@
 """Throughput of the local stack over HTTP, and a mixed run that checks the ledger at the end.
 
     python -m bench.throughput                      # 8 clients x 25 submits: submits/s, p50/p95, RSS
+    python -m bench.throughput --rounds 10 --settle # memory over 2000 tasks: RSS once each round has ended
     python -m bench.throughput --mixed 300          # 300 tasks: provider failures + cancels, then 0 drift?
     python -m bench.throughput --url http://127.0.0.1:18101 --pid N   # against a stack already running
 
 Without --url it starts `python -m local` (waits x0.05, fast simulator) on free ports and stops it.
-Each client is its own user with its own points; a submit's latency is the HTTP round trip.
+Each client is its own user with its own points; a submit's latency is the HTTP round trip. After
+each round every user's ledger is checked (balance = grants - debits + refunds, one debit per task).
 """
 from __future__ import annotations
 
@@ -99,7 +101,23 @@ def submit_body(sim_url: str, **directives) -> dict:
             "parameters": {"xScale": 1.5}}
 
 
-def throughput(url: str, sim_url: str, clients: int, per_client: int, pid: int | None) -> dict:
+def ledger_problems(url: str, user: str, granted: int) -> list[str]:
+    """What is wrong with a user's ledger: balance = grants - debits + refunds, one debit per task."""
+    client = Client(url, user)
+    records = client.call("GET", "/user/points/consumption/records", params={"size": 100}).json()["data"]["records"]
+    balance = client.call("GET", "/user/points/consumption/balance").json()["data"]["balance"]
+    tasks = client.call("GET", "/user/ai/tasks/list", params={"size": 100}).json()["data"]["records"]
+    debits = [r["taskNo"] for r in records if r["type"] == "debit"]
+    problems = []
+    if balance != sum(r["amount"] for r in records) or sum(r["amount"] for r in records if r["type"] == "grant") != granted:
+        problems.append(f"{user}: balance {balance} against ledger {[(r['type'], r['amount']) for r in records]}")
+    if sorted(debits) != sorted(t["taskNo"] for t in tasks):
+        problems.append(f"{user}: {len(debits)} debits ({len(set(debits))} tasks) for {len(tasks)} tasks")
+    return problems
+
+
+def throughput(url: str, sim_url: str, clients: int, per_client: int, pid: int | None,
+               settle: bool = False) -> dict:
     users = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(clients)]
     for user in users:
         grant(url, user, per_client * 10)
@@ -121,7 +139,20 @@ def throughput(url: str, sim_url: str, clients: int, per_client: int, pid: int |
     with ThreadPoolExecutor(clients) as pool:
         latencies = sorted(x for batch in pool.map(run, users) for x in batch)
     elapsed = time.perf_counter() - started
+    settled_s = None
+    if settle:  # wait for every task to end, so RSS is measured with nothing in flight
+        deadline = time.monotonic() + 900
+        for user in users:
+            client = Client(url, user)
+            while time.monotonic() < deadline:
+                listed = client.call("GET", "/user/ai/tasks/list", params={"size": 100}).json()["data"]["records"]
+                if all(t["status"] in SETTLED for t in listed):
+                    break
+                time.sleep(1.0)
+        settled_s = time.perf_counter() - started
     return {
+        "settled_s": settled_s,
+        "ledger_problems": [problem for user in users for problem in ledger_problems(url, user, per_client * 10)],
         "failures": failures,
         "submits": len(latencies),
         "submits_per_s": len(latencies) / elapsed,
@@ -197,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--submits", type=int, default=25, help="per client")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the throughput run (RSS over rounds)")
+    parser.add_argument("--settle", action="store_true",
+                        help="after each round wait until its tasks have ended, then read RSS (memory over many tasks)")
     parser.add_argument("--mixed", type=int, default=0, metavar="TASKS", help="run the mixed ledger check instead")
     args = parser.parse_args(argv)
     proc = None
@@ -217,12 +250,17 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(1)
             return
         for round_number in range(1, args.rounds + 1):
-            result = throughput(url, sim_url, args.clients, args.submits, pid)
+            result = throughput(url, sim_url, args.clients, args.submits, pid, settle=args.settle)
             print(f"round {round_number}: {result['submits']} submits by {args.clients} clients: "
                   f"{result['submits_per_s']:.1f} submits/s, p50 {result['p50_ms']:.0f} ms, "
                   f"p95 {result['p95_ms']:.0f} ms; stack RSS {result['rss_before_mb'] or 0:.0f} -> "
-                  f"{result['rss_after_mb'] or 0:.0f} MB; {len(result['failures'])} not 200 "
-                  f"{sorted(set(result['failures']))[:3]}", flush=True)
+                  f"{result['rss_after_mb'] or 0:.0f} MB"
+                  f"{'' if result['settled_s'] is None else ' with all settled after %.0f s' % result['settled_s']}; "
+                  f"{len(result['failures'])} not 200 "
+                  f"{sorted(set(result['failures']))[:3]}; ledger "
+                  f"{'exact' if not result['ledger_problems'] else result['ledger_problems'][:3]}", flush=True)
+            if result["ledger_problems"]:
+                raise SystemExit(1)
     finally:
         if proc is not None:
             started = time.monotonic()

@@ -24,6 +24,7 @@ DEFAULT_PORT = 8081
 DEFAULT_MOTO_PORT = 8091
 DEFAULT_SIM_PORT = 8090
 HOST = "127.0.0.1"
+S3_MEMORY_BYTES_PER_OBJECT = 64 * 1024
 
 log = logging.getLogger("local.dev")
 
@@ -120,6 +121,9 @@ def _aws_environment(moto_port: int) -> None:
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
     })
+    # S3 objects larger than this live in temporary files (gone with the process), not in memory:
+    # moto's default keeps up to 5 MB per object in memory, and every result image is an object.
+    os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(S3_MEMORY_BYTES_PER_OBJECT))
 
 
 def _validate_parameters(template: dict, values: dict[str, str]) -> None:
@@ -309,7 +313,7 @@ class LocalStack:
         submit = json.dumps({"modelName": "image-out-painting", "imageUrl": sample,
                              "parameters": {"xScale": 2, "yScale": 2}})
         return "\n".join([
-            f"aigc local stack ready in {seconds:.1f} s ({waits}); all data lives in memory.",
+            f"aigc local stack ready in {seconds:.1f} s ({waits}); all data goes with the process.",
             f"  API        {api}   routes of template.yaml, JWT checked; GET /health",
             f"  simulator  {sim}   DashScope + OpenAI Images double; {sim}/_sim/config",
             f"  AWS (moto) {aws}   DynamoDB, S3, Step Functions, Lambda, Secrets Manager",

@@ -96,9 +96,9 @@ class EventSourceMappings:
 
     def _pump_stream(self, function: str, table: str, batch: int) -> None:
         """In order, from the stream's start, read from moto's table in this process (its stream API
-        would leave a shard iterator behind on every poll). moto rolls a failed transaction back by
-        restoring a copy of the table, stream included, so a sequence number may be reused: records
-        are recognised by (sequence number, event id), and the last few positions are read again."""
+        would leave a shard iterator behind on every poll). A failed transaction's records are cut from
+        the stream (local/moto_dynamodb.py), so a sequence number may be reused: records are
+        recognised by (sequence number, event id), and the last few positions are read again."""
         import copy
 
         from moto.dynamodb.models import dynamodb_backends
@@ -106,19 +106,24 @@ class EventSourceMappings:
         from local import moto_dynamodb
         from local.stack import ACCOUNT, REGION
 
-        def current():  # after a rollback the table (and its stream) is another object
+        def current():  # looked up each pass: a table may be deleted and created again
             found = dynamodb_backends[ACCOUNT][REGION].get_table(table)
             return found, found.stream_shard
 
         found, shard = current()
-        first = shard.starting_sequence_number
         arn = f"{found.table_arn}/stream/{found.latest_stream_label}"
-        state = self._streams.setdefault(table, {"position": first, "done": {}})  # survives a restart
-        done = state["done"]
+        state = self._streams.setdefault(table, {"position": shard.starting_sequence_number, "done": {}})
+        done = state["done"]  # the state survives a restart of this pump
         while not self._stop.is_set():
-            position = state["position"]
             with moto_dynamodb.LOCK:  # moto's tables change only under this lock: read them under it too
-                records = current()[1].get(max(first, position - 20), batch + 20)
+                shard = current()[1]
+                first = shard.starting_sequence_number  # moves up as old records are trimmed (local/retention.py)
+                if state["position"] < first:
+                    log.warning("stream of %s: records %d to %d were trimmed before they were read",
+                                table, state["position"], first - 1)
+                    state["position"] = first
+                position = state["position"]
+                records = shard.get(max(first, position - 20), batch + 20)
                 fresh = [copy.deepcopy(r) for r in records
                          if done.get(int(r["dynamodb"]["SequenceNumber"])) != r["eventID"]][:batch]
             if not fresh:

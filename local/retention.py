@@ -1,10 +1,14 @@
-"""Forget finished workflow executions after a retention window, so the local stack's memory and
-its per-request work stay flat however many tasks it runs.
+"""Forget finished workflow executions and old stream records after a retention window, so the
+local stack's memory and its per-request work stay flat however many tasks it runs.
 
 moto keeps every execution (with its whole event history) in one list per state machine, and
 scans that list on every StartExecution, DescribeExecution and ListExecutions. AWS keeps closed
 executions for 90 days; locally, an execution that ended more than `retention_seconds` ago is
 dropped (its task, ledger and results stay in DynamoDB and S3).
+
+moto keeps every DynamoDB stream record forever; DynamoDB Streams trims them after 24 hours.
+Locally, records older than `retention_seconds` are trimmed (the stream reader, local/queues.py,
+has long read them: it is seconds behind).
 """
 from __future__ import annotations
 
@@ -60,6 +64,35 @@ def prune(retention_seconds: float, *, on_dropped=None) -> int:
     return dropped
 
 
+def trim_streams(retention_seconds: float) -> int:
+    """Drop stream records created more than `retention_seconds` ago; returns how many.
+
+    Sequence numbers stay as they were: the shard's starting number moves up by the records
+    dropped (moto numbers a record by its position plus that starting number).
+    """
+    from moto.core.utils import utcnow
+    from moto.dynamodb.models import dynamodb_backends
+
+    from local import moto_dynamodb
+    from local.stack import ACCOUNT, REGION
+
+    cutoff = utcnow() - datetime.timedelta(seconds=retention_seconds)
+    trimmed = 0
+    with moto_dynamodb.LOCK:  # moto's tables and streams change only under it
+        for table in list(dynamodb_backends[ACCOUNT][REGION].tables.values()):
+            shard = table.stream_shard
+            if shard is None:
+                continue
+            old = 0
+            while old < len(shard.items) and shard.items[old].record["dynamodb"]["ApproximateCreationDateTime"] < cutoff:
+                old += 1
+            if old:
+                del shard.items[:old]
+                shard.starting_sequence_number += old
+                trimmed += old
+    return trimmed
+
+
 class Pruner:
     """A background thread that prunes every `interval` seconds."""
 
@@ -76,6 +109,9 @@ class Pruner:
                 dropped = prune(self.retention_seconds, on_dropped=self.on_dropped)
                 if dropped:
                     log.info("forgot %d executions that ended over %s s ago", dropped, self.retention_seconds)
+                trimmed = trim_streams(self.retention_seconds)
+                if trimmed:
+                    log.info("trimmed %d stream records older than %s s", trimmed, self.retention_seconds)
             except Exception:  # keep the stack alive; the next pass retries
                 log.exception("pruning executions failed")
 

@@ -211,3 +211,36 @@ def test_a_stream_batch_that_could_not_be_queued_is_replayed_from_the_stream(app
     deliveries = receiver.wait_for(2)
     assert deliveries[1][0]["webhook-id"] == deliveries[0][0]["webhook-id"] == f"msg_{task_no}_completed"
     Webhook(_secret(app)).verify(deliveries[1][1], deliveries[1][0])
+
+
+def test_deliveries_go_on_after_old_stream_records_are_trimmed(app, hooks, caplog):
+    """The stack trims stream records older than its retention window (local/retention.py), as
+    DynamoDB Streams does after 24 h; the reader keeps its place and numbering goes on."""
+    import datetime
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    from local import retention
+
+    receiver = hooks()
+    app.grant("alice", 100)
+    first = app.submit(modelName="sc_soraimg_text_3x2", prompt="one", webhook=receiver.url)[1]["data"]["taskNo"]
+    assert app.wait_execution(first)["status"] == "SUCCEEDED"
+    receiver.wait_for(2)
+    shard = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_table(app.deployment.name("TasksTable")).stream_shard
+    written, last = len(shard.items), shard.starting_sequence_number + len(shard.items) - 1
+    for record in shard.items:
+        record.record["dynamodb"]["ApproximateCreationDateTime"] -= datetime.timedelta(hours=1)
+    assert retention.trim_streams(600) == written > 0
+    assert shard.items == [] and shard.starting_sequence_number == last + 1
+
+    second = app.submit(modelName="sc_soraimg_text_3x2", prompt="two", webhook=receiver.url)[1]["data"]["taskNo"]
+    assert app.wait_execution(second)["status"] == "SUCCEEDED"
+    receiver.wait_for(4)
+    assert int(shard.items[0].record["dynamodb"]["SequenceNumber"]) == last + 1
+    assert retention.trim_streams(600) == 0  # the new records are inside the window
+    time.sleep(0.5)
+    ids = sorted(h["webhook-id"] for h, _ in receiver.wait_for(4))
+    assert ids == sorted(f"msg_{t}_{e}" for t in (first, second) for e in ("start", "completed"))
+    assert [r.getMessage() for r in caplog.records if r.name == "local.queues" and r.levelname == "ERROR"] == []
