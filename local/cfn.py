@@ -1,23 +1,24 @@
 """Read ``template.yaml`` so tests and the local stack never describe a resource twice.
 
-- :func:`load_template` parses the SAM template, turning CloudFormation short
-  tags (``!Ref``, ``!Sub``, ``!GetAtt`` ...) into their long forms.
+- :func:`load_template` parses the SAM template with cfn-lint's decoder, which
+  turns CloudFormation short tags (``!Ref``, ``!Sub``, ``!GetAtt`` ...) into
+  their long forms.
 - :class:`Resolver` evaluates intrinsic functions against parameter values and
   a map of the physical names/ARNs the local stack gave each resource.
 - Helpers extract what the local stack needs: DynamoDB ``create_table``
   keyword arguments, the functions with their merged environment, the state
   machine definition and substitutions, and the HttpApi routes.
 
-Only PyYAML is needed; nothing here talks to AWS.
+Nothing here talks to AWS.
 """
 from __future__ import annotations
 
 import base64
+import datetime
 import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 __all__ = [
     "NO_VALUE",
@@ -35,59 +36,27 @@ __all__ = [
 
 # --------------------------------------------------------------------------- loading
 
-_FN_TAGS = (
-    "Sub", "If", "Equals", "Join", "Select", "Split", "Not", "And", "Or",
-    "FindInMap", "Base64", "ImportValue", "GetAZs", "Cidr", "Length", "ToJsonString",
-)
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that knows CloudFormation's short tags.
-
-    Timestamps are not resolved: CloudFormation treats ``2010-09-09`` as a string.
-    """
-
-
-_CfnLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _construct_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)
-
-
-def _long_form(name: str):
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict:
-        return {name: _construct_node(loader, node)}
-
-    return construct
-
-
-def _construct_getatt(loader: yaml.SafeLoader, node: yaml.Node) -> dict:
-    value = _construct_node(loader, node)
-    if isinstance(value, str):
-        logical, _, attr = value.partition(".")
-        value = [logical, attr]
-    return {"Fn::GetAtt": value}
-
-
-_CfnLoader.add_constructor("!Ref", _long_form("Ref"))
-_CfnLoader.add_constructor("!Condition", _long_form("Condition"))
-_CfnLoader.add_constructor("!GetAtt", _construct_getatt)
-for _tag in _FN_TAGS:
-    _CfnLoader.add_constructor(f"!{_tag}", _long_form(f"Fn::{_tag}"))
-
 
 def load_template(path: str | Path = "template.yaml") -> dict:
-    """Parse a (SAM) CloudFormation YAML template, short tags in long form."""
-    with open(path, encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    """Parse a (SAM) CloudFormation YAML template with cfn-lint's decoder: short tags (``!Ref``,
+    ``!GetAtt a.b`` ...) in their long forms."""
+    from cfnlint.decode import cfn_yaml
+
+    return _plain(cfn_yaml.load(str(path)))
+
+
+def _plain(value: Any) -> Any:
+    """cfn-lint's nodes (dicts and strings that remember their line) as plain dicts, lists and strings;
+    a YAML date (``2010-09-09`` unquoted) as its string, which is how CloudFormation reads it."""
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
 
 
 # --------------------------------------------------------------------------- resolving
