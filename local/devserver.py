@@ -25,6 +25,7 @@ DEFAULT_MOTO_PORT = 8091
 DEFAULT_SIM_PORT = 8090
 HOST = "127.0.0.1"
 S3_MEMORY_BYTES_PER_OBJECT = 64 * 1024
+OPEN_FILES_WANTED = 65536
 
 log = logging.getLogger("local.dev")
 
@@ -124,6 +125,25 @@ def _aws_environment(moto_port: int) -> None:
     # S3 objects larger than this live in temporary files (gone with the process), not in memory:
     # moto's default keeps up to 5 MB per object in memory, and every result image is an object.
     os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(S3_MEMORY_BYTES_PER_OBJECT))
+    _allow_open_files(OPEN_FILES_WANTED)
+
+
+def _allow_open_files(wanted: int) -> int:
+    """Raise this process's open-files limit towards `wanted` (each S3 object kept in a temporary file
+    holds one open; 1024, a common default, would cap the results a stack can hold). Returns the limit."""
+    try:
+        import resource
+    except ImportError:  # not on this platform: keep what it allows
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            log.warning("could not raise the open-files limit from %s; large S3 objects each hold a file open", soft)
+    return soft
 
 
 def _validate_parameters(template: dict, values: dict[str, str]) -> None:

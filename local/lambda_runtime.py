@@ -27,7 +27,7 @@ from moto.awslambda.models import LambdaFunction
 Handler = Callable[[dict, object], object]
 ROOT = Path(__file__).resolve().parents[1]
 _ORIGINAL_INVOKE = LambdaFunction._invoke_lambda
-INVOCATIONS_KEPT = 5000  # the newest invocations, for tests and debugging (bounded memory)
+INVOCATIONS_KEPT = 1000  # the newest invocations, for tests and debugging (bounded memory)
 
 
 _IMPORT_LOCK = threading.Lock()
