@@ -57,7 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sweep-seconds", type=float, default=10.0,
                         help="how often the reconciler's scheduled sweep runs locally (AWS: SweepSchedule)")
     parser.add_argument("--retention-seconds", type=float, default=600.0,
-                        help="forget workflow executions (and their history) this long after they end (default 600)")
+                        help="forget workflow executions (and their history) this long after they end, and DynamoDB "
+                             "stream records this long after they were written (default 600)")
     parser.add_argument("--quiet", action="store_true", help="no access log and function logs at WARNING")
     return parser.parse_args(argv)
 
