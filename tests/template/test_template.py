@@ -556,3 +556,18 @@ def test_moto_accepts_the_state_machine(template: dict) -> None:
     text = render_definition(_asl_text(), _fake_substitutions(template))
     program, _ = AmazonStateLanguageParser.parse(text)
     assert set(program.states.states) == set(json.loads(text)["States"])
+
+
+def test_the_upload_function_reads_uploads_only_and_can_tell_a_deleted_one_apart() -> None:
+    """HeadObject answers 404 (not 403) for a missing key only to a caller with s3:ListBucket: without
+    it a deleted upload would end in the dead-letter queue instead of a Rejected.ObjectMissing task."""
+    _require_sam()
+    cfn = _transformed()
+    role = cfn["Resources"]["UploadFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    s3 = {(action.lower(), json.dumps(stmt["Resource"])) for stmt in _role_statements(cfn, role)
+          if stmt.get("Effect") == "Allow" for action in _as_list(stmt["Action"]) if action.startswith("s3:")}
+    assert {action for action, _ in s3} == {"s3:getobject", "s3:listbucket"}
+    for action, resource in s3:
+        arn = json.loads(resource)["Fn::Sub"][0]
+        assert arn == ("arn:${AWS::Partition}:s3:::${Bucket}/uploads/*" if action == "s3:getobject"
+                       else "arn:${AWS::Partition}:s3:::${Bucket}"), (action, arn)
