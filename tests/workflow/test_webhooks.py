@@ -244,3 +244,16 @@ def test_deliveries_go_on_after_old_stream_records_are_trimmed(app, hooks, caplo
     ids = sorted(h["webhook-id"] for h, _ in receiver.wait_for(4))
     assert ids == sorted(f"msg_{t}_{e}" for t in (first, second) for e in ("start", "completed"))
     assert [r.getMessage() for r in caplog.records if r.name == "local.queues" and r.levelname == "ERROR"] == []
+
+
+def test_a_task_shows_where_and_which_events_it_delivers(app):
+    app.grant("alice", 100)
+    plain = app.submit(modelName="sc_soraimg_text_3x2", prompt="no hooks")[1]["data"]
+    assert (plain["webhook"], plain["webhookEventsFilter"]) == (None, None)
+    hooked = app.submit(modelName="sc_soraimg_text_3x2", prompt="hooks", webhook="https://example.com/h",
+                        webhookEventsFilter=["completed"])[1]["data"]["taskNo"]
+    default = app.submit(modelName="sc_soraimg_text_3x2", prompt="hooks", webhook="https://example.com/h")[1]["data"]
+    assert default["webhookEventsFilter"] == ["start", "completed"]
+    status, body = app.api("GET", f"/user/ai/tasks/{hooked}", user="alice")
+    assert status == 200 and (body["data"]["webhook"], body["data"]["webhookEventsFilter"]) == (
+        "https://example.com/h", ["completed"])

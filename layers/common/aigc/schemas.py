@@ -173,6 +173,9 @@ class TaskView(_Out):
                                        description="while queued for a provider slot: 1 = next to start")
     estimated_start_time: str | None = Field(None, alias="estimatedStartTime",
                                              description="while queued: when it should reach the provider (UTC)")
+    webhook: str | None = Field(None, description="where this task's events are delivered, as given on submit")
+    webhook_events_filter: list[Literal["start", "completed"]] | None = Field(
+        None, alias="webhookEventsFilter", description="which events are delivered; null without a webhook")
 
 
 class LedgerEntry(_Out):

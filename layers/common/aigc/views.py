@@ -9,6 +9,7 @@ from aigc.db import PointsItem, TaskItem
 from aigc.paging import Page
 from aigc.schemas import LedgerEntry, TaskView, prompt_snippet
 from aigc.timeutil import api_time
+from aigc.webhooks import EVENTS as WEBHOOK_EVENTS
 
 
 def _presign(key: str | None) -> str | None:
@@ -56,6 +57,8 @@ def task_view(task: TaskItem, *, presign: bool = True, queue: bool = True) -> Ta
         "errorCode": task.error_code,
         "errorMessage": task.error_message,
         "retryableUntil": api_time(task.hold_until) if task.hold_until and not task.refunded else None,
+        "webhook": task.webhook_url,
+        "webhookEventsFilter": list(task.webhook_events or WEBHOOK_EVENTS) if task.webhook_url else None,
         **_queue_view(task, queue),
     })
 

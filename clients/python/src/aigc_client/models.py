@@ -40,6 +40,9 @@ class Task(ApiModel):
     error_message: str | None = None
     retryable_until: datetime | None = None
     queue_position: int | None = None
+    estimated_start_time: datetime | None = None
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = None
 
     @property
     def done(self) -> bool:
