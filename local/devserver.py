@@ -271,9 +271,10 @@ class LocalStack:
         except KeyError as error:
             raise StartupError(f"template parameters: {error.args[0]}") from None
         self._exit.callback(install_router(self.deployment.router))
-        from local import faults, sfn_redrive
+        from local import faults, sfn_redrive, sfn_stop
 
         self._exit.callback(sfn_redrive.install())  # RedriveExecution on the moto endpoint
+        self._exit.callback(sfn_stop.install())  # StopExecution is final, as on AWS
         self._exit.callback(faults.install(self.sim.sim.app))  # /_local/faults on the simulator port
         for function in self.deployment.router.routes.values():
             function.warm()  # every handler imported once before /health says ready

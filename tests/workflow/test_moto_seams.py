@@ -306,3 +306,43 @@ def test_untracked_models_are_created_as_moto_creates_them_and_not_kept():
     finally:
         uninstall()
     assert Item(DynamoType({"S": "k"}), None, {"pk": {"S": "k"}}) in Item.instances_tracked  # moto's own again
+
+
+def test_stop_execution_seam_exists():
+    """local/sfn_stop.py wraps `Environment.set_error`, which overwrites any program state."""
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+
+    source = inspect.getsource(Environment.set_error)
+    assert "self._program_state = ProgramError(error=error)" in source and "_state_mutex" in source
+
+
+def test_an_error_after_a_stop_leaves_the_execution_stopped():
+    import threading
+
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramError, ProgramRunning, ProgramStopped
+
+    from local import sfn_stop
+
+    def environment() -> Environment:  # only what the state setters use
+        env = object.__new__(Environment)
+        env._state_mutex, env._frames, env.program_state_event = threading.RLock(), [], threading.Event()
+        env._program_state = ProgramRunning()
+        return env
+
+    failure = {"error": "States.Runtime", "cause": "'dict' object has no attribute 'region'"}
+    uninstall = sfn_stop.install()
+    try:
+        stopped = environment()
+        stopped.set_stop(stop_date=None, cause="cancelled by the user", error=None)
+        stopped.set_error(failure)
+        assert isinstance(stopped.program_state(), ProgramStopped)
+        running = environment()
+        running.set_error(failure)
+        assert isinstance(running.program_state(), ProgramError)
+    finally:
+        uninstall()
+    stopped = environment()
+    stopped.set_stop(stop_date=None, cause="cancelled", error=None)
+    stopped.set_error(failure)
+    assert isinstance(stopped.program_state(), ProgramError)  # moto's own behaviour
