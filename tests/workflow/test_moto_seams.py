@@ -346,3 +346,50 @@ def test_an_error_after_a_stop_leaves_the_execution_stopped():
     stopped.set_stop(stop_date=None, cause="cancelled", error=None)
     stopped.set_error(failure)
     assert isinstance(stopped.program_state(), ProgramError)  # moto's own behaviour
+
+
+def test_execution_worker_stop_seam_exists():
+    """local/sfn_stop.py wraps `ExecutionWorker.stop`, which needs the environment its thread creates."""
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    assert "self.env.set_stop(" in inspect.getsource(ExecutionWorker.stop)
+    assert "self.env = self._get_evaluation_environment()" in inspect.getsource(ExecutionWorker._execution_logic)
+
+
+def test_an_execution_stopped_the_moment_it_starts_is_aborted():
+    import json
+    import time
+
+    import boto3
+    from moto import mock_aws, settings
+
+    from local import sfn_stop
+
+    if settings.TEST_SERVER_MODE:
+        pytest.skip("in-process moto only")
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    definition = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 30, "End": True}}}
+    parse = ExecutionWorker._get_evaluation_entrypoint
+
+    def slow_parse(self):  # a busy machine: the worker thread is still parsing when the stop comes
+        time.sleep(0.2)
+        return parse(self)
+
+    uninstall = sfn_stop.install()
+    ExecutionWorker._get_evaluation_entrypoint = slow_parse
+    try:
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            sfn = boto3.client("stepfunctions", region_name="us-east-1")
+            machine = sfn.create_state_machine(name="m", definition=json.dumps(definition),
+                                               roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+            for attempt in range(5):
+                arn = sfn.start_execution(stateMachineArn=machine, name=f"e{attempt}")["executionArn"]
+                sfn.stop_execution(executionArn=arn, cause="cancelled by the user")
+                deadline = time.monotonic() + 10
+                while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    finally:
+        ExecutionWorker._get_evaluation_entrypoint = parse
+        uninstall()
