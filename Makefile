@@ -4,7 +4,7 @@
 #   .venv-checkov  checkov (it pins many packages of its own)
 #
 #   make test                      all tests (installs both venvs when needed)
-#   make lint                      ruff + sam validate --lint + checkov (0 failed; skips carry reasons)
+#   make lint                      ruff (with a complexity gate: 15) + sam validate --lint + checkov
 #   make build                     sam build (no Docker; bytecode when a Python 3.13 is found)
 #   make dev                       the local stack
 #   make token USER=<id> [ADMIN=1] a JWT for the local stack

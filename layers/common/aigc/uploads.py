@@ -94,7 +94,7 @@ def _image_problem(image_file) -> tuple[str, str] | None:
     return None
 
 
-def handle_object(bucket: str, raw_key: str, *, version: str, event_time: str) -> str:
+def handle_object(bucket: str, raw_key: str, *, version: str, event_time: str) -> str:  # noqa: C901 - the checks in order
     """Turn one uploaded object into a task; returns what happened (for logs and tests).
 
     Whatever stops an upload from becoming a task leaves a Rejected.* task in the user's list
