@@ -11,7 +11,7 @@ import functools
 import re
 import time
 from dataclasses import dataclass
-from typing import get_args
+from typing import Callable, get_args
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
@@ -40,6 +40,18 @@ def _connection() -> Connection:
 
 def _failed_checks(error: TransactWriteError) -> list[bool]:
     return [bool(reason and reason.code == "ConditionalCheckFailed") for reason in error.cancellation_reasons]
+
+
+def _applied(write: Callable[[TransactWrite], None]) -> bool:
+    """Run `write`'s operations as one transaction; False (nothing written) when a condition failed."""
+    try:
+        with TransactWrite(connection=_connection()) as tx:
+            write(tx)
+    except TransactWriteError as error:
+        if any(_failed_checks(error)):
+            return False
+        raise
+    return True
 
 
 def _ledger_entry(user_id: str, ref: str, kind: str, amount: int, reason: str, actor: str | None) -> PointsItem:
@@ -126,32 +138,29 @@ def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_me
         raise ValueError(status)
     cost = int(task.points_cost)
     now = utcnow()
-    try:
-        with TransactWrite(connection=_connection()) as tx:
-            tx.update(PointsItem(task.user_id, BALANCE),
-                      actions=[PointsItem.balance.add(cost), PointsItem.ledger_count.add(1)])
-            tx.save(
-                _ledger_entry(task.user_id, task.task_no, REFUND, cost, error_message[:200], "system"),
-                condition=PointsItem.entry.does_not_exist(),
-            )
-            tx.update(
-                task,
-                actions=[
-                    TaskItem.status.set(status),
-                    TaskItem.refunded.set(True),
-                    TaskItem.error_code.set(error_code),
-                    TaskItem.error_message.set(error_message),
-                    TaskItem.completed_at.set(now),
-                    TaskItem.updated_at.set(now),
-                    *tasks.settled_actions(),
-                ],
-                condition=(TaskItem.status != "completed") & (TaskItem.refunded == False),  # noqa: E712
-            )
-    except TransactWriteError as error:
-        if any(_failed_checks(error)):
-            return False
-        raise
-    return True
+
+    def write(tx: TransactWrite) -> None:
+        tx.update(PointsItem(task.user_id, BALANCE),
+                  actions=[PointsItem.balance.add(cost), PointsItem.ledger_count.add(1)])
+        tx.save(
+            _ledger_entry(task.user_id, task.task_no, REFUND, cost, error_message[:200], "system"),
+            condition=PointsItem.entry.does_not_exist(),
+        )
+        tx.update(
+            task,
+            actions=[
+                TaskItem.status.set(status),
+                TaskItem.refunded.set(True),
+                TaskItem.error_code.set(error_code),
+                TaskItem.error_message.set(error_message),
+                TaskItem.completed_at.set(now),
+                TaskItem.updated_at.set(now),
+                *tasks.settled_actions(),
+            ],
+            condition=(TaskItem.status != "completed") & (TaskItem.refunded == False),  # noqa: E712
+        )
+
+    return _applied(write)
 
 
 @dataclass(frozen=True)
@@ -165,19 +174,15 @@ def grant(user_id: str, amount: int, reason: str, *, grant_id: str, actor: str) 
     """Add points to a user (admin). `grant_id` makes a repeated grant a no-op."""
     if amount <= 0:
         raise BadRequest("amount: must be a positive whole number of points")
-    try:
-        with TransactWrite(connection=_connection()) as tx:
-            tx.update(PointsItem(user_id, BALANCE),
-                      actions=[PointsItem.balance.add(amount), PointsItem.ledger_count.add(1)])
-            tx.save(
-                _ledger_entry(user_id, grant_id, GRANT, amount, reason, actor),
-                condition=PointsItem.entry.does_not_exist(),
-            )
-    except TransactWriteError as error:
-        if any(_failed_checks(error)):
-            return GrantResult(grant_id, False, get_balance(user_id))
-        raise
-    return GrantResult(grant_id, True, get_balance(user_id))
+
+    def write(tx: TransactWrite) -> None:
+        tx.update(PointsItem(user_id, BALANCE),
+                  actions=[PointsItem.balance.add(amount), PointsItem.ledger_count.add(1)])
+        tx.save(_ledger_entry(user_id, grant_id, GRANT, amount, reason, actor),
+                condition=PointsItem.entry.does_not_exist())
+
+    applied = _applied(write)
+    return GrantResult(grant_id, applied, get_balance(user_id))
 
 
 def ledger_entries(user_id: str, ref: str | None = None) -> list[PointsItem]:
@@ -193,15 +198,12 @@ def save_uncharged_task(task: TaskItem) -> bool:
     False when the task already exists (a repeated event): then nothing is written or counted.
     The BALANCE item it counts on may not exist (an unknown user): it gets a count, no balance.
     """
-    try:
-        with TransactWrite(connection=_connection()) as tx:
-            tx.save(task, condition=TaskItem.task_no.does_not_exist())
-            tx.update(PointsItem(task.user_id, BALANCE), actions=_count_task(task))
-    except TransactWriteError as error:
-        if any(_failed_checks(error)):
-            return False
-        raise
-    return True
+
+    def write(tx: TransactWrite) -> None:
+        tx.save(task, condition=TaskItem.task_no.does_not_exist())
+        tx.update(PointsItem(task.user_id, BALANCE), actions=_count_task(task))
+
+    return _applied(write)
 
 
 @dataclass(frozen=True)
