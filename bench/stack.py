@@ -32,10 +32,13 @@ def free_port() -> int:
 
 
 class LocalStack:
-    def __init__(self, *, params: dict | None = None, sim: dict | None = None, ports: tuple | None = None):
+    def __init__(self, *, params: dict | None = None, sim: dict | None = None, ports: tuple | None = None,
+                 wait_scale: float | None = None):
         self.port, self.moto_port, self.sim_port = ports or (free_port(), free_port(), free_port())
         args = [sys.executable, "-m", "local", "--port", str(self.port), "--moto-port", str(self.moto_port),
                 "--sim-port", str(self.sim_port), "--quiet"]
+        if wait_scale is not None:
+            args += ["--wait-scale", str(wait_scale)]
         for key, value in (params or {}).items():
             args += ["--param", f"{key}={value}"]
         for key, value in (sim or {}).items():
@@ -62,13 +65,18 @@ class LocalStack:
         self.close()
         raise RuntimeError("the local stack did not become healthy in 90 s")
 
-    def close(self) -> None:
+    def close(self) -> float | None:
+        """SIGTERM, then SIGKILL after 20 s; returns the seconds the stack took to stop on SIGTERM (None: killed)."""
+        started = time.monotonic()
         self.proc.terminate()
         try:
             self.proc.wait(timeout=20)
+            stopped: float | None = time.monotonic() - started
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            stopped = None
         self.log.close()
+        return stopped
 
     def __enter__(self):
         return self

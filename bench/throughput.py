@@ -12,12 +12,8 @@ each round every user's ledger is checked (balance = grants - debits + refunds, 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,45 +21,10 @@ from pathlib import Path
 
 import requests
 
+from bench.stack import LocalStack
 from local import auth
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTLED = ("completed", "failed", "cancelled")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_stack(extra: list[str]) -> tuple[subprocess.Popen, str, str]:
-    port, moto, sim = _free_port(), _free_port(), _free_port()
-    log = tempfile.NamedTemporaryFile(prefix="bench-stack-", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "--port", str(port), "--moto-port", str(moto), "--sim-port", str(sim),
-         "--wait-scale", "0.05", "--quiet", "--param", "SubmitRateLimitPerMinute=100000",
-         "--sim", "latency_min=0.3", "--sim", "latency_max=0.6", "--sim", "max_concurrency=200", *extra],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"the stack exited: see {log.name}")
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    return proc, url, f"http://127.0.0.1:{sim}"
-            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy booting
-                pass
-            time.sleep(0.3)
-    except BaseException:
-        os.killpg(proc.pid, 9)
-        raise
-    os.killpg(proc.pid, 9)
-    raise SystemExit(f"the stack was not healthy after 90 s: see {log.name}")
 
 
 def rss_mb(pid: int | None) -> float | None:
@@ -232,12 +193,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="after each round wait until its tasks have ended, then read RSS (memory over many tasks)")
     parser.add_argument("--mixed", type=int, default=0, metavar="TASKS", help="run the mixed ledger check instead")
     args = parser.parse_args(argv)
-    proc = None
+    stack = None
     if args.url:
         url, sim_url, pid = args.url, args.sim_url, args.pid
     else:
-        proc, url, sim_url = start_stack([])
-        pid = proc.pid
+        stack = LocalStack(params={"SubmitRateLimitPerMinute": 100000}, wait_scale=0.05,
+                           sim={"latency_min": 0.3, "latency_max": 0.6, "max_concurrency": 200})
+        url, sim_url, pid = stack.url, stack.sim_url, stack.proc.pid
     try:
         if args.mixed:
             result = mixed(url, sim_url, args.mixed)
@@ -262,16 +224,10 @@ def main(argv: list[str] | None = None) -> None:
             if result["ledger_problems"]:
                 raise SystemExit(1)
     finally:
-        if proc is not None:
-            started = time.monotonic()
-            proc.terminate()
-            try:
-                proc.wait(30)
-                print(f"stack stopped {time.monotonic() - started:.1f} s after SIGTERM")
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                print("stack did not stop within 30 s of SIGTERM: killed")
-
+        if stack is not None:
+            stopped = stack.close()
+            print("stack did not stop within 20 s of SIGTERM: killed" if stopped is None
+                  else f"stack stopped {stopped:.1f} s after SIGTERM")
 
 if __name__ == "__main__":
     main()
