@@ -17,7 +17,7 @@ def settings(monkeypatch):
     from aigc.config import get_settings
 
     def configure(**env):
-        monkeypatch.delenv("ALLOW_PRIVATE_HOSTS", raising=False)  # a deployed stack's setting, not these tests'
+        monkeypatch.delenv("ALLOW_PRIVATE_HOSTS", raising=False)  # the local stack's setting, not these tests'
         for name in ("POINTS_TABLE", "TASKS_TABLE", "RESULTS_BUCKET"):
             monkeypatch.setenv(name, "x")
         for name, value in env.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass
 
@@ -133,9 +134,16 @@ def _stop_running_executions(deployment) -> None:
             pass
 
 
+def _restore_environment(saved: dict) -> None:
+    """The process environment as it was before the deployment: no function setting leaks into later tests."""
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 def _deployed_app(simulator, wait_scale):
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), contextlib.ExitStack() as cleanup:
         cleanup.callback(moto_dynamodb.install())  # as the local stack does: DynamoDB's atomicity
+        cleanup.callback(_restore_environment, dict(os.environ))  # deploy() gives the handlers their env
         deployment = deploy(
             parameters=local_parameters(simulator),
             secret={"dashscope_api_key": "sim-dashscope-key", "openai_api_key": "sim-openai-key"},
