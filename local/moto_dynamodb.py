@@ -66,8 +66,13 @@ def _key_of(table: Table, operation: dict) -> tuple[DynamoType, DynamoType | Non
     return hash_value, range_value
 
 
+def _slot(table: Table, hash_value: DynamoType, range_value: DynamoType | None) -> tuple[dict, DynamoType]:
+    """Where an item lives in moto's table, as (dict, key): `items[hash]`, or `items[hash][range]`."""
+    return (table.items[hash_value], range_value) if range_value is not None else (table.items, hash_value)
+
+
 def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-    undo: list[tuple[Table, DynamoType, DynamoType | None, Any]] = []
+    undo: list[tuple[dict, DynamoType, Any]] = []  # (where, key, the item before or None)
     stream_lengths: dict[int, tuple[Table, int]] = {}
     for entry in transact_items[:100] if isinstance(transact_items, list) else []:
         operation = next(iter(entry.values()), None) if isinstance(entry, dict) else None
@@ -75,27 +80,18 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
         key = _key_of(table, operation) if table is not None else None
         if key is None:
             continue
-        hash_value, range_value = key
-        if range_value is not None:
-            before = table.items.get(hash_value, {}).get(range_value)
-        else:
-            before = table.items.get(hash_value)
-        undo.append((table, hash_value, range_value, copy.deepcopy(before)))
+        where, item_key = _slot(table, *key)
+        undo.append((where, item_key, copy.deepcopy(where.get(item_key))))
         if table.stream_shard is not None:
             stream_lengths.setdefault(id(table), (table, len(table.stream_shard.items)))
     try:
         return _ORIGINAL_TRANSACT(self, transact_items)
     except Exception:
-        for table, hash_value, range_value, before in reversed(undo):
-            if range_value is not None:
-                if before is None:
-                    table.items.get(hash_value, {}).pop(range_value, None)
-                else:
-                    table.items[hash_value][range_value] = before
-            elif before is None:
-                table.items.pop(hash_value, None)
+        for where, item_key, before in reversed(undo):
+            if before is None:
+                where.pop(item_key, None)
             else:
-                table.items[hash_value] = before
+                where[item_key] = before
         for table, length in stream_lengths.values():
             del table.stream_shard.items[length:]
         raise
