@@ -4,7 +4,7 @@
 #   .venv-checkov  checkov (it pins many packages of its own)
 #
 #   make test                      all tests (installs both venvs when needed)
-#   make lint                      ruff (with a complexity gate: 15) + sam validate --lint + checkov
+#   make lint                      ruff (complexity gate: 15) + lint-imports (layers) + sam validate --lint + checkov
 #   make build                     sam build (no Docker; bytecode when a Python 3.13 is found)
 #   make dev                       the local stack
 #   make token USER=<id> [ADMIN=1] a JWT for the local stack
@@ -12,7 +12,7 @@
 #   make redrive [TASK=TASK-...]   redrive them (every held one without TASK), wait, print the outcome
 #   make bench                     benchmarks
 #   make dlq ARGS="--stack aigc-prod list"   inspect / replay dead-letter queues (README runbook)
-#   make openapi                   regenerate docs/openapi.json from the code
+#   make openapi                   regenerate docs/openapi.json from the code, and docs/api.md from it
 #   make clean
 
 SHELL := /bin/bash
@@ -73,6 +73,7 @@ test: venv venv-sam
 
 lint: venv venv-sam venv-checkov
 	$(VENV)/bin/ruff check layers functions local tests bench clients ops
+	PYTHONPATH=$(CURDIR)/layers/common $(VENV)/bin/lint-imports
 	$(SAM) validate --lint
 	$(VENV_CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
@@ -110,6 +111,7 @@ dlq: venv
 # The committed contract; tests/unit/test_contract.py fails when it drifts from the code.
 openapi: venv
 	$(PY) -m local.openapi docs/openapi.json
+	$(PY) -m local.apidoc docs/openapi.json docs/api.md
 
 clean:
 	rm -rf .aws-sam .pytest_cache

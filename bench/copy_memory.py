@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
             http = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=folder))
             threading.Thread(target=http.serve_forever, daemon=True).start()
             import boto3
-
-            from aigc import storage
+            from aigc.store import storage
 
             for _ in range(100):
                 try:

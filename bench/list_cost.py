@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> dict:
         from local.stack import deploy
 
         deploy(parameters={"JwtIssuer": "http://127.0.0.1/bench", "JwtAudience": "bench"})
-        from aigc import points, tasks
-        from aigc.catalog import get_model
-        from aigc.db import PointsItem, TaskItem
+        from aigc.core.catalog import get_model
+        from aigc.domain import points, tasks
+        from aigc.store.db import PointsItem, TaskItem
 
         model = get_model("wanx-v1")
         points.grant("bench", 10**9, "bench", grant_id="GRANT-bench", actor="bench")

@@ -258,7 +258,7 @@ class LocalStack:
             "DashScopeBaseUrl": self.sim.url,
             "OpenAIBaseUrl": self.sim.url,
             "ResultHostAllowlist": f"{HOST}:{self.sim.port}",
-            # The capacity we declare is the simulated provider's real quota (aigc.capacity).
+            # The capacity we declare is the simulated provider's real quota (aigc.domain.capacity).
             "ProviderCapacity": json.dumps({"*": {"concurrency": self.sim.config.max_concurrency}}),
             **params,
         }

@@ -412,7 +412,7 @@ def scaled_waits(scale: float):
     WaitFunction._wait_interval = _wait_interval
     retrier_decl.time = _ScaledTime()
     # The poll step's pause between provider polls (inside one invocation) is a wait too.
-    from aigc import workflow
+    from aigc.flows import workflow
 
     original_pause = workflow.SLEEP
     workflow.SLEEP = _ScaledTime.sleep

@@ -10,7 +10,7 @@ COMMITTED = ROOT / "docs" / "openapi.json"
 
 
 def api_document() -> dict:
-    from aigc import contract
+    from aigc.api import contract
 
     name = "_openapi_api_app"
     if name not in sys.modules:
@@ -22,7 +22,7 @@ def api_document() -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from aigc import contract
+    from aigc.api import contract
 
     text = contract.dumps(api_document())
     if argv:

@@ -203,7 +203,7 @@ def _connect_s3_notifications(template, resolver, names, specs, s3) -> None:
 
 def _cold_start() -> None:
     """A new deployment starts every function cold: drop what the shared library cached."""
-    from aigc.snapstart import forget_cached_state
+    from aigc.core.snapstart import forget_cached_state
 
     forget_cached_state()
 

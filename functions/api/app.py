@@ -7,17 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.logging import correlation_paths
-
-from aigc import contract, executions, points, settlement, snapstart, tasks, uploads, webhooks
-from aigc.catalog import load_catalog
-from aigc.config import get_settings
-from aigc.http import caller, parse_json_body, register_error_handlers, require_group
-from aigc.observability import logger, metrics
-from aigc.parameters import describe_schema
-from aigc.schemas import (
+from aigc.api import contract
+from aigc.api.http import caller, parse_json_body, register_error_handlers, require_group
+from aigc.api.parameters import describe_schema
+from aigc.api.schemas import (
     AdminTaskResponse,
     BalanceResponse,
     GrantRequest,
@@ -33,8 +26,18 @@ from aigc.schemas import (
     WebhookSecretResponse,
     envelope,
 )
-from aigc.submission import register_lambda_context, retry_task, submit_task
-from aigc.views import ledger_view, page_view, task_view
+from aigc.api.views import ledger_view, page_view, task_view
+from aigc.core import snapstart
+from aigc.core.catalog import load_catalog
+from aigc.core.config import get_settings
+from aigc.core.observability import logger, metrics
+from aigc.domain import points, settlement, tasks, webhooks
+from aigc.flows import uploads
+from aigc.flows.submission import register_lambda_context, retry_task, submit_task
+from aigc.store import executions
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
 
 app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500,
                              json_body_deserializer=parse_json_body)
@@ -68,7 +71,7 @@ def list_tasks(page: Page = 1, size: Size = 10, taskType: TaskTypeFilter = None,
                status: StatusFilter = None, nextToken: NextToken = None) -> TaskPageResponse:
     who = caller(app)
     found = tasks.list_user_tasks(who.user_id, page=page, size=size, task_type=taskType, status=status,
-                                  token=nextToken)
+                                  token=nextToken, total=None if status else points.task_total(who.user_id, taskType))
     return envelope(page_view(found, task_view))
 
 

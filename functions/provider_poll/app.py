@@ -1,6 +1,6 @@
 """Polls the provider about every second for one invocation's budget and decides: store, refund, or poll on."""
-from aigc.observability import logger, metrics
-from aigc.workflow import poll_step
+from aigc.core.observability import logger, metrics
+from aigc.flows.workflow import poll_step
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,6 +1,6 @@
 """Sends a task to its provider (first state of the task workflow)."""
-from aigc.observability import logger, metrics
-from aigc.workflow import submit_step
+from aigc.core.observability import logger, metrics
+from aigc.flows.workflow import submit_step
 
 
 @logger.inject_lambda_context(clear_state=True)

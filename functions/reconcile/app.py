@@ -1,6 +1,6 @@
 """Reconciler: execution FAILED / TIMED_OUT / ABORTED events, and the scheduled sweep."""
-from aigc.observability import logger, metrics
-from aigc.settlement import handle_reconcile_event
+from aigc.core.observability import logger, metrics
+from aigc.domain.settlement import handle_reconcile_event
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,6 +1,6 @@
 """Refunds a failed or timed-out task, at most once."""
-from aigc.observability import logger, metrics
-from aigc.workflow import refund_step
+from aigc.core.observability import logger, metrics
+from aigc.flows.workflow import refund_step
 
 
 @logger.inject_lambda_context(clear_state=True)

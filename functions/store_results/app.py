@@ -1,6 +1,6 @@
 """Copies the provider's outputs into the results bucket and completes the task."""
-from aigc.observability import logger, metrics
-from aigc.workflow import store_step
+from aigc.core.observability import logger, metrics
+from aigc.flows.workflow import store_step
 
 
 @logger.inject_lambda_context(clear_state=True)

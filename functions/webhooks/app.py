@@ -1,6 +1,6 @@
 """Webhooks: TasksTable stream records become queued events; queued events are delivered, signed."""
-from aigc.observability import logger, metrics
-from aigc.webhooks import handle_event
+from aigc.core.observability import logger, metrics
+from aigc.flows.webhook_delivery import handle_event
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from aigc.errors import ProviderRejected, ProviderThrottled
+from aigc.core.errors import ProviderRejected, ProviderThrottled
 from aigc.providers.base import ProviderRequest
 from aigc.providers.dashscope import DashScopeProvider
 from aigc.providers.openai_images import OpenAIImagesProvider
@@ -269,7 +269,7 @@ def test_openai_errors(sim):
     with pytest.raises(ProviderRejected) as e:
         p.submit(ProviderRequest(model="m", task_type="text_to_image", prompt="x", parameters={"size": "9x9"}))
     assert e.value.code == "invalid_value"
-    from aigc.errors import ProviderUnavailable
+    from aigc.core.errors import ProviderUnavailable
     with pytest.raises(ProviderUnavailable):
         p.submit(ProviderRequest(model="m", task_type="text_to_image", prompt="x [sim:fail=InternalError]"))
 

@@ -17,9 +17,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, Field
-
 from aigc_client.models import Balance, LedgerEntry, ModelInfo, Task, Upload
+from pydantic import BaseModel, Field
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 ALL_TYPES = frozenset({"string", "integer", "number", "boolean", "array", "object", "null"})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from aigc.api import contract
 from openapi_spec_validator import validate
 
-from aigc import contract
 from local.cfn import http_routes, load_template
 from local.openapi import COMMITTED, ROOT, api_document
 

@@ -1,6 +1,6 @@
-"""The poll window learned from recent durations (aigc.durations), with the catalog as the prior."""
-from aigc.catalog import get_model
-from aigc.durations import MIN_SAMPLES, estimate
+"""The poll window learned from recent durations (aigc.domain.durations), with the catalog as the prior."""
+from aigc.core.catalog import get_model
+from aigc.domain.durations import MIN_SAMPLES, estimate
 
 OUTPAINT = get_model("image-out-painting")  # expectedSeconds 20
 

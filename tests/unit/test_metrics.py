@@ -5,9 +5,8 @@ import json
 
 import pytest
 import responses
-
-from aigc.errors import ProviderThrottled, ProviderUnavailable
-from aigc.observability import count, metrics
+from aigc.core.errors import ProviderThrottled, ProviderUnavailable
+from aigc.core.observability import count, metrics
 from aigc.providers.base import ProviderRequest
 from aigc.providers.dashscope import DashScopeProvider
 from aigc.providers.openai_images import OpenAIImagesProvider

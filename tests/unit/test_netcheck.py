@@ -3,8 +3,7 @@ addresses refused however they are written. The local stack allows plain private
 from __future__ import annotations
 
 import pytest
-
-from aigc.netcheck import UnsafeUrl, check_public_url
+from aigc.core.netcheck import UnsafeUrl, check_public_url
 
 PUBLIC = [
     "https://example.com/a.png",

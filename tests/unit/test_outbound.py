@@ -1,4 +1,4 @@
-"""aigc.outbound against real sockets: a local HTTP server, and fake DNS answers for rebinding."""
+"""aigc.store.outbound against real sockets: a local HTTP server, and fake DNS answers for rebinding."""
 from __future__ import annotations
 
 import ipaddress
@@ -8,8 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-
-from aigc import outbound
+from aigc.store import outbound
 
 PUBLIC = "93.184.216.34"  # a global address; nothing here can reach it
 

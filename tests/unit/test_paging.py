@@ -4,11 +4,10 @@ import json
 from types import SimpleNamespace
 
 import pytest
-
-from aigc.errors import BadRequest
-from aigc.paging import read_page
-from aigc.points import LEDGER_CURSOR
-from aigc.tasks import TASK_CURSOR
+from aigc.core.errors import BadRequest
+from aigc.domain.points import LEDGER_CURSOR
+from aigc.domain.tasks import TASK_CURSOR
+from aigc.store.paging import read_page
 
 TASK = SimpleNamespace(user_id="alice", created_at="2026-11-22T01:02:03.456Z", task_no="TASK-20261122010203456-0a1b2c3d4e5f6a7b")
 ENTRY = SimpleNamespace(user_id="alice", entry="TXN#TASK-1#DEBIT", ledger_time="2026-11-22T01:02:03.456Z#TASK-1#DEBIT")

@@ -1,12 +1,11 @@
 """Seed 003's outpainting rules, per-model validation and pricing, without AWS."""
 import pytest
+from aigc.api.parameters import SCHEMAS, OutpaintingParameters
+from aigc.api.schemas import parse_image_urls
+from aigc.core.catalog import get_model, load_catalog
+from aigc.core.errors import BadRequest, NotFound
+from aigc.domain.tasks import new_task_no
 from pydantic import ValidationError
-
-from aigc.catalog import get_model, load_catalog
-from aigc.errors import BadRequest, NotFound
-from aigc.parameters import SCHEMAS, OutpaintingParameters
-from aigc.schemas import parse_image_urls
-from aigc.tasks import new_task_no
 
 OUTPAINT = get_model("image-out-painting")
 

@@ -6,8 +6,7 @@ import json
 import pytest
 import requests
 import responses
-
-from aigc.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
+from aigc.core.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
 from aigc.providers.base import ProviderRequest
 from aigc.providers.dashscope import DashScopeProvider
 from aigc.providers.error_messages import user_message

@@ -5,8 +5,7 @@ import json
 
 import pytest
 import responses
-
-from aigc.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
+from aigc.core.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
 from aigc.providers.base import ProviderRequest
 from aigc.providers.openai_images import OpenAIImagesProvider
 
@@ -116,7 +115,7 @@ def test_empty_result_and_sync_semantics(provider):
 
 
 def test_reference_images_on_private_hosts_are_refused_outside_the_local_stack():
-    from aigc.errors import ProviderRejected
+    from aigc.core.errors import ProviderRejected
     from aigc.providers.base import ProviderRequest
     from aigc.providers.openai_images import OpenAIImagesProvider
 
@@ -130,7 +129,7 @@ def test_reference_images_on_private_hosts_are_refused_outside_the_local_stack()
 
 @responses.activate
 def test_insufficient_quota_is_our_outage_not_throttling():
-    from aigc.errors import ProviderThrottled, ProviderUnavailable
+    from aigc.core.errors import ProviderThrottled, ProviderUnavailable
     from aigc.providers.base import ProviderRequest
     from aigc.providers.openai_images import OpenAIImagesProvider
 

@@ -6,8 +6,7 @@ import random
 import sys
 
 import pytest
-
-from aigc import snapstart
+from aigc.core import snapstart
 
 
 @pytest.fixture
@@ -31,19 +30,23 @@ def test_register_is_a_no_op_without_the_runtime_module(monkeypatch) -> None:
 
 @pytest.fixture
 def environment(monkeypatch):
-    for name, value in {"POINTS_TABLE": "p", "TASKS_TABLE": "t", "RESULTS_BUCKET": "b"}.items():
+    for name, value in {"POINTS_TABLE": "p", "TASKS_TABLE": "t", "WEBHOOK_SECRETS_TABLE": "w", "SCHEDULER_TABLE": "s",
+                        "RESULTS_BUCKET": "b"}.items():
         monkeypatch.setenv(name, value)
     yield
     snapstart.forget_cached_state()  # leave no client or settings built from this test's environment
 
 
 def test_after_restore_drops_clients_connections_and_caches(environment) -> None:
-    from aigc import config, executions, storage
-    from aigc.db import PointsItem, TaskItem
+    from aigc.core import config
+    from aigc.store import executions, storage
+    from aigc.store import dynamo, queues
+    from aigc.store.db import MODELS
 
     s3, sfn, settings = storage._s3(), executions._sfn(), config.get_settings()
-    TaskItem._get_connection()
-    PointsItem._get_connection()
+    sqs, connection = queues._sqs(), dynamo._connection()
+    for model in MODELS:
+        model._get_connection()
     assert storage._s3() is s3 and config.get_settings() is settings  # cached until a restore
 
     random.seed(1)
@@ -52,7 +55,8 @@ def test_after_restore_drops_clients_connections_and_caches(environment) -> None
     snapstart.after_restore()
 
     assert random.random() != snapshot_draw  # reseeded: restored copies do not share a sequence
-    assert TaskItem._connection is None and PointsItem._connection is None
+    assert all(model._connection is None for model in MODELS)  # every table, not two of them
+    assert queues._sqs() is not sqs and dynamo._connection() is not connection
     assert storage._s3() is not s3
     assert executions._sfn() is not sfn
     assert config.get_settings() is not settings

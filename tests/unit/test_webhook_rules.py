@@ -1,20 +1,20 @@
-"""aigc.webhooks without AWS: which changes are events, the retry schedule, the subscription rules."""
+"""aigc.domain.webhooks without AWS: which changes are events, the retry schedule, the subscription rules."""
 from __future__ import annotations
 
 import time
 from datetime import timedelta
 
 import pytest
-
-from aigc import webhooks
-from aigc.db import TaskItem
-from aigc.errors import BadRequest
-from aigc.timeutil import utcnow
+from aigc.core.errors import BadRequest
+from aigc.core.timeutil import utcnow
+from aigc.domain import webhooks
+from aigc.flows import webhook_delivery
+from aigc.store.db import TaskItem
 
 
 @pytest.fixture
 def settings(monkeypatch):
-    from aigc.config import get_settings
+    from aigc.core.config import get_settings
 
     def configure(**env):
         monkeypatch.delenv("ALLOW_PRIVATE_HOSTS", raising=False)  # the local stack's setting, not these tests'
@@ -108,25 +108,25 @@ def receiver():
 
 def test_a_slow_or_redirecting_receiver_is_a_failed_attempt_and_nothing_more(receiver, settings, monkeypatch):
     settings(ALLOW_PRIVATE_HOSTS="true")
-    monkeypatch.setattr(webhooks, "READ_TIMEOUT", 0.5)
-    monkeypatch.setattr(webhooks, "get_secret", lambda user_id: "whsec_" + "A" * 44)
+    monkeypatch.setattr(webhook_delivery, "READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(webhook_delivery, "get_secret", lambda user_id: "whsec_" + "A" * 44)
     url, seen = receiver
 
     def message(path):
         return {"webhookId": "msg_1", "event": "start", "task": _task(webhook_url=url + path).serialize()}
 
-    assert webhooks.attempt(message("/ok")) is None
+    assert webhook_delivery.attempt(message("/ok")) is None
     started = time.monotonic()
-    assert webhooks.attempt(message("/slow")) == "ReadTimeout"
+    assert webhook_delivery.attempt(message("/slow")) == "ReadTimeout"
     assert time.monotonic() - started < 1.5
-    assert webhooks.attempt(message("/redirect")) == "HTTP 302"
+    assert webhook_delivery.attempt(message("/redirect")) == "HTTP 302"
     assert seen == ["/ok", "/slow", "/redirect"]  # the redirect is not followed
 
 
 def test_a_receiver_on_a_private_address_is_refused_at_connect_time(receiver, settings, monkeypatch):
     settings()
-    monkeypatch.setattr(webhooks, "get_secret", lambda user_id: "whsec_" + "A" * 44)
+    monkeypatch.setattr(webhook_delivery, "get_secret", lambda user_id: "whsec_" + "A" * 44)
     url, seen = receiver
-    failure = webhooks.attempt({"webhookId": "msg_1", "event": "start",
-                                "task": _task(webhook_url=url + "/ok").serialize()})
+    failure = webhook_delivery.attempt({"webhookId": "msg_1", "event": "start",
+                                        "task": _task(webhook_url=url + "/ok").serialize()})
     assert failure.startswith("refused") and seen == []

@@ -78,7 +78,7 @@ class App:
         return body["data"]
 
     def ledger(self, user: str, task_no: str | None = None) -> list[tuple[str, int]]:
-        from aigc.points import ledger_entries
+        from aigc.domain.points import ledger_entries
 
         return sorted((e.kind, int(e.amount)) for e in ledger_entries(user, task_no))
 
@@ -175,7 +175,7 @@ def operator_view():
 
     from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-    from aigc.observability import logger
+    from aigc.core.observability import logger
 
     lines, emitted = [], []
 

@@ -119,12 +119,12 @@ def test_idempotency_key_returns_the_same_task_without_a_second_debit(app):
 def test_rate_limit_is_429_and_charges_nothing(app, monkeypatch):
     from datetime import datetime, timezone
 
-    import aigc.points
-    from aigc.config import get_settings
+    import aigc.domain.points
+    from aigc.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "submit_rate_limit_per_minute", 3)
     minute = datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc)
-    monkeypatch.setattr(aigc.points, "utcnow", lambda: minute)  # all four inside one minute
+    monkeypatch.setattr(aigc.domain.points, "utcnow", lambda: minute)  # all four inside one minute
     app.grant("alice", 1000)
     statuses = [app.submit(modelName="sc_soraimg_text_1x1", prompt=f"cat {i}") for i in range(4)]
     assert [status for status, _ in statuses] == [200, 200, 200, 429]
@@ -132,7 +132,7 @@ def test_rate_limit_is_429_and_charges_nothing(app, monkeypatch):
     assert app.balance("alice") == 1000 - 90
     assert app.api("GET", "/user/ai/tasks/list", user="alice")[1]["data"]["total"] == 3
     # the next minute has room again
-    monkeypatch.setattr(aigc.points, "utcnow", lambda: minute.replace(minute=1))
+    monkeypatch.setattr(aigc.domain.points, "utcnow", lambda: minute.replace(minute=1))
     assert app.submit(modelName="sc_soraimg_text_1x1", prompt="next minute")[0] == 200
 
 
@@ -201,12 +201,12 @@ def test_malformed_json_is_400(app):
 
 
 def test_workflow_that_cannot_start_is_refunded_at_once_and_503(app, monkeypatch):
-    import aigc.executions
+    import aigc.store.executions
 
     def unavailable(task_no):
         raise RuntimeError("Step Functions is unavailable")
 
-    monkeypatch.setattr(aigc.executions, "start_task_execution", unavailable)
+    monkeypatch.setattr(aigc.store.executions, "start_task_execution", unavailable)
     app.grant("alice", 100)
     status, body = app.submit(modelName="sc_soraimg_text_1x1", prompt="a cat")
     assert status == 503 and body["code"] == 503 and "refunded" in body["message"]
@@ -221,7 +221,7 @@ def test_workflow_that_cannot_start_is_refunded_at_once_and_503(app, monkeypatch
     "http://[::1]/a.png", "http://[fd12:3456::1]/a.png", "http://metadata.google.internal/x", "http://intranet/a.png",
 ])
 def test_private_image_hosts_are_refused_in_aws(app, monkeypatch, image_url):
-    from aigc.config import get_settings
+    from aigc.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "allow_private_hosts", False)  # as deployed (the local stack allows)
     app.grant("alice", 100)

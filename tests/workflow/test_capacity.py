@@ -12,9 +12,9 @@ import time
 import pytest
 import requests
 
-from aigc import capacity
-from aigc.config import get_settings
-from aigc.db import SchedulerItem, TaskItem
+from aigc.domain import capacity
+from aigc.core.config import get_settings
+from aigc.store.db import SchedulerItem, TaskItem
 from local.apigw import http_event
 
 POOL = "dashscope:image-out-painting"

@@ -34,7 +34,7 @@ def _submit(app, **request) -> str:
 @pytest.fixture
 def no_counting(monkeypatch):
     """Lists must not count the partition: make every Query(Select=COUNT) fail."""
-    from aigc.db import PointsItem, TaskItem
+    from aigc.store.db import PointsItem, TaskItem
 
     def refuse(*args, **kwargs):
         raise AssertionError("a list counted the partition")

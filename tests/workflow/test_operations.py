@@ -9,9 +9,9 @@ import boto3
 import pytest
 import requests
 
-import aigc.storage
-from aigc.db import TaskItem
-from aigc.timeutil import utcnow
+import aigc.store.storage
+from aigc.store.db import TaskItem
+from aigc.core.timeutil import utcnow
 
 
 def _wait_processing(app, task_no):
@@ -29,7 +29,7 @@ def _fail_thumbnails(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("S3 is having a bad day")
 
-    monkeypatch.setattr(aigc.storage, "write_thumbnail", broken)
+    monkeypatch.setattr(aigc.store.storage, "write_thumbnail", broken)
 
 
 def _held_task(app, monkeypatch) -> str:
@@ -77,9 +77,9 @@ def test_execution_aborted_from_outside_is_refunded_by_the_reconciler(app):
 
 def test_sweep_refunds_a_task_whose_execution_never_started(app):
     """The API debited, then died before starting the workflow: the sweep settles it."""
-    from aigc import submission
-    from aigc.points import debit_for_new_task
-    from aigc.schemas import SubmitTaskRequest
+    from aigc.flows import submission
+    from aigc.domain.points import debit_for_new_task
+    from aigc.api.schemas import SubmitTaskRequest
 
     app.grant("alice", 100)
     task = submission.prepare_task("alice", SubmitTaskRequest(modelName="wanx-v1", prompt="x"))
@@ -136,8 +136,8 @@ def test_cancel_after_completion_is_409_and_refunds_nothing(app):
 def test_cancel_racing_completion_ends_in_exactly_one_outcome(app):
     """The store step and a cancel at the same moment: one wins and the ledger agrees. Each order is
     forced once (so both outcomes are checked), then they race from a barrier."""
-    from aigc import tasks
-    from aigc.workflow import store_step
+    from aigc.domain import tasks
+    from aigc.flows.workflow import store_step
 
     app.grant("alice", 1000)
     outcomes = []

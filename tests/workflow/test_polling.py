@@ -11,8 +11,8 @@ import boto3
 import pytest
 import requests
 
-from aigc import durations
-from aigc.db import SchedulerItem, TaskItem
+from aigc.domain import durations
+from aigc.store.db import SchedulerItem, TaskItem
 from local.history import execution_costs
 
 

@@ -12,8 +12,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from aigc.db import TaskItem
-from aigc.timeutil import utcnow
+from aigc.store.db import TaskItem
+from aigc.core.timeutil import utcnow
 from local import faults
 from local.events import EventSources, execution_event
 from tests.workflow.test_operations import _wait_processing
@@ -243,7 +243,7 @@ def test_fault_switch_endpoint_beside_the_simulator_controls(app):
 def test_a_redriven_execution_takes_a_provider_slot_again_and_releases_it_once(app, sfn, events, monkeypatch):
     """Issue 7's semaphore under FAILED -> RUNNING -> SUCCEEDED: the failed run's slot is given back when
     the task is held, the redriven poll takes one again, and it is released exactly once at the end."""
-    from aigc import capacity
+    from aigc.domain import capacity
 
     releases: list[tuple[str, bool]] = []
     original_release = capacity._release

@@ -9,8 +9,8 @@ import pytest
 import requests
 from PIL import Image
 
-from aigc.db import TaskItem
-from aigc.timeutil import utcnow
+from aigc.store.db import TaskItem
+from aigc.core.timeutil import utcnow
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_throttled_submit_is_retried_then_succeeds(app, sim_config):
 
 
 def test_copy_from_a_host_outside_the_allowlist_refunds(app, monkeypatch):
-    from aigc.config import get_settings
+    from aigc.core.config import get_settings
 
     monkeypatch.setattr(type(get_settings()), "result_hosts", property(lambda self: ["*.aliyuncs.com"]))
     app.grant("alice", 100)
@@ -150,7 +150,7 @@ def test_copy_from_a_host_outside_the_allowlist_refunds(app, monkeypatch):
 
 def test_running_a_step_twice_changes_nothing(app):
     """Retries and redrives re-run states: a second store or refund of a settled task is a no-op."""
-    from aigc.workflow import refund_step, store_step
+    from aigc.flows.workflow import refund_step, store_step
 
     app.grant("alice", 100)
     task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(),

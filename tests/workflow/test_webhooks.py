@@ -143,7 +143,7 @@ def test_invalid_webhook_fields_are_400_naming_the_field_and_charge_nothing(app,
 
 
 def test_a_delivery_failing_for_24_hours_is_dead_lettered_ready_for_replay(app, hooks):
-    from aigc.db import TaskItem
+    from aigc.store.db import TaskItem
 
     receiver = hooks(statuses=[503] * 10)
     app.grant("alice", 100)
@@ -178,7 +178,7 @@ def test_a_delivery_failing_for_24_hours_is_dead_lettered_ready_for_replay(app, 
 def test_first_reads_of_a_secret_at_once_agree_on_one(app):
     from concurrent.futures import ThreadPoolExecutor
 
-    from aigc import webhooks
+    from aigc.domain import webhooks
 
     with ThreadPoolExecutor(8) as pool:
         secrets = set(pool.map(lambda _: webhooks.get_secret("carol"), range(16)))

@@ -26,9 +26,8 @@ from typing import Any
 
 import requests
 
-from aigc.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
-from aigc.observability import count
-from aigc.providers.http_session import build_session
+from aigc.core.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
+from aigc.core.observability import count
 from aigc.providers.base import (
     FAILED,
     SUCCEEDED,
@@ -36,6 +35,7 @@ from aigc.providers.base import (
     ProviderJob,
     ProviderRequest,
 )
+from aigc.providers.http_session import build_session
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from urllib.parse import urlparse
 
 import requests
 
-from aigc import outbound
-from aigc.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
-from aigc.observability import count
+from aigc.core.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
+from aigc.core.observability import count
 from aigc.providers.base import SUCCEEDED, ProviderJob, ProviderRequest
 from aigc.providers.http_session import build_session, connect_retry
+from aigc.store import outbound
 
 log = logging.getLogger(__name__)
 

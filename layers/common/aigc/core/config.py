@@ -27,12 +27,12 @@ class Settings(BaseModel):
     upload_default_parameters: str = Field('{"xScale": 2, "yScale": 2}', alias="UPLOAD_DEFAULT_PARAMETERS")
     upload_max_bytes: int = Field(10 * 1024 * 1024, ge=1, alias="UPLOAD_MAX_BYTES")
     # Only the local stack sets this: there, reference images and webhook receivers live on 127.0.0.1
-    # (aigc.outbound refuses non-public addresses otherwise).
+    # (aigc.store.outbound refuses non-public addresses otherwise).
     allow_private_hosts: bool = Field(False, alias="ALLOW_PRIVATE_HOSTS")
     webhook_queue_url: str = Field("", alias="WEBHOOK_QUEUE_URL")
     webhook_dead_letter_queue_url: str = Field("", alias="WEBHOOK_DLQ_URL")
     admin_group: str = Field("admins", alias="ADMIN_GROUP")
-    # Scheduling against the provider (aigc.capacity)
+    # Scheduling against the provider (aigc.domain.capacity)
     member_group: str = Field("members", alias="MEMBER_GROUP")
     queue_timeout_seconds: int = Field(1800, ge=1, alias="QUEUE_TIMEOUT_SECONDS")
     provider_capacity: str = Field("", alias="PROVIDER_CAPACITY")

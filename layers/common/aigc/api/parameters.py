@@ -13,9 +13,9 @@ from pydantic import AfterValidator, AliasChoices, AliasGenerator, BaseModel, Co
 from pydantic import StrictInt as Int
 from pydantic.alias_generators import to_camel
 
-from aigc.catalog import ModelSpec
-from aigc.errors import BadRequest
-from aigc.schemas import Text
+from aigc.api.schemas import Text
+from aigc.core.catalog import ModelSpec
+from aigc.core.errors import BadRequest
 
 MAX_OFFSET_PIXELS = 10000
 MAX_SEED = 2147483647

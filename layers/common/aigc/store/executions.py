@@ -5,8 +5,12 @@ import json
 from functools import lru_cache
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
-from aigc.config import get_settings
+from aigc.core.config import get_settings
+
+# What a failed Step Functions call raises; callers that tolerate it catch this, not botocore's names.
+StepFunctionsError = (BotoCoreError, ClientError)
 
 
 @lru_cache(maxsize=1)

@@ -5,14 +5,13 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
-
-from aigc.catalog import ModelSpec
-from aigc.config import get_settings
-from aigc.db import TaskItem
-from aigc.errors import NotFound
-from aigc.paging import Cursor, Page, read_page
-from aigc.timeutil import iso_ms, utcnow
+from aigc.core.catalog import ModelSpec, get_model
+from aigc.core.config import get_settings
+from aigc.core.errors import NotFound
+from aigc.core.timeutil import iso_ms, utcnow
+from aigc.store.db import TaskItem
+from aigc.store.dynamo import conditional, get_or_none
+from aigc.store.paging import Cursor, Page, read_page
 
 QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
 UNSETTLED = "1"
@@ -44,8 +43,8 @@ def new_task(
 ) -> TaskItem:
     now = utcnow()
     task_no = task_no or new_task_no(now)
-    # The deadline runs from when the job reaches the provider (aigc.workflow); a task may first wait in
-    # the provider queue (aigc.capacity) for up to QUEUE_TIMEOUT_SECONDS: this bounds both.
+    # The deadline runs from when the job reaches the provider (aigc.flows.workflow); a task may first wait in
+    # the provider queue (aigc.domain.capacity) for up to QUEUE_TIMEOUT_SECONDS: this bounds both.
     settings = get_settings()
     deadline_at = now + timedelta(
         seconds=min(model.deadline_seconds, settings.task_deadline_seconds) + settings.queue_timeout_seconds)
@@ -95,10 +94,10 @@ def exists(task_no: str) -> bool:
 
 
 def get_task(task_no: str) -> TaskItem:
-    try:
-        return TaskItem.get(task_no, consistent_read=True)
-    except DoesNotExist:
-        raise NotFound(f"task '{task_no}' not found") from None
+    task = get_or_none(TaskItem, task_no)
+    if task is None:
+        raise NotFound(f"task '{task_no}' not found")
+    return task
 
 
 def get_user_task(user_id: str, task_no: str) -> TaskItem:
@@ -116,10 +115,9 @@ TASK_CURSOR = Cursor("tasks", "user_id", {
 
 
 def list_user_tasks(user_id: str, *, page: int, size: int, task_type: str | None, status: str | None,
-                    token: str | None = None) -> Page[TaskItem]:
-    """A page of the user's tasks, newest first. `total` comes from the user's task counters (kept by
-    the transactions that create tasks): all tasks, or tasks of one type. A task's status changes
-    without such a transaction, so a list filtered by status has no counter: its `total` is None."""
+                    token: str | None = None, total: int | None = None) -> Page[TaskItem]:
+    """A page of the user's tasks, newest first. `total` is the caller's count (the ledger keeps the
+    user's task counters, points.task_total); a list filtered by status has none."""
     condition = None
     if task_type:
         condition = TaskItem.task_type == task_type
@@ -131,12 +129,6 @@ def list_user_tasks(user_id: str, *, page: int, size: int, task_type: str | None
         return TaskItem.user_tasks.query(user_id, scan_index_forward=False, filter_condition=condition,
                                          last_evaluated_key=start, limit=limit)
 
-    from aigc import points  # points imports this module (a refund settles the task)
-
-    total = None
-    if not status:
-        counted = points.totals(user_id)
-        total = counted.tasks_by_type.get(task_type, 0) if task_type else counted.tasks
     return read_page(query, TASK_CURSOR, owner=user_id, page=page, size=size, token=token, total=total)
 
 
@@ -156,14 +148,9 @@ def is_held(task: TaskItem) -> bool:
 
 
 def _conditional(task: TaskItem, actions: list, condition) -> bool:
-    try:
-        task.update(actions=actions + [TaskItem.updated_at.set(utcnow())], condition=condition)
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            task.refresh(consistent_read=True)
-            return False
-        raise
-    return True
+    """Update while `condition` holds; when it does not, `task` is reloaded to show why."""
+    return conditional(lambda: task.update(actions=actions + [TaskItem.updated_at.set(utcnow())], condition=condition),
+                       on_failure=lambda: task.refresh(consistent_read=True))
 
 
 def hold(task: TaskItem, reason: str, grace_seconds: int) -> bool:
@@ -248,8 +235,6 @@ def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None) 
 
 def deadline_seconds(task: TaskItem) -> int:
     """How long the task may run once at the provider."""
-    from aigc.catalog import get_model
-
     return min(get_model(task.model_name).deadline_seconds, get_settings().task_deadline_seconds)
 
 

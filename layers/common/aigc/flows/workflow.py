@@ -4,13 +4,13 @@ Every step takes and returns the small state `{"taskNo": ..., "job": {...}}` (id
 image bytes) and is safe to run twice: it re-reads the task record and does nothing for a task
 that is already settled. `job.status` drives the state machine's Choice states:
 
-QUEUED (the provider pool is full: wait for a slot, aigc.capacity; `job.queueSeconds` is what is
+QUEUED (the provider pool is full: wait for a slot, aigc.domain.capacity; `job.queueSeconds` is what is
 left of the queue's time limit), RUNNING (a Wait state of `job.waitSeconds`, then poll), POLLING (poll again at once),
 SUCCEEDED (store outputs), FAILED / TIMED_OUT (refund), COMPLETED (done), REFUNDED (done,
 refunded), SETTLED (someone else settled it: done).
 
 Polling: the workflow waits (one transition, no Lambda time) until the job could plausibly have
-ended (aigc.durations), then one poll invocation asks the provider about every second for up to
+ended (aigc.domain.durations), then one poll invocation asks the provider about every second for up to
 its Lambda time budget, so the end is seen within about a second (README, "Cost model").
 """
 from __future__ import annotations
@@ -19,15 +19,16 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 
-from aigc import capacity, durations, executions, settlement, storage, tasks
-from aigc.catalog import get_model
-from aigc.config import get_settings
-from aigc.db import TaskItem
-from aigc.errors import ProviderRejected
-from aigc.observability import MetricUnit, count, logger, metrics
+from aigc.core.catalog import get_model
+from aigc.core.config import get_settings
+from aigc.core.errors import ProviderRejected
+from aigc.core.observability import MetricUnit, count, logger, metrics
+from aigc.core.timeutil import utcnow
+from aigc.domain import capacity, durations, settlement, tasks
 from aigc.providers import base, cancel_quietly, get_provider
 from aigc.providers.error_messages import user_message
-from aigc.timeutil import utcnow
+from aigc.store import executions, storage
+from aigc.store.db import TaskItem
 
 QUEUED, QUEUE_TIMEOUT = "QUEUED", "QUEUE_TIMEOUT"
 RUNNING, POLLING, SUCCEEDED, FAILED, TIMED_OUT = "RUNNING", "POLLING", "SUCCEEDED", "FAILED", "TIMED_OUT"

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
-from pynamodb.expressions.condition import size
-
-from aigc.catalog import get_model, load_pools
-from aigc.config import get_settings
-from aigc.db import SchedulerItem, TaskItem
-from aigc.observability import count, logger
+from aigc.core.catalog import get_model, load_pools
+from aigc.core.config import get_settings
+from aigc.core.errors import ProviderThrottled
+from aigc.core.observability import count, logger
+from aigc.domain import durations, tasks
+from aigc.store import executions
+from aigc.store.db import SchedulerItem, TaskItem
+from aigc.store.dynamo import conditional, size
 
 TIER_MEMBER, TIER_DEFAULT = 0, 1
 LEASE_SECONDS = 300  # a holder renews at every step; a crashed one's slot comes back after this
@@ -74,13 +75,7 @@ def _now() -> float:
 
 
 def _conditional(call) -> bool:
-    try:
-        call()
-    except (UpdateError, PutError, DeleteError) as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return conditional(call)
 
 
 # --- the semaphore ---------------------------------------------------------------------------
@@ -179,8 +174,6 @@ def _leave_queue(pool: Pool, task: TaskItem) -> None:
     except SchedulerItem.DoesNotExist:
         return
     if _drop_ticket(pool, task) and ticket.token:
-        from aigc import executions
-
         executions.send_task_success(ticket.token, {"taskNo": task.task_no, "job": {"status": "SETTLED"}})
 
 
@@ -243,14 +236,10 @@ def wake(pool: Pool) -> int:
 
 
 def _send_admitted(ticket: SchedulerItem) -> bool:
-    from aigc import executions
-
     return executions.send_task_success(ticket.token, {"taskNo": ticket.task_no, "job": {"status": ADMITTED}})
 
 
 def _release_if_settled(pool: Pool, task_no: str) -> None:
-    from aigc import tasks
-
     try:
         task = tasks.get_task(task_no)
     except Exception:  # noqa: BLE001 - a task that no longer exists holds nothing
@@ -304,8 +293,6 @@ def take_submit_turn(task: TaskItem, max_wait: float = 10.0, sleep=time.sleep) -
                 condition=SchedulerItem.submits.does_not_exist() | (SchedulerItem.submits < allowed))):
             return
         if _now() >= give_up:
-            from aigc.errors import ProviderThrottled
-
             raise ProviderThrottled(f"submit rate of pool {pool.name} is used up")
         sleep(max(0.05, (bucket + 1) * window - _now()))
 
@@ -315,8 +302,6 @@ def take_submit_turn(task: TaskItem, max_wait: float = 10.0, sleep=time.sleep) -
 
 def queue_position(task: TaskItem) -> tuple[int, datetime] | None:
     """(1-based position in its pool's queue, estimated start) for a waiting task, else None."""
-    from aigc import durations
-
     pool = pool_of(task.model_name)
     key = _ticket_key(task)
     try:

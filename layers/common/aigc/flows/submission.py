@@ -5,14 +5,15 @@ from functools import lru_cache
 
 from pydantic import ValidationError
 
-from aigc import capacity, executions, points, settlement, tasks, webhooks
-from aigc.catalog import ModelSpec, get_model
-from aigc.config import get_settings
-from aigc.errors import BadRequest, Conflict, ServiceUnavailable
-from aigc.observability import count, logger
-from aigc.parameters import SCHEMAS
-from aigc.schemas import SubmitTaskRequest, TaskView, describe_validation_error, parse_image_urls
-from aigc.views import task_view
+from aigc.api.parameters import SCHEMAS
+from aigc.api.schemas import SubmitTaskRequest, TaskView, describe_validation_error, parse_image_urls
+from aigc.api.views import task_view
+from aigc.core.catalog import ModelSpec, get_model
+from aigc.core.config import get_settings
+from aigc.core.errors import BadRequest, Conflict, ServiceUnavailable
+from aigc.core.observability import count, logger
+from aigc.domain import capacity, points, settlement, tasks, webhooks
+from aigc.store import executions
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
@@ -84,7 +85,7 @@ def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> TaskV
 
 def _submit(user_id: str, request: SubmitTaskRequest, tier: int | None = None) -> TaskView:
     task = prepare_task(user_id, request)
-    task.priority = tier  # the provider queue's tier (aigc.capacity): members first
+    task.priority = tier  # the provider queue's tier (aigc.domain.capacity): members first
     return charge_and_start(task)
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from aigc.errors import ProviderRejected, ProviderUnavailable
+from aigc.core.errors import ProviderRejected, ProviderUnavailable
 
 THUMBNAIL_SIZE = (256, 256)
 CHUNK = 1024 * 1024

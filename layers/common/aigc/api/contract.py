@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aigc.schemas import ErrorResponse
+from aigc.api.schemas import ErrorResponse
 
 TITLE = "AIGC points API"
 VERSION = "1.0.0"

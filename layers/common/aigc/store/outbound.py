@@ -24,6 +24,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util import connection
 
+from aigc.core.config import get_settings
+from aigc.core.netcheck import is_public_address
+
 Resolver = Callable[..., list]
 
 
@@ -33,8 +36,6 @@ class BlockedAddress(ValueError):
 
 def is_public(address: str) -> bool:
     """A resolved address (IPv6 zone ids dropped), by the same rule as submit's URL checks."""
-    from aigc.netcheck import is_public_address
-
     return is_public_address(ipaddress.ip_address(address.split("%", 1)[0]))
 
 
@@ -103,8 +104,6 @@ class CheckedAdapter(HTTPAdapter):
 def session(*, allow_private: bool | None = None, resolver: Resolver | None = None, max_retries=0) -> requests.Session:
     """A Session for user-given URLs. `allow_private` defaults to the ALLOW_PRIVATE_HOSTS setting."""
     if allow_private is None:
-        from aigc.config import get_settings
-
         allow_private = get_settings().allow_private_hosts
     adapter = CheckedAdapter(AddressPolicy(allow_private=allow_private, resolver=resolver), max_retries=max_retries)
     result = requests.Session()

@@ -7,22 +7,18 @@ transactions: a repeat cancels the whole transaction, so it never bumps a counte
 """
 from __future__ import annotations
 
-import functools
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable, get_args
+from typing import get_args
 
-from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.transactions import TransactWrite
-
-from aigc import tasks
-from aigc.catalog import TaskType
-from aigc.db import PointsItem, TaskItem
-from aigc.paging import Cursor, Page, read_page
-from aigc.errors import BadRequest, Conflict, InsufficientPoints, RateLimited
-from aigc.timeutil import iso_ms, utcnow
+from aigc.core.catalog import TaskType
+from aigc.core.errors import BadRequest, Conflict, InsufficientPoints, RateLimited
+from aigc.core.timeutil import iso_ms, utcnow
+from aigc.domain import tasks
+from aigc.store.db import PointsItem, TaskItem
+from aigc.store.dynamo import ConditionFailed, TransactWrite, get_or_none, transact, transaction_applied
+from aigc.store.paging import Cursor, Page, read_page
 
 BALANCE = "BALANCE"
 DEBIT, REFUND, GRANT = "DEBIT", "REFUND", "GRANT"
@@ -30,28 +26,6 @@ DEBIT, REFUND, GRANT = "DEBIT", "REFUND", "GRANT"
 
 def ledger_key(ref: str, kind: str) -> str:
     return f"TXN#{ref}#{kind}"
-
-
-@functools.cache
-def _connection() -> Connection:
-    """One per process: a new Connection builds a new botocore session (tens of ms of model loading)."""
-    return Connection(region=PointsItem.Meta.region)
-
-
-def _failed_checks(error: TransactWriteError) -> list[bool]:
-    return [bool(reason and reason.code == "ConditionalCheckFailed") for reason in error.cancellation_reasons]
-
-
-def _applied(write: Callable[[TransactWrite], None]) -> bool:
-    """Run `write`'s operations as one transaction; False (nothing written) when a condition failed."""
-    try:
-        with TransactWrite(connection=_connection()) as tx:
-            write(tx)
-    except TransactWriteError as error:
-        if any(_failed_checks(error)):
-            return False
-        raise
-    return True
 
 
 def _ledger_entry(user_id: str, ref: str, kind: str, amount: int, reason: str, actor: str | None) -> PointsItem:
@@ -74,17 +48,13 @@ def _count_task(task: TaskItem) -> list:
 
 def has_account(user_id: str) -> bool:
     """A user is known once points were ever granted to them (a BALANCE item with a balance)."""
-    try:
-        return PointsItem.get(user_id, BALANCE, consistent_read=True).balance is not None
-    except DoesNotExist:
-        return False
+    item = get_or_none(PointsItem, user_id, BALANCE)
+    return item is not None and item.balance is not None
 
 
 def get_balance(user_id: str) -> int:
-    try:
-        return int(PointsItem.get(user_id, BALANCE, consistent_read=True).balance or 0)
-    except DoesNotExist:
-        return 0
+    item = get_or_none(PointsItem, user_id, BALANCE)
+    return int(item.balance or 0) if item else 0
 
 
 def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int) -> None:
@@ -97,30 +67,35 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int) -> None:
     now = utcnow()
     minute = now.strftime("%Y%m%d%H%M")
     with_rate = rate_limit_per_minute > 0
-    try:
-        with TransactWrite(connection=_connection()) as tx:
-            if with_rate:
-                tx.update(
-                    PointsItem(task.user_id, f"RATE#{minute}"),
-                    actions=[PointsItem.submits.add(1), PointsItem.expires_at.set(int(time.time()) + 180)],
-                    condition=PointsItem.submits.does_not_exist() | (PointsItem.submits < rate_limit_per_minute),
-                )
+
+    def write(tx: TransactWrite) -> None:
+        if with_rate:
             tx.update(
-                PointsItem(task.user_id, BALANCE),
-                actions=[PointsItem.balance.add(-cost), PointsItem.ledger_count.add(1), *_count_task(task)],
-                condition=PointsItem.balance >= cost,
+                PointsItem(task.user_id, f"RATE#{minute}"),
+                actions=[PointsItem.submits.add(1), PointsItem.expires_at.set(int(time.time()) + 180)],
+                condition=PointsItem.submits.does_not_exist() | (PointsItem.submits < rate_limit_per_minute),
             )
-            tx.save(
-                _ledger_entry(task.user_id, task.task_no, DEBIT, -cost, f"task {task.model_name}", task.user_id),
-                condition=PointsItem.entry.does_not_exist(),
-            )
-            tx.save(task, condition=TaskItem.task_no.does_not_exist())
-    except TransactWriteError as error:
+        tx.update(
+            PointsItem(task.user_id, BALANCE),
+            actions=[PointsItem.balance.add(-cost), PointsItem.ledger_count.add(1), *_count_task(task)],
+            condition=PointsItem.balance >= cost,
+        )
+        tx.save(
+            _ledger_entry(task.user_id, task.task_no, DEBIT, -cost, f"task {task.model_name}", task.user_id),
+            condition=PointsItem.entry.does_not_exist(),
+        )
+        tx.save(task, condition=TaskItem.task_no.does_not_exist())
+
+    try:
+        transact(write)
+    except ConditionFailed as failure:
         # pynamodb sends puts before updates: [ledger, task, (rate), balance]
-        failed = dict(zip(["ledger", "task"] + (["rate"] if with_rate else []) + ["balance"], _failed_checks(error), strict=False))
+        failed = dict(zip(["ledger", "task"] + (["rate"] if with_rate else []) + ["balance"], failure.checks,
+                          strict=False))
         if failed.get("rate"):
             raise RateLimited(
-                f"too many submissions: at most {rate_limit_per_minute} tasks a minute, please retry shortly"
+                f"too many submissions: at most {rate_limit_per_minute} tasks a minute, please retry shortly",
+                retry_after=60 - now.second,
             ) from None
         if failed.get("balance"):
             raise InsufficientPoints(cost=cost, balance=get_balance(task.user_id)) from None
@@ -160,7 +135,7 @@ def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_me
             condition=(TaskItem.status != "completed") & (TaskItem.refunded == False),  # noqa: E712
         )
 
-    return _applied(write)
+    return transaction_applied(write)
 
 
 @dataclass(frozen=True)
@@ -181,8 +156,14 @@ def grant(user_id: str, amount: int, reason: str, *, grant_id: str, actor: str) 
         tx.save(_ledger_entry(user_id, grant_id, GRANT, amount, reason, actor),
                 condition=PointsItem.entry.does_not_exist())
 
-    applied = _applied(write)
+    applied = transaction_applied(write)
     return GrantResult(grant_id, applied, get_balance(user_id))
+
+
+def task_total(user_id: str, task_type: str | None) -> int:
+    """How many tasks the user's list holds (all, or of one type): the counters of `totals`."""
+    counted = totals(user_id)
+    return counted.tasks_by_type.get(task_type, 0) if task_type else counted.tasks
 
 
 def ledger_entries(user_id: str, ref: str | None = None) -> list[PointsItem]:
@@ -203,7 +184,7 @@ def save_uncharged_task(task: TaskItem) -> bool:
         tx.save(task, condition=TaskItem.task_no.does_not_exist())
         tx.update(PointsItem(task.user_id, BALANCE), actions=_count_task(task))
 
-    return _applied(write)
+    return transaction_applied(write)
 
 
 @dataclass(frozen=True)
@@ -215,10 +196,7 @@ class Totals:
 
 def totals(user_id: str) -> Totals:
     """The counters kept on the BALANCE item: tasks in the user's list (all, per type), ledger entries."""
-    try:
-        item = PointsItem.get(user_id, BALANCE, consistent_read=True)
-    except DoesNotExist:
-        item = PointsItem(user_id, BALANCE)
+    item = get_or_none(PointsItem, user_id, BALANCE) or PointsItem(user_id, BALANCE)
     by_type = {name: int(getattr(item, f"{name}_count") or 0) for name in get_args(TaskType)}
     return Totals(int(item.task_count or 0), by_type, int(item.ledger_count or 0))
 

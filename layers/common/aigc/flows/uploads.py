@@ -18,14 +18,15 @@ from urllib.parse import unquote_plus
 from pydantic import ValidationError
 from pydantic.alias_generators import to_snake
 
-from aigc import points, storage, tasks
-from aigc.catalog import get_model
-from aigc.config import get_settings
-from aigc.errors import AppError, BadRequest, Conflict, Forbidden, ServiceUnavailable
-from aigc.observability import count, logger
-from aigc.parameters import OutpaintingParameters
-from aigc.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID, SubmitTaskRequest, describe_validation_error
-from aigc.submission import charge_and_start, prepare_task
+from aigc.api.parameters import OutpaintingParameters
+from aigc.api.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID, SubmitTaskRequest, describe_validation_error
+from aigc.core.catalog import get_model
+from aigc.core.config import get_settings
+from aigc.core.errors import AppError, BadRequest, Conflict, Forbidden, ServiceUnavailable
+from aigc.core.observability import count, logger
+from aigc.domain import points, tasks
+from aigc.flows.submission import charge_and_start, prepare_task
+from aigc.store import storage
 
 USER_ID = re.compile(SAFE_USER_ID)  # the same rule as the API's token subjects
 IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}

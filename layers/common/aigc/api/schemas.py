@@ -10,10 +10,19 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
-from aigc.errors import BadRequest
-from aigc.netcheck import UnsafeUrl, check_public_url
+from aigc.core.errors import BadRequest
+from aigc.core.netcheck import UnsafeUrl, check_public_url
 
 # A user id is safe in an S3 key and a DynamoDB key (uploads/<userId>/..., results/<userId>/...).
 # Dots only between other characters: no "..", no "." alone.

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 
-from aigc import capacity, executions, points, tasks
-from aigc.config import get_settings
-from aigc.db import TaskItem
-from aigc.errors import Conflict, NotFound
-from aigc.observability import count, logger
+from aigc.core.config import get_settings
+from aigc.core.errors import Conflict, NotFound
+from aigc.core.observability import count, logger
+from aigc.domain import capacity, points, tasks
+from aigc.providers import cancel_quietly
+from aigc.store import executions
+from aigc.store.db import TaskItem
 
 
 def refund(task: TaskItem, *, status: str, code: str, message: str) -> bool:
@@ -36,18 +38,14 @@ def refund(task: TaskItem, *, status: str, code: str, message: str) -> bool:
 def _stop_execution(task: TaskItem, cause: str) -> None:
     """After a refund: stop the execution. If that fails the task stays settled (its steps find it
     so and end), so the caller still succeeds; the failure is logged and counted, never dropped."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         executions.stop_if_running(task.execution_name or task.task_no, cause)
-    except (BotoCoreError, ClientError):
+    except executions.StepFunctionsError:
         logger.exception("could not stop the execution of a settled task", extra={"task_no": task.task_no})
         count("ExecutionStopFailed")
 
 
 def _cancel_at_provider(task: TaskItem) -> None:
-    from aigc.providers import cancel_quietly
-
     cancel_quietly(task.provider, task.provider_task_id)
 
 

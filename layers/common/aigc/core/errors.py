@@ -7,11 +7,14 @@ class AppError(Exception):
 
     status = 500
     default_message = "internal error"
+    default_retry_after: int | None = None  # seconds; 429 and 503 answers always carry Retry-After
 
-    def __init__(self, message: str | None = None, *, error_code: str | None = None):
+    def __init__(self, message: str | None = None, *, error_code: str | None = None,
+                 retry_after: int | None = None):
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
         self.error_code = error_code
+        self.retry_after = retry_after if retry_after is not None else self.default_retry_after
 
 
 class BadRequest(AppError):
@@ -52,11 +55,13 @@ class Conflict(AppError):
 class RateLimited(AppError):
     status = 429
     default_message = "too many requests"
+    default_retry_after = 60
 
 
 class ServiceUnavailable(AppError):
     status = 503
     default_message = "service temporarily unavailable, please retry"
+    default_retry_after = 5
 
 
 # --- provider errors (raised by adapters, seen by the workflow) -------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Callable, Generic, Iterable, Optional, TypeVar
 
-from aigc.errors import BadRequest
+from aigc.core.errors import BadRequest
 
 T = TypeVar("T")
 TOKEN_FIELD = "nextToken"

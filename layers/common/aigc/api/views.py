@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-from aigc import storage, tasks
-from aigc.config import get_settings
-from aigc.db import PointsItem, TaskItem
-from aigc.paging import Page
-from aigc.schemas import LedgerEntry, TaskView, prompt_snippet
-from aigc.timeutil import api_time
-from aigc.webhooks import EVENTS as WEBHOOK_EVENTS
+from aigc.api.schemas import LedgerEntry, TaskView, prompt_snippet
+from aigc.core.config import get_settings
+from aigc.core.timeutil import api_time
+from aigc.domain import capacity, tasks
+from aigc.domain.webhooks import EVENTS as WEBHOOK_EVENTS
+from aigc.store import storage
+from aigc.store.db import PointsItem, TaskItem
+from aigc.store.paging import Page
 
 
 def _presign(key: str | None) -> str | None:
@@ -23,8 +24,6 @@ def _queue_view(task: TaskItem, queue: bool) -> dict:
     """A task waiting for a provider slot: its place in the queue and when it should start."""
     waiting = None
     if queue and task.status == tasks.QUEUED and task.started_at is None and not task.refunded:
-        from aigc import capacity
-
         waiting = capacity.queue_position(task)
     return {"queuePosition": waiting[0] if waiting else None,
             "estimatedStartTime": api_time(waiting[1]) if waiting else None}

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from aigc.errors import NotFound
+from aigc.core.errors import NotFound
 
 TaskType = Literal["outpainting", "text_to_image", "image_to_image"]
 
@@ -30,7 +30,7 @@ class Pricing(BaseModel):
 
 
 class PollSchedule(BaseModel):
-    """Inside the window where a job is likely to end (aigc.durations), poll this often."""
+    """Inside the window where a job is likely to end (aigc.domain.durations), poll this often."""
 
     interval_seconds: float = Field(1.0, alias="intervalSeconds", gt=0, le=10)
 
@@ -65,7 +65,7 @@ class ModelSpec(BaseModel):
 
     @property
     def pool(self) -> str:
-        """The capacity pool (aigc.capacity): by default one per provider model, as DashScope counts."""
+        """The capacity pool (aigc.domain.capacity): by default one per provider model, as DashScope counts."""
         return self.pool_name or f"{self.provider}:{self.provider_model}"
 
     def price(self, provider_parameters: dict, image_count: int = 1) -> int:
@@ -94,7 +94,7 @@ def load_catalog() -> dict[str, ModelSpec]:
 
 @lru_cache(maxsize=1)
 def load_pools() -> tuple[PoolSpec, dict[str, PoolSpec]]:
-    """catalog.json "capacity": the default pool and the declared ones (template overrides: aigc.capacity)."""
+    """catalog.json "capacity": the default pool and the declared ones (template overrides: aigc.domain.capacity)."""
     raw = json.loads((Path(__file__).with_name("catalog.json")).read_text(encoding="utf-8"))["capacity"]
     return PoolSpec.model_validate(raw["default"]), {
         name: PoolSpec.model_validate(spec) for name, spec in raw.get("pools", {}).items()

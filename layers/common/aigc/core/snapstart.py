@@ -20,12 +20,14 @@ import random
 import sys
 
 _CACHED_CALLABLES = (
-    ("aigc.config", "get_settings"),
-    ("aigc.catalog", "load_catalog"),
-    ("aigc.submission", "_idempotency"),
-    ("aigc.storage", "_s3"),
-    ("aigc.executions", "_sfn"),
-    ("aigc.points", "_connection"),
+    ("aigc.core.config", "get_settings"),
+    ("aigc.core.catalog", "load_catalog"),
+    ("aigc.flows.submission", "_idempotency"),
+    ("aigc.store.storage", "_s3"),
+    ("aigc.store.executions", "_sfn"),
+    ("aigc.store.dynamo", "_connection"),
+    ("aigc.store.queues", "_sqs"),
+    ("aigc.flows.webhook_delivery", "_session"),
 )
 
 
@@ -38,9 +40,9 @@ def forget_cached_state() -> None:
     parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
     if parameters is not None:
         parameters.clear_caches()
-    db = sys.modules.get("aigc.db")
+    db = sys.modules.get("aigc.store.db")
     if db is not None:
-        for model in (db.PointsItem, db.TaskItem):
+        for model in db.MODELS:  # every table's model keeps its own connection
             model._connection = None
 
 

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from aigc.catalog import ModelSpec
-from aigc.db import SchedulerItem
-from aigc.timeutil import iso_ms
+from aigc.core.catalog import ModelSpec
+from aigc.core.timeutil import iso_ms
+from aigc.store.db import SchedulerItem
 
 SAMPLES = 30
 MIN_SAMPLES = 5

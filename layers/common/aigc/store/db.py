@@ -128,17 +128,17 @@ class TaskItem(Model):
     unsettled = UnicodeAttribute(null=True)
     attention_at = UnicodeAttribute(null=True)
     hold_until = UTCDateTimeAttribute(null=True)
-    # webhooks (aigc.webhooks): where to POST the task's events, and which ones (None: all)
+    # webhooks (aigc.domain.webhooks): where to POST the task's events, and which ones (None: all)
     webhook_url = UnicodeAttribute(null=True)
     webhook_events = ListAttribute(of=UnicodeAttribute, null=True)
-    priority = NumberAttribute(null=True)  # queue tier (aigc.capacity): 0 members, 1 (or absent) everyone else
+    priority = NumberAttribute(null=True)  # queue tier (aigc.domain.capacity): 0 members, 1 (or absent) everyone else
 
     user_tasks = UserTasks()
     unsettled_tasks = Unsettled()
 
 
 class WebhookSecretItem(Model):
-    """A user's webhook signing secret (a credential: only aigc.webhooks reads it, never logged)."""
+    """A user's webhook signing secret (a credential: only aigc.domain.webhooks reads it, never logged)."""
 
     class Meta:
         table_name = _FromEnvironment("WEBHOOK_SECRETS_TABLE")
@@ -149,13 +149,13 @@ class WebhookSecretItem(Model):
     updated_at = UTCDateTimeAttribute()
 
 
-# --- the scheduler's table (issue 7: aigc.durations, aigc.capacity) -----------------------------
+# --- the scheduler's table (issue 7: aigc.domain.durations, aigc.domain.capacity) -----------------------------
 
 
 class SchedulerItem(Model):
     """SCHEDULER_TABLE: learned provider durations (`DUR#<model>`), capacity pools and their queues.
 
-    Only `aigc.durations` and `aigc.capacity` use it; the key layout is in docs/ARCHITECTURE.md.
+    Only `aigc.domain.durations` and `aigc.domain.capacity` use it; the key layout is in docs/ARCHITECTURE.md.
     """
 
     class Meta:
@@ -171,3 +171,7 @@ class SchedulerItem(Model):
     task_no = UnicodeAttribute(null=True)  # QUEUE#: the waiting task
     token = UnicodeAttribute(null=True)  # QUEUE#: its execution's task token (set once it waits)
     enqueued_at = NumberAttribute(null=True)  # QUEUE#: epoch seconds
+
+
+# Every table model, for code that must treat them alike (aigc.core.snapstart drops their connections).
+MODELS = (PointsItem, TaskItem, WebhookSecretItem, SchedulerItem)

@@ -13,9 +13,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     ResponseValidationError,
 )
 
-from aigc.errors import AppError, Forbidden, Unauthorized
-from aigc.observability import logger
-from aigc.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID, describe_validation_error, envelope
+from aigc.api.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID, describe_validation_error, envelope
+from aigc.core.errors import AppError, Forbidden, Unauthorized
+from aigc.core.observability import logger
 
 MAX_BODY_CHARS = 64 * 1024
 MAX_JSON_DEPTH = 32
@@ -60,11 +60,16 @@ def parse_json_body(text: str | bytes):
         raise _refuse("a number is too long") from None
 
 
-def error_response(status: int, message: str, error_code: str | None = None) -> Response:
+def error_response(status: int, message: str, error_code: str | None = None,
+                   retry_after: int | None = None) -> Response:
     body = envelope(None, code=status, message=message)
     if error_code:
         body["errorCode"] = error_code
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+    headers = {}
+    if status in (429, 503):
+        headers["Retry-After"] = str(max(1, retry_after or 1))
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body),
+                    headers=headers or None)
 
 
 def register_error_handlers(app: APIGatewayHttpResolver) -> None:
@@ -72,7 +77,7 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     def _app_error(error: AppError):
         if error.status >= 500:
             logger.error("request failed", extra={"status": error.status, "error": error.message})
-        return error_response(error.status, error.message, error.error_code)
+        return error_response(error.status, error.message, error.error_code, error.retry_after)
 
     @app.exception_handler(RequestValidationError)
     def _validation(error: RequestValidationError):
