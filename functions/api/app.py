@@ -19,6 +19,7 @@ from aigc.api.schemas import (
     ModelsResponse,
     OperatorRefundRequest,
     SubmitTaskRequest,
+    TaskStatusValue,
     TaskPageResponse,
     TaskResponse,
     UploadRequest,
@@ -50,7 +51,7 @@ Size = Annotated[int, Query(ge=1, le=100, description="records per page")]
 TaskTypeFilter = Annotated[Optional[str], Query(pattern="^(outpainting|text_to_image|image_to_image)$")]
 NextToken = Annotated[Optional[str], Query(max_length=1024, description=(
     "the previous page's nextToken (then page is ignored); a token this list did not issue is a 400"))]
-StatusFilter = Annotated[Optional[str], Query(pattern="^(created|queued|processing|completed|failed|cancelled)$")]
+StatusFilter = Annotated[Optional[TaskStatusValue], Query()]
 TaskNo = Annotated[str, Path(min_length=1, max_length=64, description="the task number (TASK-...)")]
 IdempotencyKey = Annotated[Optional[str], Header(
     alias="Idempotency-Key", min_length=1, max_length=128,

@@ -148,7 +148,8 @@ class OperatorRefundRequest(_Request):
 # ----------------------------------------------------------------------------------- responses
 
 T = TypeVar("T")
-TaskStatus = Literal["created", "queued", "processing", "completed", "failed", "cancelled"]
+# The values of aigc.core.vocab.TaskStatus (tests/unit/test_vocab.py keeps the two equal).
+TaskStatusValue = Literal["queued", "processing", "completed", "failed", "cancelled"]
 
 
 class _Out(BaseModel):
@@ -160,7 +161,7 @@ class TaskView(_Out):
 
     task_no: str = Field(alias="taskNo", examples=["TASK-20251026153045123-4f1c2a9b"])
     model_name: str = Field(alias="modelName")
-    status: TaskStatus
+    status: TaskStatusValue
     task_type: str = Field(alias="taskType", examples=["outpainting"])
     progress: int = Field(ge=0, le=100)
     prompt_snippet: str | None = Field(alias="promptSnippet")

@@ -6,6 +6,7 @@ from typing import Callable
 from aigc.api.schemas import LedgerEntry, TaskView, prompt_snippet
 from aigc.core.config import get_settings
 from aigc.core.timeutil import api_time
+from aigc.core.vocab import TaskStatus
 from aigc.domain import capacity, tasks
 from aigc.domain.webhooks import EVENTS as WEBHOOK_EVENTS
 from aigc.store import storage
@@ -23,7 +24,7 @@ def _presign(key: str | None) -> str | None:
 def _queue_view(task: TaskItem, queue: bool) -> dict:
     """A task waiting for a provider slot: its place in the queue and when it should start."""
     waiting = None
-    if queue and task.status == tasks.QUEUED and task.started_at is None and not task.refunded:
+    if queue and task.status == TaskStatus.QUEUED and task.started_at is None and not task.refunded:
         waiting = capacity.queue_position(task)
     return {"queuePosition": waiting[0] if waiting else None,
             "estimatedStartTime": api_time(waiting[1]) if waiting else None}
@@ -31,7 +32,7 @@ def _queue_view(task: TaskItem, queue: bool) -> dict:
 
 def task_view(task: TaskItem, *, presign: bool = True, queue: bool = True) -> TaskView:
     """`queue=False`: skip the provider queue lookup (a task just created, or a webhook body)."""
-    result_urls = [_presign(key) for key in (task.result_keys or [])] if presign and task.status == tasks.COMPLETED else []
+    result_urls = [_presign(key) for key in (task.result_keys or [])] if presign and task.status == TaskStatus.COMPLETED else []
     image_urls = [_presign(u.split("/", 3)[3]) if presign and u.startswith("s3://") else u
                   for u in (task.image_urls or [])]
     parameters = task.parameters.as_dict() if hasattr(task.parameters, "as_dict") else dict(task.parameters or {})
@@ -45,7 +46,7 @@ def task_view(task: TaskItem, *, presign: bool = True, queue: bool = True) -> Ta
         "imageUrl": image_urls[0] if len(image_urls) == 1 else (image_urls or None),
         "resultUrl": result_urls[0] if result_urls else None,
         "resultUrls": result_urls,
-        "thumbnailUrl": _presign(task.thumbnail_key) if presign and task.status == tasks.COMPLETED else None,
+        "thumbnailUrl": _presign(task.thumbnail_key) if presign and task.status == TaskStatus.COMPLETED else None,
         "pointsCost": int(task.points_cost),
         "refunded": bool(task.refunded),
         "parameters": parameters,

@@ -28,6 +28,7 @@ from aigc.core.catalog import get_model, load_pools
 from aigc.core.config import get_settings
 from aigc.core.errors import ProviderThrottled
 from aigc.core.observability import count, logger
+from aigc.core.vocab import Outcome
 from aigc.domain import durations, tasks
 from aigc.store import executions
 from aigc.store.db import SchedulerItem, TaskItem
@@ -37,7 +38,6 @@ TIER_MEMBER, TIER_DEFAULT = 0, 1
 LEASE_SECONDS = 300  # a holder renews at every step; a crashed one's slot comes back after this
 HANDOFF_LEASE_SECONDS = 120  # the woken execution renews it as soon as it runs
 UNREGISTERED_TICKET_SECONDS = 60  # a ticket whose execution never came to wait is skipped after this
-ADMITTED = "ADMITTED"
 
 
 @dataclass(frozen=True)
@@ -236,13 +236,13 @@ def wake(pool: Pool) -> int:
 
 
 def _send_admitted(ticket: SchedulerItem) -> bool:
-    return executions.send_task_success(ticket.token, {"taskNo": ticket.task_no, "job": {"status": ADMITTED}})
+    return executions.send_task_success(ticket.token, {"taskNo": ticket.task_no, "job": {"status": Outcome.ADMITTED}})
 
 
 def _release_if_settled(pool: Pool, task_no: str) -> None:
     try:
         task = tasks.get_task(task_no)
-    except Exception:  # noqa: BLE001 - a task that no longer exists holds nothing
+    except Exception:
         _release(pool, task_no)
         return
     if tasks.is_settled(task) or tasks.is_held(task):

@@ -15,13 +15,13 @@ from typing import get_args
 from aigc.core.catalog import TaskType
 from aigc.core.errors import BadRequest, Conflict, InsufficientPoints, RateLimited
 from aigc.core.timeutil import iso_ms, utcnow
+from aigc.core.vocab import LedgerKind
 from aigc.domain import tasks
 from aigc.store.db import PointsItem, TaskItem
 from aigc.store.dynamo import ConditionFailed, TransactWrite, get_or_none, transact, transaction_applied
 from aigc.store.paging import Cursor, Page, read_page
 
 BALANCE = "BALANCE"
-DEBIT, REFUND, GRANT = "DEBIT", "REFUND", "GRANT"
 
 
 def ledger_key(ref: str, kind: str) -> str:
@@ -61,7 +61,7 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int) -> None:
     """Create the task and charge for it atomically, within the user's submit rate limit.
 
     One transaction: rate counter (guarded by the limit), balance (guarded by balance >= cost),
-    the DEBIT ledger entry and the task record. If any guard fails nothing is written.
+    the LedgerKind.DEBIT ledger entry and the task record. If any guard fails nothing is written.
     """
     cost = int(task.points_cost)
     now = utcnow()
@@ -81,7 +81,7 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int) -> None:
             condition=PointsItem.balance >= cost,
         )
         tx.save(
-            _ledger_entry(task.user_id, task.task_no, DEBIT, -cost, f"task {task.model_name}", task.user_id),
+            _ledger_entry(task.user_id, task.task_no, LedgerKind.DEBIT, -cost, f"task {task.model_name}", task.user_id),
             condition=PointsItem.entry.does_not_exist(),
         )
         tx.save(task, condition=TaskItem.task_no.does_not_exist())
@@ -118,7 +118,7 @@ def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_me
         tx.update(PointsItem(task.user_id, BALANCE),
                   actions=[PointsItem.balance.add(cost), PointsItem.ledger_count.add(1)])
         tx.save(
-            _ledger_entry(task.user_id, task.task_no, REFUND, cost, error_message[:200], "system"),
+            _ledger_entry(task.user_id, task.task_no, LedgerKind.REFUND, cost, error_message[:200], "system"),
             condition=PointsItem.entry.does_not_exist(),
         )
         tx.update(
@@ -132,7 +132,7 @@ def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_me
                 TaskItem.updated_at.set(now),
                 *tasks.settled_actions(),
             ],
-            condition=(TaskItem.status != "completed") & (TaskItem.refunded == False),  # noqa: E712
+            condition=(TaskItem.status != "completed") & (TaskItem.refunded == False),
         )
 
     return transaction_applied(write)
@@ -153,7 +153,7 @@ def grant(user_id: str, amount: int, reason: str, *, grant_id: str, actor: str) 
     def write(tx: TransactWrite) -> None:
         tx.update(PointsItem(user_id, BALANCE),
                   actions=[PointsItem.balance.add(amount), PointsItem.ledger_count.add(1)])
-        tx.save(_ledger_entry(user_id, grant_id, GRANT, amount, reason, actor),
+        tx.save(_ledger_entry(user_id, grant_id, LedgerKind.GRANT, amount, reason, actor),
                 condition=PointsItem.entry.does_not_exist())
 
     applied = transaction_applied(write)

@@ -18,6 +18,7 @@ import json
 from aigc.core.config import get_settings
 from aigc.core.errors import Conflict, NotFound
 from aigc.core.observability import count, logger
+from aigc.core.vocab import TaskStatus
 from aigc.domain import capacity, points, tasks
 from aigc.providers import cancel_quietly
 from aigc.store import executions
@@ -56,7 +57,7 @@ def cancel_task(user_id: str, task_no: str) -> TaskItem:
         raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
     # Settle first: cancelling at the provider first lets the workflow see CANCELED and settle the
     # task as failed before this refund, and the user's cancel would answer 409.
-    if not refund(task, status=tasks.CANCELLED, code="Cancelled",
+    if not refund(task, status=TaskStatus.CANCELLED, code="Cancelled",
                    message="cancelled by the user; your points were refunded"):
         task.refresh(consistent_read=True)
         raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
@@ -70,7 +71,7 @@ def cancel_task(user_id: str, task_no: str) -> TaskItem:
 def operator_refund(task_no: str, reason: str) -> TaskItem:
     """An operator's manual refund of an unsettled or held task (the runbook's supported path)."""
     task = tasks.get_task(task_no)
-    if not refund(task, status=tasks.FAILED, code="RefundedByOperator", message=f"refunded by an operator: {reason}"):
+    if not refund(task, status=TaskStatus.FAILED, code="RefundedByOperator", message=f"refunded by an operator: {reason}"):
         raise Conflict(f"task {task_no} is {task.status}{' and already refunded' if task.refunded else ''}; nothing to refund")
     _stop_execution(task, f"refunded by an operator: {reason}")
     task.refresh(consistent_read=True)
@@ -127,7 +128,7 @@ def on_execution_ended(detail: dict) -> str:
     message = ("the task ran too long and was stopped; your points were refunded" if status == "TIMED_OUT"
                else "the task was stopped by an operator; your points were refunded")
     _cancel_at_provider(task)
-    return "refunded" if refund(task, status=tasks.FAILED, code=code, message=message) else "already-settled"
+    return "refunded" if refund(task, status=TaskStatus.FAILED, code=code, message=message) else "already-settled"
 
 
 def sweep() -> dict:
@@ -137,7 +138,7 @@ def sweep() -> dict:
         outcome["seen"] += 1
         logger.append_keys(task_no=task.task_no)
         if tasks.is_held(task):
-            if refund(task, status=tasks.FAILED, code="InternalError",
+            if refund(task, status=TaskStatus.FAILED, code="InternalError",
                        message="the task failed because of an internal error and was not retried in time; "
                                "your points were refunded"):
                 outcome["refunded"] += 1
@@ -149,7 +150,7 @@ def sweep() -> dict:
             outcome["postponed"] += 1
             continue
         _cancel_at_provider(task)
-        if refund(task, status=tasks.FAILED, code="Timeout",
+        if refund(task, status=TaskStatus.FAILED, code="Timeout",
                    message="the task did not finish in time; your points were refunded"):
             outcome["refunded"] += 1
     outcome["woken"] = capacity.pump_all()  # expired leases back, waiting tasks woken (a lost wake-up)

@@ -9,15 +9,14 @@ from aigc.core.catalog import ModelSpec, get_model
 from aigc.core.config import get_settings
 from aigc.core.errors import NotFound
 from aigc.core.timeutil import iso_ms, utcnow
+from aigc.core.vocab import ACTIVE_STATUSES, TaskStatus
 from aigc.store.db import TaskItem
 from aigc.store.dynamo import conditional, get_or_none
 from aigc.store.paging import Cursor, Page, read_page
 
-QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED = "queued", "processing", "completed", "failed", "cancelled"
 UNSETTLED = "1"
 # The workflow settles a task by its deadline; the sweep looks only this long after it.
 SWEEP_SLACK = timedelta(minutes=15)
-ACTIVE_STATUSES = (QUEUED, PROCESSING)
 
 
 def new_task_no(now: datetime | None = None) -> str:
@@ -56,7 +55,7 @@ def new_task(
         task_type=model.task_type,
         provider=model.provider,
         provider_model=model.provider_model,
-        status=QUEUED,
+        status=TaskStatus.QUEUED,
         source=source,
         prompt=prompt,
         negative_prompt=negative_prompt,
@@ -82,7 +81,7 @@ def rejected_task(*, task_no: str, user_id: str, model: ModelSpec, source: str, 
     now = utcnow()
     return TaskItem(
         task_no, user_id=user_id, created_at=iso_ms(now), model_name=model.name, task_type=model.task_type,
-        provider=model.provider, provider_model=model.provider_model, status=FAILED, source=source,
+        provider=model.provider, provider_model=model.provider_model, status=TaskStatus.FAILED, source=source,
         image_urls=image_urls, parameters={}, points_cost=0, expected_seconds=model.expected_seconds,
         deadline_at=now, completed_at=now, updated_at=now, error_code=error_code, error_message=error_message,
         refunded=False,
@@ -138,13 +137,13 @@ def settled_actions() -> list:
 
 
 def is_settled(task: TaskItem) -> bool:
-    return task.status in (COMPLETED, CANCELLED) or bool(task.refunded) or (
-        task.status == FAILED and task.hold_until is None
+    return task.status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED) or bool(task.refunded) or (
+        task.status == TaskStatus.FAILED and task.hold_until is None
     )
 
 
 def is_held(task: TaskItem) -> bool:
-    return task.status == FAILED and task.hold_until is not None and not task.refunded
+    return task.status == TaskStatus.FAILED and task.hold_until is not None and not task.refunded
 
 
 def _conditional(task: TaskItem, actions: list, condition) -> bool:
@@ -158,7 +157,7 @@ def hold(task: TaskItem, reason: str, grace_seconds: int) -> bool:
     until = utcnow() + timedelta(seconds=grace_seconds)
     minutes = max(1, grace_seconds // 60)
     return _conditional(task, [
-        TaskItem.status.set(FAILED),
+        TaskItem.status.set(TaskStatus.FAILED),
         TaskItem.hold_until.set(until),
         TaskItem.attention_at.set(iso_ms(until)),
         TaskItem.error_code.set("InternalError.Retryable"),
@@ -166,7 +165,7 @@ def hold(task: TaskItem, reason: str, grace_seconds: int) -> bool:
             f"the task stopped because of an internal error ({reason[:120]}); operators may retry it within "
             f"{minutes} minutes, otherwise your points are refunded automatically"
         ),
-    ], TaskItem.status.is_in(*ACTIVE_STATUSES) & (TaskItem.refunded == False))  # noqa: E712
+    ], TaskItem.status.is_in(*ACTIVE_STATUSES) & (TaskItem.refunded == False))
 
 
 def resume_if_held(task: TaskItem) -> bool:
@@ -174,12 +173,12 @@ def resume_if_held(task: TaskItem) -> bool:
     if not is_held(task):
         return False
     return _conditional(task, [
-        TaskItem.status.set(PROCESSING if task.started_at else QUEUED),
+        TaskItem.status.set(TaskStatus.PROCESSING if task.started_at else TaskStatus.QUEUED),
         TaskItem.hold_until.remove(),
         TaskItem.attention_at.set(iso_ms(task.deadline_at + SWEEP_SLACK)),
         TaskItem.error_code.remove(),
         TaskItem.error_message.remove(),
-    ], (TaskItem.status == FAILED) & TaskItem.hold_until.exists() & (TaskItem.refunded == False))  # noqa: E712
+    ], (TaskItem.status == TaskStatus.FAILED) & TaskItem.hold_until.exists() & (TaskItem.refunded == False))
 
 
 def due_for_attention(limit: int = 200) -> list[TaskItem]:
@@ -195,12 +194,12 @@ def postpone_attention(task: TaskItem) -> None:
 def _update_active(task: TaskItem, actions: list) -> bool:
     """Apply updates only while the task is still active; False if it was settled meanwhile."""
     return _conditional(
-        task, actions, TaskItem.status.is_in(*ACTIVE_STATUSES) & (TaskItem.refunded == False)  # noqa: E712
+        task, actions, TaskItem.status.is_in(*ACTIVE_STATUSES) & (TaskItem.refunded == False)
     )
 
 
 def record_provider_job(task: TaskItem, provider_task_id: str | None, provider_status: str) -> bool:
-    actions = [TaskItem.status.set(PROCESSING), TaskItem.provider_status.set(provider_status)]
+    actions = [TaskItem.status.set(TaskStatus.PROCESSING), TaskItem.provider_status.set(provider_status)]
     if provider_task_id:
         actions.append(TaskItem.provider_task_id.set(provider_task_id))
     if task.started_at is None:
@@ -216,13 +215,13 @@ def record_provider_outputs(task: TaskItem, provider_status: str, outputs: list[
 
 def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None) -> bool:
     """Mark completed. False when the task was cancelled or refunded first (it then stays so)."""
-    if task.status == COMPLETED:
+    if task.status == TaskStatus.COMPLETED:
         return True
     now = utcnow()
     return _update_active(
         task,
         [
-            TaskItem.status.set(COMPLETED),
+            TaskItem.status.set(TaskStatus.COMPLETED),
             TaskItem.result_keys.set(result_keys),
             TaskItem.thumbnail_key.set(thumbnail_key),
             TaskItem.completed_at.set(now),
@@ -240,9 +239,9 @@ def deadline_seconds(task: TaskItem) -> int:
 
 def progress(task: TaskItem, now: datetime | None = None) -> int:
     """0..100; estimated from elapsed versus expected time, 100 only when completed."""
-    if task.status == COMPLETED:
+    if task.status == TaskStatus.COMPLETED:
         return 100
-    if task.status != PROCESSING or task.started_at is None:
+    if task.status != TaskStatus.PROCESSING or task.started_at is None:
         return 0
     elapsed = ((now or utcnow()) - task.started_at).total_seconds()
     return max(1, min(95, int(elapsed * 100 / max(1, int(task.expected_seconds)))))

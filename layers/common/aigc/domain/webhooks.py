@@ -30,12 +30,12 @@ from aigc.core.errors import BadRequest
 from aigc.core.netcheck import UnsafeUrl, check_public_url
 from aigc.core.observability import logger
 from aigc.core.timeutil import utcnow
+from aigc.core.vocab import WebhookEvent
 from aigc.domain.tasks import is_settled
 from aigc.store.db import TaskItem, WebhookSecretItem
 from aigc.store.dynamo import conditional, get_or_none
 
-START, COMPLETED = "start", "completed"
-EVENTS = (START, COMPLETED)
+EVENTS = (WebhookEvent.START, WebhookEvent.COMPLETED)
 SECRET_PREFIX = "whsec_"
 # Delays after the 1st, 2nd, ... failed attempt (Standard Webhooks' recommended schedule), cut at MAX_AGE.
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -112,10 +112,10 @@ def events_of_change(old: TaskItem | None, new: TaskItem) -> list[str]:
         return []
     wanted = set(new.webhook_events or EVENTS)
     found = []
-    if START in wanted and new.started_at is not None and (old is None or old.started_at is None):
-        found.append(START)
-    if COMPLETED in wanted and _settled(new) and not _settled(old):
-        found.append(COMPLETED)
+    if WebhookEvent.START in wanted and new.started_at is not None and (old is None or old.started_at is None):
+        found.append(WebhookEvent.START)
+    if WebhookEvent.COMPLETED in wanted and _settled(new) and not _settled(old):
+        found.append(WebhookEvent.COMPLETED)
     return found
 
 

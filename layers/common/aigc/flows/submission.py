@@ -12,6 +12,7 @@ from aigc.core.catalog import ModelSpec, get_model
 from aigc.core.config import get_settings
 from aigc.core.errors import BadRequest, Conflict, ServiceUnavailable
 from aigc.core.observability import count, logger
+from aigc.core.vocab import TaskStatus
 from aigc.domain import capacity, points, settlement, tasks, webhooks
 from aigc.store import executions
 
@@ -76,7 +77,7 @@ def charge_and_start(task, *, rate_limit_per_minute: int | None = None) -> TaskV
         executions.start_task_execution(task.task_no)
     except Exception:
         logger.exception("could not start the workflow; refunding")
-        settlement.refund(task, status=tasks.FAILED, code="StartFailed",
+        settlement.refund(task, status=TaskStatus.FAILED, code="StartFailed",
                           message="the task could not be started; your points were refunded")
         raise ServiceUnavailable("the task could not be started; your points were refunded, please retry") from None
     logger.info("task accepted", extra={"cost": int(task.points_cost), "model": task.model_name})
@@ -92,7 +93,7 @@ def _submit(user_id: str, request: SubmitTaskRequest, tier: int | None = None) -
 def _retry(user_id: str, task_no: str) -> TaskView:
     """A new task with the same inputs as a failed or cancelled task of the user, charged at today's price."""
     old = tasks.get_user_task(user_id, task_no)
-    if old.status not in (tasks.FAILED, tasks.CANCELLED):
+    if old.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
         raise Conflict(f"task {task_no} is {old.status}; only failed or cancelled tasks can be retried")
     if tasks.is_held(old):
         raise Conflict(f"task {task_no} is held for an operator's retry (its points are still debited); "

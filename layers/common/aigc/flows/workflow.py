@@ -4,10 +4,10 @@ Every step takes and returns the small state `{"taskNo": ..., "job": {...}}` (id
 image bytes) and is safe to run twice: it re-reads the task record and does nothing for a task
 that is already settled. `job.status` drives the state machine's Choice states:
 
-QUEUED (the provider pool is full: wait for a slot, aigc.domain.capacity; `job.queueSeconds` is what is
-left of the queue's time limit), RUNNING (a Wait state of `job.waitSeconds`, then poll), POLLING (poll again at once),
-SUCCEEDED (store outputs), FAILED / TIMED_OUT (refund), COMPLETED (done), REFUNDED (done,
-refunded), SETTLED (someone else settled it: done).
+Outcome.QUEUED (the provider pool is full: wait for a slot, aigc.domain.capacity; `job.queueSeconds` is what is
+left of the queue's time limit), Outcome.RUNNING (a Wait state of `job.waitSeconds`, then poll), Outcome.POLLING (poll again at once),
+Outcome.SUCCEEDED (store outputs), Outcome.FAILED / Outcome.TIMED_OUT (refund), Outcome.COMPLETED (done), Outcome.REFUNDED (done,
+refunded), Outcome.SETTLED (someone else settled it: done).
 
 Polling: the workflow waits (one transition, no Lambda time) until the job could plausibly have
 ended (aigc.domain.durations), then one poll invocation asks the provider about every second for up to
@@ -24,15 +24,13 @@ from aigc.core.config import get_settings
 from aigc.core.errors import ProviderRejected
 from aigc.core.observability import MetricUnit, count, logger, metrics
 from aigc.core.timeutil import utcnow
+from aigc.core.vocab import JobStatus, Outcome, TaskStatus
 from aigc.domain import capacity, durations, settlement, tasks
 from aigc.providers import base, cancel_quietly, get_provider
 from aigc.providers.error_messages import user_message
 from aigc.store import executions, storage
 from aigc.store.db import TaskItem
 
-QUEUED, QUEUE_TIMEOUT = "QUEUED", "QUEUE_TIMEOUT"
-RUNNING, POLLING, SUCCEEDED, FAILED, TIMED_OUT = "RUNNING", "POLLING", "SUCCEEDED", "FAILED", "TIMED_OUT"
-COMPLETED, REFUNDED, SETTLED = "COMPLETED", "REFUNDED", "SETTLED"
 # A poll invocation stops this long before its Lambda timeout, and never polls longer than this.
 POLL_TIME_RESERVE_SECONDS = 10.0
 MAX_POLL_INVOCATION_SECONDS = 110.0
@@ -78,7 +76,7 @@ def _queue_seconds_left(task: TaskItem) -> int:
 
 
 def _failed(task: TaskItem, code: str | None, message: str | None) -> dict:
-    return _state(task, FAILED, errorCode=code or "ProviderFailed", errorMessage=user_message(code, message))
+    return _state(task, Outcome.FAILED, errorCode=code or "ProviderFailed", errorMessage=user_message(code, message))
 
 
 def _timed(call, *args):
@@ -96,16 +94,16 @@ def submit_step(event: dict) -> dict:
     task = _load(event)
     if tasks.is_settled(task):
         capacity.finish(task)
-        return _state(task, SETTLED)
+        return _state(task, Outcome.SETTLED)
     model = get_model(task.model_name)
     if task.provider_task_id:  # a retry or redrive after the provider already accepted the job
         capacity.renew(task, durations.window(model).start)
         return _until_window(task, model)
     if task.provider_outputs:  # sync provider already answered
-        return _state(task, SUCCEEDED)
+        return _state(task, Outcome.SUCCEEDED)
     if not capacity.try_start(task):
         logger.info("provider pool is full: queued")
-        return _state(task, QUEUED, queueSeconds=_queue_seconds_left(task))
+        return _state(task, Outcome.QUEUED, queueSeconds=_queue_seconds_left(task))
     capacity.take_submit_turn(task)
     provider = get_provider(task.provider)
     request = base.ProviderRequest(
@@ -128,7 +126,7 @@ def submit_step(event: dict) -> dict:
     if not tasks.record_provider_job(task, job.provider_task_id, job.status):
         cancel_quietly(provider, job.provider_task_id)
         capacity.finish(task)
-        return _state(task, SETTLED)
+        return _state(task, Outcome.SETTLED)
     logger.info("submitted to provider", extra={"provider_task_id": job.provider_task_id})
     return _until_window(task, model)
 
@@ -138,9 +136,9 @@ def _until_window(task: TaskItem, model) -> dict:
     elapsed = (utcnow() - task.started_at).total_seconds() if task.started_at else 0.0
     wait = min(durations.window(model).start - elapsed, _seconds_to_deadline(task) + 1)
     if wait < 1:
-        return _state(task, POLLING)
+        return _state(task, Outcome.POLLING)
     capacity.renew(task, wait)
-    return _state(task, RUNNING, waitSeconds=int(wait))
+    return _state(task, Outcome.RUNNING, waitSeconds=int(wait))
 
 
 def wait_for_slot_step(event: dict) -> dict:
@@ -150,14 +148,14 @@ def wait_for_slot_step(event: dict) -> dict:
     logger.append_keys(task_no=task.task_no, user_id=task.user_id, model=task.model_name)
     if tasks.is_settled(task):
         capacity.finish(task)
-        executions.send_task_success(event["taskToken"], _state(task, SETTLED))
+        executions.send_task_success(event["taskToken"], _state(task, Outcome.SETTLED))
         return {"waiting": False}
     capacity.wait_for_slot(task, event["taskToken"])
     return {"waiting": True}
 
 
 def _store_sync_outputs(task: TaskItem, job: base.ProviderJob) -> dict:
-    if job.status != base.SUCCEEDED:
+    if job.status != JobStatus.SUCCEEDED:
         return _failed(task, job.error_code, job.error_message)
     settings = get_settings()
     prefix = storage.result_prefix(task.user_id, task.task_no)
@@ -167,11 +165,11 @@ def _store_sync_outputs(task: TaskItem, job: base.ProviderJob) -> dict:
         refs.append(f"s3://{settings.results_bucket}/{key}")
     if not refs:
         return _failed(task, "NoOutput", "the provider returned no image")
-    if not tasks.record_provider_job(task, None, base.SUCCEEDED) or not tasks.record_provider_outputs(
-        task, base.SUCCEEDED, refs
+    if not tasks.record_provider_job(task, None, JobStatus.SUCCEEDED) or not tasks.record_provider_outputs(
+        task, JobStatus.SUCCEEDED, refs
     ):
-        return _state(task, SETTLED)
-    return _state(task, SUCCEEDED)
+        return _state(task, Outcome.SETTLED)
+    return _state(task, Outcome.SUCCEEDED)
 
 
 def _poll_budget(remaining_ms: int | None) -> float:
@@ -187,9 +185,9 @@ def poll_step(event: dict, remaining_ms: int | None = None) -> dict:
     """
     task = _load(event)
     if tasks.is_settled(task):
-        return _state(task, SETTLED)
-    if task.status == tasks.COMPLETED:
-        return _state(task, COMPLETED)
+        return _state(task, Outcome.SETTLED)
+    if task.status == TaskStatus.COMPLETED:
+        return _state(task, Outcome.COMPLETED)
     model = get_model(task.model_name)
     provider = get_provider(task.provider)
     interval = model.poll.interval_seconds
@@ -202,39 +200,39 @@ def poll_step(event: dict, remaining_ms: int | None = None) -> dict:
         next_poll += interval  # a fixed cadence: the time a poll takes does not stretch the interval
         # Poll even past the deadline: a job that finished meanwhile (or during a hold) is delivered.
         job = _timed(provider.poll, task.provider_task_id)
-        if job.status == base.SUCCEEDED:
+        if job.status == JobStatus.SUCCEEDED:
             stored = tasks.record_provider_outputs(task, job.status, job.output_urls)
             capacity.finish(task)  # the provider's work is over: the next queued task may start
             if task.started_at is not None:
                 durations.record(task.model_name, task.task_no, task.started_at,
                                  (utcnow() - task.started_at).total_seconds())
-            return _state(task, SUCCEEDED if stored else SETTLED)
+            return _state(task, Outcome.SUCCEEDED if stored else Outcome.SETTLED)
         if job.status in base.FINAL_FAILURE_STATUSES or job.status not in base.IN_PROGRESS_STATUSES:
             capacity.finish(task)
-            code = job.error_code or (f"Task{job.status.title()}" if job.status != base.FAILED else None)
+            code = job.error_code or (f"Task{job.status.title()}" if job.status != JobStatus.FAILED else None)
             return _failed(task, code, job.error_message)
         if _seconds_to_deadline(task) <= 0:
-            return _state(task, TIMED_OUT)
+            return _state(task, Outcome.TIMED_OUT)
         if job.status != last_status:
             if not tasks.record_provider_job(task, task.provider_task_id, job.status):
-                return _state(task, SETTLED)
+                return _state(task, Outcome.SETTLED)
             last_status = job.status
         polls_left -= 1
         if polls_left <= 0:
-            return _state(task, POLLING)
+            return _state(task, Outcome.POLLING)
         task.refresh(consistent_read=True)
         if tasks.is_settled(task):
-            return _state(task, SETTLED)
+            return _state(task, Outcome.SETTLED)
         SLEEP(max(0.0, next_poll - time.monotonic()))
 
 
 def store_step(event: dict) -> dict:
     """Copy the provider's outputs into results/<userId>/<taskNo>/, make a thumbnail, complete."""
     task = _load(event)
-    if task.status == tasks.COMPLETED:
-        return _state(task, COMPLETED)
+    if task.status == TaskStatus.COMPLETED:
+        return _state(task, Outcome.COMPLETED)
     if tasks.is_settled(task):
-        return _state(task, SETTLED)
+        return _state(task, Outcome.SETTLED)
     settings = get_settings()
     prefix = storage.result_prefix(task.user_id, task.task_no)
     keys: list[str] = []
@@ -263,32 +261,32 @@ def store_step(event: dict) -> dict:
     capacity.finish(task)  # normally already free (the poll that saw the end released it)
     if not completed:
         logger.warning("task was settled before it could complete; results left unused", extra={"keys": keys})
-        return _state(task, SETTLED)
+        return _state(task, Outcome.SETTLED)
     count("TasksCompleted", model=task.model_name)
     logger.info("task completed", extra={"results": len(keys)})
-    return _state(task, COMPLETED)
+    return _state(task, Outcome.COMPLETED)
 
 
 def refund_step(event: dict) -> dict:
     """Refund a task the provider failed or that passed its deadline; at most once, never a completed one."""
     task = _load(event)
     job = event.get("job") or {}
-    if job.get("status") == TIMED_OUT:
+    if job.get("status") == Outcome.TIMED_OUT:
         code, message = "Timeout", f"timed out: no result within {_span(tasks.deadline_seconds(task))}; your points were refunded"
         cancel_quietly(task.provider, task.provider_task_id)
-    elif job.get("status") == QUEUE_TIMEOUT:
+    elif job.get("status") == Outcome.QUEUE_TIMEOUT:
         code = "QueueTimeout"
         message = (f"the provider was busy: the task waited {_span(get_settings().queue_timeout_seconds)} in the queue "
                    "without a free slot and was not started; your points were refunded")
     else:
         code = job.get("errorCode") or "ProviderFailed"
         message = job.get("errorMessage") or user_message(code, None)
-    refunded = settlement.refund(task, status=tasks.FAILED, code=code, message=message)
+    refunded = settlement.refund(task, status=TaskStatus.FAILED, code=code, message=message)
     capacity.finish(task)  # settlement.refund already did when it refunded: this covers a repeat
     if not refunded:
-        return _state(task, SETTLED)
+        return _state(task, Outcome.SETTLED)
     count("TasksFailed", model=task.model_name)
-    return _state(task, REFUNDED, errorCode=code)
+    return _state(task, Outcome.REFUNDED, errorCode=code)
 
 
 def _span(seconds: int) -> str:

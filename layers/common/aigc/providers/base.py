@@ -5,16 +5,11 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+from aigc.core.vocab import JobStatus
+
 # Provider task statuses (DashScope's vocabulary; sync providers use the same words).
-PENDING = "PENDING"
-RUNNING = "RUNNING"
-SUSPENDED = "SUSPENDED"
-SUCCEEDED = "SUCCEEDED"
-FAILED = "FAILED"
-CANCELED = "CANCELED"
-UNKNOWN = "UNKNOWN"
-IN_PROGRESS_STATUSES = frozenset({PENDING, RUNNING, SUSPENDED})
-FINAL_FAILURE_STATUSES = frozenset({FAILED, CANCELED, UNKNOWN})
+IN_PROGRESS_STATUSES = frozenset({JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUSPENDED})
+FINAL_FAILURE_STATUSES = frozenset({JobStatus.FAILED, JobStatus.CANCELED, JobStatus.UNKNOWN})
 
 
 class ProviderRequest(BaseModel):

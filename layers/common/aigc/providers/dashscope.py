@@ -28,13 +28,8 @@ import requests
 
 from aigc.core.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
 from aigc.core.observability import count
-from aigc.providers.base import (
-    FAILED,
-    SUCCEEDED,
-    UNKNOWN,
-    ProviderJob,
-    ProviderRequest,
-)
+from aigc.core.vocab import JobStatus
+from aigc.providers.base import ProviderJob, ProviderRequest
 from aigc.providers.http_session import build_session
 
 log = logging.getLogger(__name__)
@@ -49,7 +44,7 @@ DEFAULT_T2I_SIZE = "1024*1024"
 DEFAULT_IMAGEEDIT_FUNCTION = "stylization_all"
 CANCEL_REFUSED_CODE = "UnsupportedOperation"
 
-_KNOWN_STATUSES = {"PENDING", "RUNNING", "SUSPENDED", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"}
+_KNOWN_STATUSES = set(JobStatus)
 
 
 class DashScopeProvider:
@@ -90,7 +85,7 @@ class DashScopeProvider:
                     code=code,
                 )
             raise ProviderUnavailable("DashScope create answered without a task_id")
-        status = output.get("task_status") or "PENDING"
+        status = output.get("task_status") or JobStatus.PENDING
         return ProviderJob(provider_task_id=output["task_id"], status=status)
 
     def poll(self, provider_task_id: str) -> ProviderJob:
@@ -147,9 +142,9 @@ class DashScopeProvider:
         output = data.get("output") if isinstance(data, dict) else None
         if not isinstance(output, dict):
             raise ProviderUnavailable("DashScope task query answered without output")
-        status = str(output.get("task_status") or UNKNOWN).upper()
+        status = str(output.get("task_status") or JobStatus.UNKNOWN).upper()
         if status not in _KNOWN_STATUSES:
-            status = UNKNOWN
+            status = JobStatus.UNKNOWN
         urls: list[str] = []
         if output.get("output_image_url"):
             urls.append(output["output_image_url"])
@@ -162,9 +157,9 @@ class DashScopeProvider:
                     result_errors.append(item)
         code = output.get("code")
         message = output.get("message")
-        if status == SUCCEEDED and not urls:
+        if status == JobStatus.SUCCEEDED and not urls:
             # Documented "all sub-tasks failed" shape: SUCCEEDED/FAILED with results[] holding codes.
-            status = FAILED
+            status = JobStatus.FAILED
             if result_errors:
                 code = code or result_errors[0].get("code")
                 message = message or result_errors[0].get("message")
@@ -174,8 +169,8 @@ class DashScopeProvider:
             provider_task_id=output.get("task_id") or provider_task_id,
             status=status,
             output_urls=urls,
-            error_code=code if status != SUCCEEDED else None,
-            error_message=message if status != SUCCEEDED else None,
+            error_code=code if status != JobStatus.SUCCEEDED else None,
+            error_message=message if status != JobStatus.SUCCEEDED else None,
         )
 
     # --- HTTP ---------------------------------------------------------------------------------

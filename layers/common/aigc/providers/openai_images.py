@@ -19,7 +19,8 @@ import requests
 
 from aigc.core.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
 from aigc.core.observability import count
-from aigc.providers.base import SUCCEEDED, ProviderJob, ProviderRequest
+from aigc.core.vocab import JobStatus
+from aigc.providers.base import ProviderJob, ProviderRequest
 from aigc.providers.http_session import build_session, connect_retry
 from aigc.store import outbound
 
@@ -130,7 +131,7 @@ class OpenAIImagesProvider:
                 b64.append(item["b64_json"])
         if not urls and not b64:
             raise ProviderUnavailable("OpenAI Images API answered without any image")
-        return ProviderJob(provider_task_id=None, status=SUCCEEDED, output_urls=urls, b64_outputs=b64)
+        return ProviderJob(provider_task_id=None, status=JobStatus.SUCCEEDED, output_urls=urls, b64_outputs=b64)
 
     # --- HTTP ---------------------------------------------------------------------------------
 
