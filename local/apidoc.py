@@ -276,8 +276,11 @@ def _responses(doc: _Doc, responses: dict) -> list[str]:
                 samples.append(_code(example["message"]))
             elif example is not None:
                 samples.append(_code(example))
+        meaning = response.get("description", "")
+        if response.get("headers"):
+            meaning += " (headers: " + ", ".join(_code(name) for name in response["headers"]) + ")"
         lines.append("| " + " | ".join([
-            status, _cell(response.get("description", "")), _cell(", ".join(bodies) or "none"),
+            status, _cell(meaning), _cell(", ".join(bodies) or "none"),
             _cell(", ".join(samples))]) + " |")
     return lines + [""]
 

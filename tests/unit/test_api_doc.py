@@ -78,7 +78,9 @@ def test_types_and_constraints_are_told():
                      "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
                      "requestBody": {"required": True, "content": {"application/json": {
                          "schema": {"$ref": "#/components/schemas/Body"}}}},
-                     "responses": {"200": {"description": "ok"}, "404": {"description": "no", "content": {
+                     "responses": {"200": {"description": "ok"}, "429": {
+                         "description": "slow down", "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+                         "404": {"description": "no", "content": {
                          "application/json": {"example": {"code": 404, "message": "no such thing"}}}}}},
             "get": {"summary": "Read a thing", "security": [], "responses": {"200": {"description": "ok"}}}}},
     }
@@ -93,6 +95,7 @@ def test_types_and_constraints_are_told():
     assert "**Request body** (`application/json`, required): [`Body`](#body)" in text
     assert "| 404 | no | `application/json` | `no such thing` |" in text
     assert "| 200 | ok | none |  |" in text
+    assert "| 429 | slow down (headers: `Retry-After`) | none |  |" in text
     assert "Auth: none (public)." in text and "Auth: bearer JWT." in text
     assert "[`/things/{id}`](#post-thingsid)" in text
 
