@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from local.cfn import Resolver, functions, load_template, resources_of_type, state_machine  # noqa: E402
+from local.cfn import Resolver, functions, load_template, resources_of_type, state_machine
 
 # Share test_template's cached SAM transform (tests/ is a package: no basename collisions).
-from tests.template.test_template import _require_sam, _transformed  # noqa: E402
+from tests.template.test_template import _require_sam, _transformed
 
 ASYNC_EVENTS = {"S3", "EventBridgeRule", "Schedule", "SNS", "CloudWatchEvent", "ScheduleV2"}
 CODE = [*(ROOT / "layers" / "common" / "aigc").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
@@ -86,6 +86,32 @@ def test_application_alarms_watch_metrics_the_code_emits(template: dict) -> None
             assert metric["MetricName"] in emitted, f"{name}: nothing emits {metric['MetricName']}"
             assert metric["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}], name
     assert checked >= 5
+
+
+def test_admin_grants_are_capped_and_alarmed(template: dict) -> None:
+    """One grant is capped (MaxGrantPoints -> the API's MAX_GRANT_POINTS); the points granted in an hour
+    (the code's PointsGranted count, all grants) above GrantAlarmPointsPerHour alarm the topic."""
+    parameters = template["Parameters"]
+    for name in ("MaxGrantPoints", "GrantAlarmPointsPerHour"):
+        assert parameters[name]["Type"] == "Number" and str(parameters[name]["Default"]) == "100000", name
+    for logical, fn in functions(template).items():
+        if logical == "ApiFunction":
+            assert fn["environment"]["MAX_GRANT_POINTS"] == {"Ref": "MaxGrantPoints"}
+        else:
+            assert "MAX_GRANT_POINTS" not in fn["environment"], logical
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    granted = [alarm for alarm in _alarms(template).values()
+               if any(m["MetricName"] == "PointsGranted" for m in _metric_stats(alarm))]
+    assert len(granted) == 1
+    (alarm,) = granted
+    assert Resolver(template, {}, stack_name="aigc-prod").resolve(alarm["AlarmName"]) == "aigc-prod-points-granted"
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 3600, 1)
+    assert alarm["Threshold"] == {"Ref": "GrantAlarmPointsPerHour"}
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert {"Ref": "AlarmTopic"} in alarm["AlarmActions"] and {"Ref": "AlarmTopic"} in alarm["OKActions"]
 
 
 def test_every_dead_letter_queue_is_encrypted_and_alarmed(template: dict) -> None:
@@ -192,11 +218,13 @@ def test_dashboard_body_is_valid_json_with_the_issue_widgets(template: dict) -> 
     for needed in ("Tasks by outcome and model", "Points debited and refunded", "Queue depth",
                    "Provider latency", "API latency"):
         assert needed in titles
+    points = next(w for w in widgets if w["properties"].get("title", "").startswith("Points debited"))
+    assert {m[1] for m in points["properties"]["metrics"]} == {"PointsDebited", "PointsRefunded", "PointsGranted"}
     depth = next(w for w in widgets if w["properties"].get("title", "").startswith("Queue depth"))
     shown = {m[3] if m[0] == "AWS/SQS" else m[1] for m in depth["properties"]["metrics"]}
     assert shown == set(resources_of_type(template, "AWS::SQS::Queue"))  # every queue of the stack
     alarm_widget = next(w for w in widgets if w["type"] == "alarm")
-    assert len(alarm_widget["properties"]["alarms"]) == len(_alarms(template))
+    assert sorted(alarm_widget["properties"]["alarms"]) == sorted(f"arn:{logical}" for logical in _alarms(template))
 
 
 def test_workflow_alias_substitutions_resolve_locally(template: dict) -> None:

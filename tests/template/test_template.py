@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from local.cfn import (  # noqa: E402
+from local.cfn import (
     Resolver,
     dynamodb_table_kwargs,
     functions,
@@ -64,7 +64,8 @@ ALLOWED_RESOURCES = {
                         "ResultsBucket"},
 }
 FUNCTION_ENV = {
-    "ApiFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MAX_BYTES", "WEBHOOK_SECRETS_TABLE"},
+    "ApiFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MAX_BYTES", "WEBHOOK_SECRETS_TABLE",
+                    "MAX_GRANT_POINTS"},
     "WebhookFunction": {"WEBHOOK_SECRETS_TABLE", "WEBHOOK_QUEUE_URL", "WEBHOOK_DLQ_URL"},
     "UploadFunction": {"STATE_MACHINE_ARN", "UPLOAD_TRIGGER", "UPLOAD_MODEL", "UPLOAD_DEFAULT_PARAMETERS",
                        "UPLOAD_MAX_BYTES"},
@@ -280,6 +281,158 @@ def test_webhook_secrets_are_read_and_created_by_exactly_what_needs_them() -> No
         assert not _actions_on(cfn, function, "WebhookSecretsTable"), function
 
 
+# What each function does to the ledger (aigc.domain.points), by ARN: "table" or "index/<name>".
+# A TransactWrite needs the action of each item it names (Put -> PutItem, Update -> UpdateItem; a
+# condition on a Put or Update is part of that action, not a ConditionCheckItem); pynamodb 6 never
+# calls DescribeTable for gets, queries or transactions.
+POINTS_TABLE_ACTIONS = {
+    # debit (update BALANCE and RATE#, put DEBIT), refunds (cancel, operator, a start that failed),
+    # grants (update BALANCE, put GRANT); get BALANCE (balance, totals); a task's entries (Query by key);
+    # the ledger's pages (Query on LedgerByTime)
+    "ApiFunction": {"table": {"dynamodb:getitem", "dynamodb:query", "dynamodb:putitem", "dynamodb:updateitem"},
+                    "index/LedgerByTime": {"dynamodb:query"}},
+    # has_account (get BALANCE), debit, refund of a start that failed, a rejected upload's count
+    "UploadFunction": {"table": {"dynamodb:getitem", "dynamodb:putitem", "dynamodb:updateitem"}},
+    # refund_task: update BALANCE, put REFUND
+    "RefundFunction": {"table": {"dynamodb:putitem", "dynamodb:updateitem"}},
+    "ReconcileFunction": {"table": {"dynamodb:putitem", "dynamodb:updateitem"}},
+}
+POINTS_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/points"
+
+
+def _points_table_grants(cfn: dict, function: str) -> dict[str, set[str]]:
+    """{"table" | "index/<name>" | other ARN: actions} the function's role allows on the points table."""
+    physical = {logical: {"Ref": logical, "Arn": f"arn:aws:local:{logical}"} for logical in cfn["Resources"]}
+    physical["PointsTable"] = {"Ref": "points", "Arn": POINTS_ARN, "StreamArn": f"{POINTS_ARN}/stream/x"}
+    resolver = Resolver(cfn, {}, physical)
+    role = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    grants: dict[str, set[str]] = {}
+    for stmt in _role_statements(cfn, role):
+        assert stmt.get("Effect") == "Allow" and "NotAction" not in stmt and "NotResource" not in stmt, stmt
+        for resource in _as_list(stmt.get("Resource", [])):
+            if "PointsTable" not in _references(resource, set()):
+                continue
+            arn = resolver.resolve(resource)
+            target = "table" if arn == POINTS_ARN else arn.removeprefix(f"{POINTS_ARN}/")
+            grants.setdefault(target, set()).update(a.lower() for a in _as_list(stmt["Action"]))
+    return grants
+
+
+def test_the_ledger_is_least_privilege(template: dict) -> None:
+    """Each function may do to the points table exactly what aigc.domain.points does for it: nothing
+    deletes, scans or batch-writes the ledger, and only the API queries it (and its one index)."""
+    _require_sam()
+    cfn = _transformed()
+    problems = []
+    for function in functions(template):
+        grants = _points_table_grants(cfn, function)
+        expected = POINTS_TABLE_ACTIONS.get(function, {})
+        if grants != expected:
+            problems.append(f"{function}: {({k: sorted(v) for k, v in grants.items()})} "
+                            f"!= {({k: sorted(v) for k, v in expected.items()})}")
+        forbidden = {"dynamodb:scan", "dynamodb:deleteitem", "dynamodb:batchwriteitem", "dynamodb:*"}
+        for target, actions in grants.items():
+            if actions & forbidden:
+                problems.append(f"{function}: {sorted(actions & forbidden)} on the points {target}")
+    assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------------ identity
+
+
+def _admin_group(template: dict) -> str:
+    return template["Globals"]["Function"]["Environment"]["Variables"]["ADMIN_GROUP"]
+
+
+def test_app_clients_sign_in_with_srp_only(template: dict) -> None:
+    """No app client takes the password itself (USER_PASSWORD_AUTH): SRP and refresh tokens only."""
+    clients = resources_of_type(template, "AWS::Cognito::UserPoolClient")
+    assert clients
+    for logical, client in clients.items():
+        flows = set(client["Properties"]["ExplicitAuthFlows"])
+        assert flows == {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}, logical
+        assert client["Properties"]["GenerateSecret"] is False, logical
+
+
+def test_admins_are_invited_and_sign_in_with_mfa(template: dict) -> None:
+    """The admins group lives in a pool without self sign-up that requires TOTP; the users' pool keeps
+    self sign-up and has no admins group (a user there can never reach an /admin route)."""
+    resources = template["Resources"]
+    groups = resources_of_type(template, "AWS::Cognito::UserPoolGroup")
+    admin_pools = {g["Properties"]["UserPoolId"]["Ref"] for g in groups.values()
+                   if g["Properties"]["GroupName"] == _admin_group(template)}
+    assert len(admin_pools) == 1, admin_pools
+    (admin_pool,) = admin_pools
+    pool = resources[admin_pool]["Properties"]
+    assert pool["MfaConfiguration"] == "ON"
+    assert pool["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    assert resources[admin_pool]["DeletionPolicy"] == "Retain"
+    users = resources["UserPool"]["Properties"]
+    assert users.get("AdminCreateUserConfig", {}).get("AllowAdminCreateUserOnly", False) is False  # self sign-up
+    assert admin_pool != "UserPool"
+    clients = {c["Properties"]["UserPoolId"]["Ref"]: logical
+               for logical, c in resources_of_type(template, "AWS::Cognito::UserPoolClient").items()}
+    assert set(clients) == {"UserPool", admin_pool}
+
+
+def _route_authorizers(cfn: dict) -> tuple[dict[tuple[str, str], str], dict]:
+    """({(METHOD, path): authorizer name}, the API's OpenAPI body) of the one HttpApi SAM generated."""
+    (api,) = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
+    body = api["Properties"]["Body"]
+    routes = {(method.upper(), path): next(iter(op["security"][0]))
+              for path, ops in body["paths"].items() for method, op in ops.items()}
+    return routes, body
+
+
+def test_admin_routes_accept_only_the_admins_pool(template: dict) -> None:
+    """SAM's API definition: /admin routes use the authorizer of the admins' pool and client, every
+    other authorized route the users' pool and client; with JwtIssuer both trust that issuer."""
+    _require_sam()
+    cfn = _transformed()
+    routes, body = _route_authorizers(cfn)
+    schemes = body["components"]["securitySchemes"]
+    physical = {"UserPool": "users-pool", "UserPoolClient": "users-client",
+                "AdminUserPool": "admins-pool", "AdminUserPoolClient": "admins-client"}
+    cognito = "https://cognito-idp.us-east-1.amazonaws.com/"
+    admin_routes = {(m, p) for m, p, authorized in http_routes(template, "ApiFunction") if p.startswith("/admin/")}
+    assert len(admin_routes) == 3
+    for parameters, users, admins in [
+        ({}, (cognito + "users-pool", ["users-client"]), (cognito + "admins-pool", ["admins-client"])),
+        ({"JwtIssuer": "https://issuer.example", "JwtAudience": "aud"},
+         ("https://issuer.example", ["aud"]), ("https://issuer.example", ["aud"])),
+    ]:
+        resolver = Resolver(cfn, parameters, physical)
+        for route, name in routes.items():
+            if name == "NONE":
+                assert not route[1].startswith("/admin"), route
+                continue
+            jwt = resolver.resolve(schemes[name]["x-amazon-apigateway-authorizer"]["jwtConfiguration"])
+            expected = admins if route in admin_routes else users
+            assert (jwt["issuer"], jwt["audience"]) == expected, (route, name, parameters)
+    assert {route for route, name in routes.items() if name == "AdminJwtAuthorizer"} == admin_routes
+
+
+def _rules_refuse(template: dict, parameters: dict) -> list[str]:
+    """AssertDescriptions of the template's Rules that fail for `parameters` (as CloudFormation would)."""
+    resolver = Resolver(template, parameters)
+    failed = []
+    for rule in (template.get("Rules") or {}).values():
+        if "RuleCondition" in rule and not resolver.resolve(rule["RuleCondition"]):
+            continue
+        failed += [a.get("AssertDescription", "?") for a in rule["Assertions"] if not resolver.resolve(a["Assert"])]
+    return failed
+
+
+def test_an_external_issuer_needs_an_audience(template: dict) -> None:
+    assert _rules_refuse(template, {"JwtIssuer": "https://issuer.example"})
+    assert _rules_refuse(template, {"JwtIssuer": "https://issuer.example", "JwtAudience": ""})
+    assert not _rules_refuse(template, {"JwtIssuer": "https://issuer.example", "JwtAudience": "aud"})
+    assert not _rules_refuse(template, {})  # the stack's own pools
+    _require_sam()
+    assert _transformed()["Rules"] == template["Rules"]  # SAM hands them to CloudFormation
+
+
 def test_state_machine_may_invoke_exactly_the_workflow_functions(template: dict) -> None:
     _require_sam()
     cfn = _transformed()
@@ -378,6 +531,8 @@ def test_resolver(template: dict) -> None:
         "ResultsBucket": {"Ref": "aigc-results", "Arn": "arn:aws:s3:::aigc-results"},
         "UserPool": "us-east-1_pool",
         "UserPoolClient": "client123",
+        "AdminUserPool": "us-east-1_admins",
+        "AdminUserPoolClient": "admin456",
         "TaskStateMachine": {"Ref": "arn:aws:states:us-east-1:123456789012:stateMachine:sm", "Name": "sm"},
         "RefundFunction": {"Ref": "refund", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:refund"},
         "PointsTable": "points", "TasksTable": "tasks", "IdempotencyTable": "idem", "WebhookSecretsTable": "hooks",
