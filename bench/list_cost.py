@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
         points.grant("bench", 10**9, "bench", grant_id="GRANT-bench", actor="bench")
         for _ in range(args.tasks):
             task = tasks.new_task(user_id="bench", model=model, prompt="p", negative_prompt=None, image_urls=[],
-                                  provider_parameters={}, effect=None, points_cost=1)
+                                  provider_parameters={}, effect=None, points_cost=1,
+                                  task_deadline_seconds=600, queue_timeout_seconds=1800)
             points.debit_for_new_task(task, rate_limit_per_minute=0)
         counted, undo = _reads()
         try:
@@ -75,11 +76,13 @@ def main(argv: list[str] | None = None) -> dict:
 
             rows = {
                 "tasks": (_measure(counted, tasks_before, args.repeat), _measure(counted, lambda: tasks.list_user_tasks(
-                    "bench", page=1, size=args.size, task_type=None, status=None), args.repeat)),
+                    "bench", page=1, size=args.size, task_type=None, status=None,
+                    total=points.task_total("bench", None)), args.repeat)),
                 "ledger": (_measure(counted, ledger_before, args.repeat), _measure(
                     counted, lambda: points.ledger_page("bench", 1, args.size), args.repeat)),
             }
-            page = tasks.list_user_tasks("bench", page=1, size=args.size, task_type=None, status=None)
+            page = tasks.list_user_tasks("bench", page=1, size=args.size, task_type=None, status=None,
+                                         total=points.task_total("bench", None))
             assert page.total == args.tasks and len(page.items) == args.size
         finally:
             undo()

@@ -43,7 +43,7 @@ class LocalStack:
             args += ["--param", f"{key}={value}"]
         for key, value in (sim or {}).items():
             args += ["--sim", f"{key}={value}"]
-        self.log = open(f"/tmp/bench-stack-{self.port}.log", "w")  # noqa: SIM115
+        self.log = open(f"/tmp/bench-stack-{self.port}.log", "w")
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         self.http = requests.Session()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -115,7 +115,7 @@ class LocalStack:
     def provider_seconds(self, provider_task_id: str) -> tuple[float, float]:
         """(submit, end) of the provider's job, epoch seconds (the simulator's own clock: this machine's)."""
         out = self.provider_job(provider_task_id)
-        parse = lambda text: datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").timestamp()  # noqa: E731
+        parse = lambda text: datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").timestamp()
         return parse(out["submit_time"]), parse(out["end_time"])
 
     def costs(self, task_no: str) -> dict:

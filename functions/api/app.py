@@ -30,7 +30,7 @@ from aigc.api.schemas import (
 from aigc.api.views import ledger_view, page_view, task_view
 from aigc.core import snapstart
 from aigc.core.catalog import load_catalog
-from aigc.core.config import get_settings
+from aigc.core.config import ApiEnv
 from aigc.core.observability import logger, metrics
 from aigc.domain import points, settlement, tasks, webhooks
 from aigc.flows import uploads
@@ -40,6 +40,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 
+ENV = ApiEnv.load()  # a missing or malformed variable stops the cold start, naming it
 app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500,
                              json_body_deserializer=parse_json_body)
 register_error_handlers(app)
@@ -63,7 +64,8 @@ IdempotencyKey = Annotated[Optional[str], Header(
 def submit(request: Annotated[SubmitTaskRequest, Body()],
            idempotency_key: IdempotencyKey = None) -> TaskResponse:
     who = caller(app)
-    return envelope(submit_task(who.user_id, request, idempotency_key, groups=who.groups))
+    return envelope(submit_task(who.user_id, request, idempotency_key, groups=who.groups,
+                                    member_group=ENV.member_group))
 
 
 @app.get("/user/ai/tasks/list", summary="List your tasks, newest first", tags=["tasks"],
@@ -146,9 +148,10 @@ def grant(request: Annotated[GrantRequest, Body()],
                                                            description="a repeat grants once")] = None,
           ) -> GrantResponse:
     who = caller(app)
-    require_group(who, get_settings().admin_group)
+    require_group(who, ENV.admin_group)
     grant_id = f"GRANT-{idempotency_key}" if idempotency_key else f"GRANT-{app.current_event.request_context.request_id}"
-    result = points.grant(request.user_id, request.amount, request.reason, grant_id=grant_id, actor=who.user_id)
+    result = points.grant(request.user_id, request.amount, request.reason, grant_id=grant_id, actor=who.user_id,
+                          max_amount=ENV.max_grant_points)
     return envelope({"userId": request.user_id, "amount": request.amount, "balance": result.balance,
                      "grantId": result.grant_id, "applied": result.applied})
 
@@ -156,7 +159,7 @@ def grant(request: Annotated[GrantRequest, Body()],
 @app.get("/admin/tasks/<taskNo>", summary="Any task with its ledger and execution (admins)", tags=["admin"],
          responses=answers("the task, its ledger entries and its execution status", 400, 404))
 def admin_get_task(taskNo: TaskNo) -> AdminTaskResponse:
-    require_group(caller(app), get_settings().admin_group)
+    require_group(caller(app), ENV.admin_group)
     task = tasks.get_task(taskNo)
     return envelope({
         "task": {**task_view(task).model_dump(), "user_id": task.user_id, "provider_task_id": task.provider_task_id},
@@ -168,7 +171,7 @@ def admin_get_task(taskNo: TaskNo) -> AdminTaskResponse:
 @app.post("/admin/tasks/<taskNo>/refund", summary="Refund an unsettled or held task (admins)", tags=["admin"],
           responses=answers("the refunded task", 400, 404, 409))
 def admin_refund_task(taskNo: TaskNo, request: Annotated[OperatorRefundRequest, Body()]) -> TaskResponse:
-    require_group(caller(app), get_settings().admin_group)
+    require_group(caller(app), ENV.admin_group)
     return envelope(task_view(settlement.operator_refund(taskNo, request.reason)))
 
 

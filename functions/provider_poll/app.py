@@ -1,6 +1,10 @@
 """Polls the provider about every second for one invocation's budget and decides: store, refund, or poll on."""
+from aigc.core.config import WorkflowEnv
 from aigc.core.observability import logger, metrics
 from aigc.flows.workflow import poll_step
+
+
+ENV = WorkflowEnv.load()  # a missing or malformed variable stops the cold start, naming it
 
 
 @logger.inject_lambda_context(clear_state=True)

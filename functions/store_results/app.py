@@ -1,6 +1,10 @@
 """Copies the provider's outputs into the results bucket and completes the task."""
+from aigc.core.config import WorkflowEnv
 from aigc.core.observability import logger, metrics
 from aigc.flows.workflow import store_step
+
+
+ENV = WorkflowEnv.load()  # a missing or malformed variable stops the cold start, naming it
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from local.cfn import load_template  # noqa: E402
-from samtranslator.translator.transform import transform  # noqa: E402
+from local.cfn import load_template
+from samtranslator.translator.transform import transform
 
 MANAGED = {
     "AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",

@@ -136,7 +136,7 @@ def test_throttled_submit_is_retried_then_succeeds(app, sim_config):
 def test_copy_from_a_host_outside_the_allowlist_refunds(app, monkeypatch):
     from aigc.core.config import get_settings
 
-    monkeypatch.setattr(type(get_settings()), "result_hosts", property(lambda self: ["*.aliyuncs.com"]))
+    monkeypatch.setattr(get_settings(), "result_hosts", ["*.aliyuncs.com"])
     app.grant("alice", 100)
     task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(),
                          parameters={"xScale": 2})[1]["data"]["taskNo"]

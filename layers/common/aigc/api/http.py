@@ -113,11 +113,20 @@ class Caller:
 
 
 def _groups(claim) -> frozenset[str]:
-    # HTTP API JWT authorizers pass array claims as a string like "[admins editors]".
+    """HTTP API JWT authorizers pass an array claim as one string, "[admins editors]" (Cognito group
+    names hold no spaces). Only that bracketed form is split: a plain string claim is one group, so
+    a group named "foo admins" is not the admins group."""
     if isinstance(claim, list):
         return frozenset(str(g) for g in claim)
     if isinstance(claim, str):
-        return frozenset(part for part in claim.strip("[]").replace(",", " ").split() if part)
+        text = claim.strip()
+        if len(text) >= 2 and text[0] == "[" and text[-1] == "]":
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = text[1:-1].split()
+            return frozenset(str(part) for part in parsed if str(part))
+        return frozenset({text}) if text else frozenset()
     return frozenset()
 
 

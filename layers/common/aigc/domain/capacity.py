@@ -17,7 +17,6 @@ execution costs no Lambda time and no transitions while it waits.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -49,8 +48,7 @@ class Pool:
 
 @lru_cache(maxsize=1)
 def _overrides() -> dict:
-    text = get_settings().provider_capacity.strip()
-    return json.loads(text) if text else {}
+    return get_settings().provider_capacity  # ProviderCapacity: JSON, validated with the environment
 
 
 def _pool(name: str) -> Pool:
@@ -65,9 +63,9 @@ def pool_of(model_name: str) -> Pool:
     return _pool(get_model(model_name).pool)
 
 
-def tier_for(groups) -> int:
+def tier_for(groups, member_group: str) -> int:
     """Members (the MEMBER_GROUP JWT group, admin-managed in Cognito) go before everyone else."""
-    return TIER_MEMBER if get_settings().member_group in (groups or ()) else TIER_DEFAULT
+    return TIER_MEMBER if member_group in (groups or ()) else TIER_DEFAULT
 
 
 def _now() -> float:

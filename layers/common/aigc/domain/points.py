@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from aigc.core.catalog import TaskType
+from aigc.core.observability import count, logger
 from aigc.core.errors import BadRequest, Conflict, InsufficientPoints, RateLimited
 from aigc.core.timeutil import iso_ms, utcnow
 from aigc.core.vocab import LedgerKind
@@ -145,10 +146,15 @@ class GrantResult:
     balance: int
 
 
-def grant(user_id: str, amount: int, reason: str, *, grant_id: str, actor: str) -> GrantResult:
-    """Add points to a user (admin). `grant_id` makes a repeated grant a no-op."""
+def grant(user_id: str, amount: int, reason: str, *, grant_id: str, actor: str,
+          max_amount: int | None = None) -> GrantResult:
+    """Add points to a user (admin). `grant_id` makes a repeated grant a no-op; `max_amount` is the
+    deployment's per-grant cap (MaxGrantPoints). Every applied grant is counted in PointsGranted,
+    which the points-granted alarm watches."""
     if amount <= 0:
         raise BadRequest("amount: must be a positive whole number of points")
+    if max_amount is not None and amount > max_amount:
+        raise BadRequest(f"amount: at most {max_amount} points per grant (the stack's MaxGrantPoints)")
 
     def write(tx: TransactWrite) -> None:
         tx.update(PointsItem(user_id, BALANCE),
@@ -157,6 +163,10 @@ def grant(user_id: str, amount: int, reason: str, *, grant_id: str, actor: str) 
                 condition=PointsItem.entry.does_not_exist())
 
     applied = transaction_applied(write)
+    if applied:
+        count("PointsGranted", amount)
+        logger.info("points granted", extra={"user_id": user_id, "amount": amount, "actor": actor,
+                                             "grant_id": grant_id})
     return GrantResult(grant_id, applied, get_balance(user_id))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 
-from aigc.core.config import get_settings
 from aigc.core.errors import Conflict, NotFound
 from aigc.core.observability import count, logger
 from aigc.core.vocab import TaskStatus
@@ -101,7 +100,7 @@ def _superseded(detail: dict) -> bool:
     return status == "RUNNING" or redrive_count > int(detail.get("redriveCount") or 0)
 
 
-def on_execution_ended(detail: dict) -> str:
+def on_execution_ended(detail: dict, *, hold_grace_seconds: int) -> str:
     """EventBridge 'Step Functions Execution Status Change' for FAILED, TIMED_OUT or ABORTED."""
     task = _task_of_execution(detail)
     status = detail.get("status")
@@ -119,7 +118,7 @@ def on_execution_ended(detail: dict) -> str:
         return "already-settled"
     if status == "FAILED":
         reason = detail.get("error") or "execution failed"
-        if tasks.hold(task, reason, get_settings().hold_grace_seconds):
+        if tasks.hold(task, reason, hold_grace_seconds):
             count("TasksHeld", model=task.model_name)
             logger.warning("task held for redrive", extra={"error": reason, "cause": str(detail.get("cause"))[:1000]})
             return "held"
@@ -158,8 +157,8 @@ def sweep() -> dict:
     return outcome
 
 
-def handle_reconcile_event(event: dict) -> dict:
+def handle_reconcile_event(event: dict, *, hold_grace_seconds: int) -> dict:
     """One entry point for the reconciler: execution status changes and the scheduled sweep."""
     if event.get("detail-type") == "Step Functions Execution Status Change":
-        return {"outcome": on_execution_ended(event.get("detail") or {})}
+        return {"outcome": on_execution_ended(event.get("detail") or {}, hold_grace_seconds=hold_grace_seconds)}
     return sweep()

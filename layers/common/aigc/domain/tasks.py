@@ -39,14 +39,15 @@ def new_task(
     task_no: str | None = None,
     webhook_url: str | None = None,
     webhook_events: list[str] | None = None,
+    task_deadline_seconds: int,
+    queue_timeout_seconds: int,
 ) -> TaskItem:
     now = utcnow()
     task_no = task_no or new_task_no(now)
     # The deadline runs from when the job reaches the provider (aigc.flows.workflow); a task may first wait in
     # the provider queue (aigc.domain.capacity) for up to QUEUE_TIMEOUT_SECONDS: this bounds both.
-    settings = get_settings()
     deadline_at = now + timedelta(
-        seconds=min(model.deadline_seconds, settings.task_deadline_seconds) + settings.queue_timeout_seconds)
+        seconds=min(model.deadline_seconds, task_deadline_seconds) + queue_timeout_seconds)
     return TaskItem(
         task_no,
         user_id=user_id,

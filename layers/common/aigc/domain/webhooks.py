@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
-from aigc.core.config import get_settings
 from aigc.core.errors import BadRequest
 from aigc.core.netcheck import UnsafeUrl, check_public_url
 from aigc.core.observability import logger
@@ -46,13 +45,13 @@ REFUSED = "refused"
 
 # --- the subscription a task carries -------------------------------------------------------------
 
-def subscription(url: str | None, events: list[str] | None) -> tuple[str | None, list[str] | None]:
+def subscription(url: str | None, events: list[str] | None, *,
+                 allow_private: bool = False) -> tuple[str | None, list[str] | None]:
     """Validate submit's `webhook` and `webhookEventsFilter`: (url, events) to store on the task."""
     if url is None:
         if events is not None:
             raise BadRequest("webhookEventsFilter: only with a webhook")
         return None, None
-    allow_private = get_settings().allow_private_hosts
     scheme = urlsplit(url).scheme.lower()
     if scheme != "https" and not (allow_private and scheme == "http"):
         raise BadRequest("webhook: must be an https URL")

@@ -38,15 +38,17 @@ def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api
 
     `image_urls` replaces the request's imageUrl for our own objects (uploads: s3:// references).
     """
+    settings = get_settings()
     model = get_model(request.model_name)
     if image_urls is None:
-        image_urls = parse_image_urls(request.image_url, allow_private_hosts=get_settings().allow_private_hosts)
+        image_urls = parse_image_urls(request.image_url, allow_private_hosts=settings.allow_private_hosts)
     _check_inputs(model, request.prompt, image_urls)
     try:
         parameters = SCHEMAS[model.parameter_schema].model_validate(request.parameters or {})
     except ValidationError as error:
         raise BadRequest(describe_validation_error(error, "parameters")) from None
-    webhook_url, webhook_events = webhooks.subscription(request.webhook, request.webhook_events_filter)
+    webhook_url, webhook_events = webhooks.subscription(request.webhook, request.webhook_events_filter,
+                                                       allow_private=settings.allow_private_hosts)
     provider_parameters = parameters.provider_parameters(model)
     cost = model.price(provider_parameters, parameters.image_count)
     return tasks.new_task(
@@ -62,6 +64,8 @@ def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api
         task_no=task_no,
         webhook_url=webhook_url,
         webhook_events=webhook_events,
+        task_deadline_seconds=settings.task_deadline_seconds,
+        queue_timeout_seconds=settings.queue_timeout_seconds,
     )
 
 
@@ -105,6 +109,8 @@ def _retry(user_id: str, task_no: str) -> TaskView:
         image_urls=list(old.image_urls or []), provider_parameters=parameters, effect=old.effect,
         points_cost=model.price(parameters, int(parameters.get("n", 1))), source=old.source,
         webhook_url=old.webhook_url, webhook_events=list(old.webhook_events) if old.webhook_events else None,
+        task_deadline_seconds=get_settings().task_deadline_seconds,
+        queue_timeout_seconds=get_settings().queue_timeout_seconds,
     )
     task.priority = old.priority  # the same queue tier as the first try
     logger.info("retrying a task", extra={"retry_of": task_no})
@@ -143,12 +149,13 @@ def register_lambda_context(context) -> None:
         _idempotency()[0].register_lambda_context(context)
 
 
-def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str | None, groups=()) -> TaskView:
+def submit_task(user_id: str, request: SubmitTaskRequest, idempotency_key: str | None, *, groups=(),
+                member_group: str) -> TaskView:
     """Accept a task. With an Idempotency-Key, a repeat returns the same task and charges nothing."""
+    tier = capacity.tier_for(groups, member_group)
     if idempotency_key is None:
-        return _submit(user_id, request, capacity.tier_for(groups))
-    return _once(user_id, idempotency_key, request.model_dump(by_alias=True, exclude_none=True),
-                 tier=capacity.tier_for(groups))
+        return _submit(user_id, request, tier)
+    return _once(user_id, idempotency_key, request.model_dump(by_alias=True, exclude_none=True), tier=tier)
 
 
 def retry_task(user_id: str, task_no: str, idempotency_key: str | None) -> TaskView:

@@ -151,7 +151,7 @@ def handle_object(bucket: str, raw_key: str, *, version: str, event_time: str) -
     if problem:
         return reject(*problem)
     try:
-        defaults = {to_snake(name): value for name, value in json.loads(settings.upload_default_parameters).items()}
+        defaults = {to_snake(name): value for name, value in settings.upload_default_parameters.items()}
         parameters = {**defaults, **_metadata_parameters(info["metadata"])}
         request = SubmitTaskRequest(modelName=model.name, parameters=parameters)
         task = prepare_task(user_id, request, source="upload", image_urls=[image_ref], task_no=task_no)
