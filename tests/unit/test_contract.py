@@ -79,3 +79,14 @@ def test_request_bodies_are_typed_and_strict(document):
     assert submit["examples"], "the submit body has examples"
     header = [p for p in document["paths"]["/user/ai/tasks/submit"]["post"]["parameters"] if p["in"] == "header"]
     assert [p["name"].lower() for p in header] == ["idempotency-key"]
+
+
+def test_only_a_bracketed_groups_claim_is_a_list_of_groups() -> None:
+    """HTTP API passes array claims as "[a b]"; any other string is one group, never split into several."""
+    from aigc.api.http import _groups
+
+    assert _groups("[admins editors]") == {"admins", "editors"}
+    assert _groups('["admins","editors"]') == {"admins", "editors"}
+    assert _groups(["admins"]) == {"admins"}
+    assert _groups("foo admins") == {"foo admins"}
+    assert "admins" not in _groups("foo admins") and _groups("") == frozenset()

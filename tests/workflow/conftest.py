@@ -47,6 +47,12 @@ class App:
     # --- HTTP API, through the real handler -----------------------------------------------
     def api(self, method: str, path: str, *, user: str | None = "alice", admin: bool = False,
             body=None, query=None, headers=None) -> tuple[int, dict]:
+        status, _, answer = self.api_with_headers(method, path, user=user, admin=admin, body=body, query=query,
+                                                  headers=headers)
+        return status, answer
+
+    def api_with_headers(self, method: str, path: str, *, user: str | None = "alice", admin: bool = False,
+                         body=None, query=None, headers=None) -> tuple[int, dict, dict]:
         claims = None
         if user is not None:
             claims = {"sub": user, "token_use": "id"}
@@ -57,7 +63,7 @@ class App:
         payload, errored, _ = self.deployment.router.invoke(name, name, event)
         assert not errored, payload
         response = json.loads(payload)
-        return response["statusCode"], json.loads(response["body"])
+        return response["statusCode"], response.get("headers") or {}, json.loads(response["body"])
 
     def grant(self, user: str, amount: int) -> None:
         status, body = self.api("POST", "/admin/points/grant", user="root", admin=True,

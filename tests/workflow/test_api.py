@@ -126,9 +126,12 @@ def test_rate_limit_is_429_and_charges_nothing(app, monkeypatch):
     minute = datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc)
     monkeypatch.setattr(aigc.domain.points, "utcnow", lambda: minute)  # all four inside one minute
     app.grant("alice", 1000)
-    statuses = [app.submit(modelName="sc_soraimg_text_1x1", prompt=f"cat {i}") for i in range(4)]
-    assert [status for status, _ in statuses] == [200, 200, 200, 429]
-    assert statuses[3][1]["code"] == 429 and "3 tasks a minute" in statuses[3][1]["message"]
+    statuses = [app.api_with_headers("POST", "/user/ai/tasks/submit",
+                                     body={"modelName": "sc_soraimg_text_1x1", "prompt": f"cat {i}"})
+                for i in range(4)]
+    assert [status for status, _, _ in statuses] == [200, 200, 200, 429]
+    assert statuses[3][2]["code"] == 429 and "3 tasks a minute" in statuses[3][2]["message"]
+    assert statuses[3][1]["Retry-After"] == "30"  # the rest of the minute whose limit is used up
     assert app.balance("alice") == 1000 - 90
     assert app.api("GET", "/user/ai/tasks/list", user="alice")[1]["data"]["total"] == 3
     # the next minute has room again
@@ -180,6 +183,10 @@ def test_admin_grant_needs_the_admins_group_and_is_on_the_ledger(app):
     bad = app.api("POST", "/admin/points/grant", user="root", admin=True, body={"userId": "alice", "amount": -5,
                                                                                    "reason": "x"})
     assert bad[0] == 400 and bad[1]["message"].startswith("amount")
+    # One grant gives at most MaxGrantPoints (100000 by default); a larger one changes nothing.
+    huge = app.api("POST", "/admin/points/grant", user="root", admin=True,
+                   body={"userId": "alice", "amount": 100001, "reason": "typo"})
+    assert huge[0] == 400 and "at most 100000 points per grant" in huge[1]["message"]
     assert app.ledger("alice") == [("GRANT", 100)]
 
 
@@ -208,8 +215,10 @@ def test_workflow_that_cannot_start_is_refunded_at_once_and_503(app, monkeypatch
 
     monkeypatch.setattr(aigc.store.executions, "start_task_execution", unavailable)
     app.grant("alice", 100)
-    status, body = app.submit(modelName="sc_soraimg_text_1x1", prompt="a cat")
+    status, headers, body = app.api_with_headers("POST", "/user/ai/tasks/submit",
+                                                 body={"modelName": "sc_soraimg_text_1x1", "prompt": "a cat"})
     assert status == 503 and body["code"] == 503 and "refunded" in body["message"]
+    assert int(headers["Retry-After"]) >= 1
     assert app.balance("alice") == 100
     [task] = app.api("GET", "/user/ai/tasks/list")[1]["data"]["records"]
     assert task["status"] == "failed" and task["errorCode"] == "StartFailed" and task["refunded"] is True
