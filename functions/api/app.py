@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 from aigc.api import contract
-from aigc.api.http import caller, parse_json_body, register_error_handlers, require_group
+from aigc.api.http import caller, parse_json_body, refuse_multipart, register_error_handlers, require_group
 from aigc.api.parameters import describe_schema
 from aigc.api.schemas import (
     AdminTaskResponse,
@@ -36,6 +36,7 @@ from aigc.domain import points, settlement, tasks, webhooks
 from aigc.flows import uploads
 from aigc.flows.submission import register_lambda_context, retry_task, submit_task
 from aigc.store import executions
+from aigc.store.paging import MAX_PAGE
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -47,7 +48,8 @@ register_error_handlers(app)
 snapstart.register()  # SnapStart (template.yaml): fresh clients, seeds and secrets after each restore
 answers = contract.answers
 
-Page = Annotated[int, Query(ge=1, le=100000, description="1-based page number")]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description=(
+    f"1-based page number, at most {MAX_PAGE}: follow nextToken to go further"))]
 Size = Annotated[int, Query(ge=1, le=100, description="records per page")]
 TaskTypeFilter = Annotated[Optional[str], Query(pattern="^(outpainting|text_to_image|image_to_image)$")]
 NextToken = Annotated[Optional[str], Query(max_length=1024, description=(
@@ -135,7 +137,7 @@ def models() -> ModelsResponse:
 
 
 @app.post("/user/uploads", summary="A presigned POST for an image that becomes an outpainting task",
-          tags=["uploads"], responses=answers("where and how to POST the file", 400))
+          tags=["uploads"], responses=answers("where and how to POST the file", 400, 429))
 def create_upload(request: Annotated[UploadRequest, Body()]) -> UploadResponse:
     who = caller(app)
     return envelope(uploads.create_upload_url(who.user_id, request.file_name, request.content_type, request.parameters))
@@ -196,4 +198,4 @@ contract.serve_document(app)
 @metrics.log_metrics
 def handler(event, context):
     register_lambda_context(context)
-    return app.resolve(event, context)
+    return refuse_multipart(event) or app.resolve(event, context)

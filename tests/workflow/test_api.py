@@ -237,3 +237,18 @@ def test_private_image_hosts_are_refused_in_aws(app, monkeypatch, image_url):
     status, body = app.submit(modelName="image-out-painting", imageUrl=image_url, parameters={"xScale": 2})
     assert status == 400 and body["message"].startswith("imageUrl:") and "public" in body["message"], body
     _nothing_changed(app, "alice", 100)
+
+
+def test_docs_with_format_json_is_the_document_as_powertools_serves_it(app):
+    status, body = app.api("GET", "/docs", user=None, query={"format": "json"})
+    assert status == 200 and body["openapi"].startswith("3.") and "/user/ai/tasks/submit" in body["paths"]
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary=",
+                                          "Multipart/Form-Data; boundary=abc", "multipart/mixed"])
+def test_a_multipart_body_is_a_400_naming_the_body_and_charges_nothing(app, content_type):
+    app.grant("alice", 100)
+    status, body = app.api("POST", "/user/ai/tasks/submit", headers={"content-type": content_type},
+                           body={"modelName": "sc_soraimg_text_1x1", "prompt": "a cat"})
+    assert status == 400 and body["message"].startswith("body:"), body
+    assert app.balance("alice") == 100 and app.ledger("alice") == [("GRANT", 100)]

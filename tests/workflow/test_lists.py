@@ -124,3 +124,11 @@ def test_a_token_we_did_not_issue_is_a_400_naming_next_token(app, path, token):
     status, body = app.api("GET", path, query={"nextToken": token})
     assert status == 400 and body["message"].startswith("nextToken"), body
     assert app.balance("alice") == 100
+
+
+@pytest.mark.parametrize("path", [TASKS, LEDGER])
+def test_page_numbers_stop_at_50_and_name_the_way_on(app, path):
+    """Page N reads and skips (N-1)*size items: past page 50 a list goes on by nextToken only."""
+    assert app.api("GET", path, query={"page": 50, "size": 100})[0] == 200
+    status, body = app.api("GET", path, query={"page": 51, "size": 100})
+    assert status == 400 and body["message"].startswith("page"), body

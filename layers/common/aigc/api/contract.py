@@ -116,6 +116,9 @@ def serve_document(app) -> None:
 
     @app.get("/docs", include_in_schema=False, compress=True)
     def _docs():
+        # powertools' own Swagger route answers ?format=json with the document: so does this one.
+        if (app.current_event.get_query_string_value("format") or "").lower() == "json":
+            return _openapi_json()
         from aws_lambda_powertools.event_handler.openapi import swagger_ui
         from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
 

@@ -147,3 +147,16 @@ def caller(app: APIGatewayHttpResolver) -> Caller:
 def require_group(who: Caller, group: str) -> None:
     if group not in who.groups:
         raise Forbidden(f"only members of '{group}' may do this")
+
+
+def refuse_multipart(event: dict) -> dict | None:
+    """Every body this API takes is JSON. A multipart/* request is answered 400 before routing: powertools'
+    validation would parse the form, and one without a boundary raised (a 500)."""
+    headers = {str(name).lower(): value for name, value in (event.get("headers") or {}).items()}
+    content_type = str(headers.get("content-type") or "").strip().lower()
+    if not content_type.startswith("multipart/"):
+        return None
+    body = envelope(None, code=400, message="body: send JSON (Content-Type: application/json); "
+                                            "forms (multipart) are not accepted")
+    return {"statusCode": 400, "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": json.dumps(body), "isBase64Encoded": False}

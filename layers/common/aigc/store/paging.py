@@ -58,6 +58,11 @@ class Cursor:
         return {self.owner_attribute: {"S": owner}, **{name: {"S": raw[name]} for name in self.fields}}
 
 
+# Page N without a token reads and skips (N-1)*size items; past this page, lists go on by nextToken only,
+# so no request can be made to read more than MAX_PAGE * 100 items.
+MAX_PAGE = 50
+
+
 def read_page(query: Callable[[Optional[dict], int], Iterable[T]], cursor: Cursor, *, owner: str, page: int,
               size: int, token: Optional[str], total: Optional[int]) -> Page[T]:
     """One page from `query(start_key, limit)` (newest first). With a token, `page` is ignored.
