@@ -11,7 +11,7 @@
 #   make held                      tasks held for a redrive (local stack; OPS_ARGS="--endpoint-url ...")
 #   make redrive [TASK=TASK-...]   redrive them (every held one without TASK), wait, print the outcome
 #   make bench                     benchmarks
-#   make dlq ARGS="--stack aigc-prod list"   inspect / replay dead-letter queues (README runbook)
+#   make dlq ARGS="--stack aigc-prod list"   inspect / replay dead-letter queues (docs/runbook.md)
 #   make openapi                   regenerate docs/openapi.json from the code, and docs/api.md from it
 #   make clean
 
@@ -93,7 +93,7 @@ token: venv
 		echo "usage: make token USER=<user id> [ADMIN=1]" >&2; exit 2; fi
 	@$(PY) -m local.token --user '$(USER)' $(if $(filter-out 0 false no,$(ADMIN)),--admin)
 
-# ---------------------------------------------------------------- operations (README: runbook)
+# ---------------------------------------------------------------- operations (docs/runbook.md)
 held: venv
 	@$(PY) -m local.ops $(OPS_ARGS) held
 

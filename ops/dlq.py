@@ -1,9 +1,10 @@
-"""Inspect and replay the stack's dead-letter queues (README "Operations runbook").
+"""Inspect and replay the stack's dead-letter queues (docs/runbook.md).
 
     python -m ops.dlq --stack aigc-prod list              # every DLQ, its depth and what it replays to
     python -m ops.dlq --stack aigc-prod show upload       # peek at messages (nothing is removed)
     python -m ops.dlq --stack aigc-prod replay upload     # re-invoke the function, delete what it accepted
-    python -m ops.dlq --local list                        # the local stack (AWS_ENDPOINT_URL = its moto)
+    python -m ops.dlq --local list                        # the local stack (make dev): its dummy credentials,
+                                                          # endpoint $AWS_ENDPOINT_URL or 127.0.0.1:8091
 
 What each queue holds and where it replays to comes from template.yaml:
 - a function's `DeadLetterQueue` holds the events Lambda could not process after its retries (the
@@ -22,18 +23,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 from local import cfn
+from local.devserver import DEFAULT_MOTO_PORT, HOST, LOCAL_CREDENTIALS
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 PEEK_VISIBILITY_SECONDS = 0
 REPLAY_VISIBILITY_SECONDS = 60
+LOCAL_ENDPOINT = f"http://{HOST}:{DEFAULT_MOTO_PORT}"
+_CLIENT_SETTINGS: dict = {}  # how every client of a run is made (run() sets it: --local, --endpoint-url)
+
+
+def _client(service: str):
+    return boto3.client(service, **_CLIENT_SETTINGS)
+
+
+def _configure(args: argparse.Namespace) -> None:
+    """--local: the local stack's dummy credentials (whatever the environment holds) and its region."""
+    settings: dict = {}
+    if args.endpoint_url:
+        settings["endpoint_url"] = args.endpoint_url
+    if args.local:
+        settings.update(LOCAL_CREDENTIALS, region_name=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    _CLIENT_SETTINGS.clear()
+    _CLIENT_SETTINGS.update(settings)
 
 
 @dataclass(frozen=True)
@@ -80,7 +101,7 @@ def replay_targets(template: dict) -> dict[str, tuple[str, str]]:
 
 
 def _stack_physical_ids(stack: str) -> dict[str, str]:
-    paginator = boto3.client("cloudformation").get_paginator("list_stack_resources")
+    paginator = _client("cloudformation").get_paginator("list_stack_resources")
     return {r["LogicalResourceId"]: r["PhysicalResourceId"]
             for page in paginator.paginate(StackName=stack) for r in page["StackResourceSummaries"]}
 
@@ -89,7 +110,7 @@ def _local_physical_ids(template: dict, prefix: str) -> dict[str, str]:
     from local.stack import _physical
 
     names, _ = _physical(template, prefix)
-    sqs = boto3.client("sqs")
+    sqs = _client("sqs")
     out = dict(names)
     for logical in cfn.resources_of_type(template, "AWS::SQS::Queue"):
         out[logical] = sqs.get_queue_url(QueueName=names[logical])["QueueUrl"]
@@ -113,7 +134,7 @@ def _find(queues: list[DeadLetterQueue], name: str) -> DeadLetterQueue:
 
 
 def depth(queue: DeadLetterQueue) -> dict[str, int]:
-    attrs = boto3.client("sqs").get_queue_attributes(
+    attrs = _client("sqs").get_queue_attributes(
         QueueUrl=queue.url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
@@ -122,7 +143,7 @@ def depth(queue: DeadLetterQueue) -> dict[str, int]:
 
 
 def _receive(queue: DeadLetterQueue, visibility: int, limit: int) -> list[dict]:
-    return boto3.client("sqs").receive_message(
+    return _client("sqs").receive_message(
         QueueUrl=queue.url, MaxNumberOfMessages=max(1, min(10, limit)), VisibilityTimeout=visibility,
         WaitTimeSeconds=0, MessageAttributeNames=["All"], AttributeNames=["All"],
     ).get("Messages", [])
@@ -156,7 +177,7 @@ def replay(queue: DeadLetterQueue, limit: int = 100, dry_run: bool = False) -> d
     """Re-invoke the function with each message's event; delete the messages Lambda accepted."""
     if dry_run:
         return {"would_replay": [m["messageId"] for m in peek(queue, limit)], "replayed": [], "failed": []}
-    sqs = boto3.client("sqs")
+    sqs = _client("sqs")
     replayed: list[str] = []
     failed: dict[str, str] = {}  # message id -> its latest receipt handle
     seen: set[str] = set()
@@ -186,10 +207,10 @@ def replay(queue: DeadLetterQueue, limit: int = 100, dry_run: bool = False) -> d
 def _send_back(queue: DeadLetterQueue, body: str) -> bool:
     """Hand one message's event back to where it failed; False when it cannot be replayed."""
     if queue.source == "queue":
-        boto3.client("sqs").send_message(QueueUrl=queue.target, MessageBody=body)
+        _client("sqs").send_message(QueueUrl=queue.target, MessageBody=body)
         return True
     kwargs = {"Qualifier": queue.qualifier} if queue.qualifier else {}
-    response = boto3.client("lambda").invoke(FunctionName=queue.target, InvocationType="Event",
+    response = _client("lambda").invoke(FunctionName=queue.target, InvocationType="Event",
                                              Payload=body.encode(), **kwargs)
     return response["StatusCode"] == 202
 
@@ -199,7 +220,11 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--stack", help="CloudFormation stack name (e.g. aigc-dev, aigc-prod)")
-    where.add_argument("--local", action="store_true", help="the local stack (make dev); set AWS_ENDPOINT_URL")
+    where.add_argument("--local", action="store_true",
+                       help="the local stack (make dev), with its dummy credentials; endpoint: --endpoint-url, "
+                            f"$AWS_ENDPOINT_URL or {LOCAL_ENDPOINT}")
+    parser.add_argument("--endpoint-url", default=None, help="the AWS endpoint (default: $AWS_ENDPOINT_URL, or "
+                        f"{LOCAL_ENDPOINT} with --local)")
     parser.add_argument("--prefix", default="aigc-local", help="the local stack's resource name prefix")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every dead-letter queue, its depth and replay target")
@@ -216,6 +241,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str] | None = None) -> tuple[int, object]:
     """(exit code, result) of a command line: 1 when some message could not be replayed."""
     args = _parser().parse_args(argv)
+    _configure(args)
     template = cfn.load_template(TEMPLATE)
     physical = _local_physical_ids(template, args.prefix) if args.local else _stack_physical_ids(args.stack)
     queues = dead_letter_queues(template, physical)
@@ -231,7 +257,24 @@ def run(argv: list[str] | None = None) -> tuple[int, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    code, result = run(argv)
+    """The command line: JSON on stdout; a failure to reach AWS is one line on stderr and exit code 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--local" in argv and not any(a.startswith("--endpoint-url") for a in argv) \
+            and not os.environ.get("AWS_ENDPOINT_URL"):
+        argv = ["--endpoint-url", LOCAL_ENDPOINT, *argv]  # make dev's default moto port
+    try:
+        code, result = run(argv)
+    except NoCredentialsError:
+        print("error: no AWS credentials: configure a profile (AWS_PROFILE) or set AWS_ACCESS_KEY_ID and "
+              "AWS_SECRET_ACCESS_KEY; for the local stack use --local", file=sys.stderr)
+        return 2
+    except EndpointConnectionError as error:
+        hint = "; is the local stack running (make dev)?" if "--local" in argv else ""
+        print(f"error: cannot reach the AWS endpoint {error.kwargs.get('endpoint_url', '')}{hint}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(result, indent=2, default=str))
     return code
 

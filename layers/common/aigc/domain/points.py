@@ -19,7 +19,7 @@ from aigc.core.timeutil import iso_ms, utcnow
 from aigc.core.vocab import LedgerKind
 from aigc.domain import tasks
 from aigc.store.db import PointsItem, TaskItem
-from aigc.store.dynamo import ConditionFailed, TransactWrite, get_or_none, transact, transaction_applied
+from aigc.store.dynamo import ConditionFailed, TransactWrite, conditional, get_or_none, transact, transaction_applied
 from aigc.store.paging import Cursor, Page, read_page
 
 BALANCE = "BALANCE"
@@ -103,6 +103,21 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int) -> None:
         if any(failed.values()):
             raise Conflict("this task number already exists; please retry") from None
         raise
+
+
+def take_submit_turn(user_id: str, *, rate_limit_per_minute: int, what: str) -> None:
+    """One turn in the user's per-minute submit window (the RATE# counter a debit takes) for
+    something that becomes a task later without one: an upload URL. RateLimited (nothing
+    written) when the minute is used up."""
+    if rate_limit_per_minute <= 0:
+        return
+    now = utcnow()
+    counter = PointsItem(user_id, f"RATE#{now.strftime('%Y%m%d%H%M')}")
+    if not conditional(lambda: counter.update(
+            actions=[PointsItem.submits.add(1), PointsItem.expires_at.set(int(time.time()) + 180)],
+            condition=PointsItem.submits.does_not_exist() | (PointsItem.submits < rate_limit_per_minute))):
+        raise RateLimited(f"too many {what}: at most {rate_limit_per_minute} tasks a minute (submits and upload "
+                          "URLs together), please retry shortly", retry_after=60 - now.second)
 
 
 def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_message: str) -> bool:

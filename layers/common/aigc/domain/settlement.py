@@ -1,15 +1,8 @@
 """Settling tasks outside the happy path: user cancels, the reconciler, operator refunds.
 
-Policy (README, "Operations"):
-- Provider-side outcomes (failed job, rejected input, deadline passed) are refunded by the workflow.
-- Our own failures (S3, DynamoDB, a bug, retries exhausted) fail the execution at that state. The
-  reconciler, on the FAILED event, marks the task failed-and-held: its points stay debited for
-  HOLD_GRACE_SECONDS so an operator can redrive the execution, which completes it normally.
-  When the window ends, the sweep refunds it.
-- An execution that timed out or was aborted is refunded at once (if nobody settled it first).
-- A redrive makes an execution run again under the same name: an event of the earlier run that
-  arrives after it (EventBridge is at-least-once and unordered) is ignored; the latest run decides.
-Everything here is idempotent with the workflow's own refund: refunds are keyed by task.
+The policy (what is refunded at once, what is held for a redrive, when the sweep refunds) is told
+once, in docs/ARCHITECTURE.md, "Failures, retries and redrive". Everything here is idempotent with
+the workflow's own refund: refunds are keyed by task.
 """
 from __future__ import annotations
 

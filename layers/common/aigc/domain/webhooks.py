@@ -1,21 +1,7 @@
 """Webhook rules (Standard Webhooks, standardwebhooks.com): subscriptions, signing secrets, which
-task change is which event, and the retry schedule. The delivery path is aigc.flows.webhook_delivery.
-
-How an event travels (README, "Webhooks"):
-1. Every status change is a write on the task's item. The TasksTable stream carries that write,
-   recorded by DynamoDB atomically with it: it is the outbox. Nothing in the task or ledger code
-   path sends anything, so a failing emission can neither break nor roll back a status change.
-2. WebhookFunction reads the stream (`enqueue_changes`): a change that starts a task (`start`) or
-   settles it (`completed`: completed, failed, cancelled, refunded by anyone) becomes one message
-   on WebhookQueue, with the task as it was written and a webhook id derived from (task, event),
-   so a repeated stream record or a retry always carries the same id.
-3. WebhookFunction reads the queue (`deliver_message`): it renders the task exactly as
-   GET /user/ai/tasks/{taskNo} does, signs it with the user's secret and POSTs it through
-   aigc.store.outbound (public addresses only, short timeouts, no redirects). A failed attempt is sent
-   back to the queue with a delay (Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h,
-   10 h, ...) until 24 h after the first attempt; then the message goes to WebhookDeadLetterQueue,
-   where an operator can read it and send it back to WebhookQueue (a fresh 24 h of retries).
-"""
+task change is which event, and the retry schedule. The delivery path is aigc.flows.webhook_delivery;
+how an event travels (the stream as outbox, the queue, retries, dead letters) is told once, in
+docs/ARCHITECTURE.md, "Webhook delivery"."""
 from __future__ import annotations
 
 import base64

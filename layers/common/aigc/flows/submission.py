@@ -99,6 +99,10 @@ def _retry(user_id: str, task_no: str) -> TaskView:
     old = tasks.get_user_task(user_id, task_no)
     if old.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
         raise Conflict(f"task {task_no} is {old.status}; only failed or cancelled tasks can be retried")
+    if (old.error_code or "").startswith("Rejected."):
+        # An upload refused before any charge never passed the upload checks: a retry would skip them.
+        raise Conflict(f"task {task_no} was rejected when it was uploaded ({old.error_code}: {old.error_message}) "
+                       "and was never charged; it cannot be retried: upload the image again")
     if tasks.is_held(old):
         raise Conflict(f"task {task_no} is held for an operator's retry (its points are still debited); "
                        "retry it once it is refunded")

@@ -1,9 +1,13 @@
 """Images dropped under uploads/<userId>/ become outpainting tasks charged to that user.
 
-S3 delivers events at least once: the task number is derived from the object (bucket, key,
-version or sequencer) and the event time, and the task record is written with a
-"must not exist" condition, so a repeated event finds its task and charges nothing.
-Anything that cannot become a task leaves a rejected (never charged) task record.
+One upload key, one task. The task number is derived from the bucket and the key alone and the
+task record is written with a "must not exist" condition, so however many events S3 delivers for
+an object (at least once; the local S3 notifies a multipart upload twice), whatever their times,
+one task is made and charged once. An upload URL (a presigned POST, reusable for its 15 minutes)
+takes one file: the first object that reaches the trigger claims the key (a conditional write
+naming the object's version, or its sequencer or ETag in an unversioned bucket); a second object
+under that key becomes one `Rejected.UrlReused` record (charged nothing), and any further one
+only a log line. Anything that cannot become a task leaves a rejected (never charged) task record.
 """
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ import hashlib
 import json
 import re
 import tempfile
+import time
 import uuid
-from datetime import datetime
 from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
@@ -27,6 +31,8 @@ from aigc.core.observability import count, logger
 from aigc.domain import points, tasks
 from aigc.flows.submission import charge_and_start, prepare_task
 from aigc.store import storage
+from aigc.store.db import PointsItem
+from aigc.store.dynamo import conditional, get_or_none
 
 USER_ID = re.compile(SAFE_USER_ID)  # the same rule as the API's token subjects
 IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
@@ -34,13 +40,30 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 UPLOAD_URL_SECONDS = 900
 
 
-def _upload_task_no(bucket: str, key: str, version: str, event_time: str) -> str:
-    digest = hashlib.sha256(f"{bucket}/{key}#{version}".encode()).hexdigest()[:16]
-    try:
-        moment = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        moment = datetime(1970, 1, 1)
-    return f"TASK-{moment.strftime('%Y%m%d%H%M%S')}{moment.microsecond // 1000:03d}-{digest}"
+# A claim outlives every event of its key: the URL's 15 minutes, S3's delivery delays and Lambda's
+# asynchronous retries (6 h). Past it a reused URL's object is only a duplicate: still never charged.
+CLAIM_SECONDS = 7 * 24 * 3600
+
+
+def _upload_task_no(bucket: str, key: str) -> str:
+    """The one task an upload key can become: the same for every event and every object of the key."""
+    return f"TASK-UPLOAD-{hashlib.sha256(f'{bucket}/{key}'.encode()).hexdigest()[:24]}"
+
+
+def _reuse_task_no(task_no: str) -> str:
+    """The one record a reused upload URL gets, however many more objects it receives."""
+    return f"{task_no}-REUSED"
+
+
+def _claim_key(user_id: str, task_no: str, object_id: str) -> str | None:
+    """Claim the upload key for this object; None if it is ours (also again: a repeated event),
+    else the object id that claimed it first. An item of the user's partition in the points table,
+    `UPLOAD#<task number>` (expiring), whose `ref` names the object."""
+    claim = PointsItem(user_id, f"UPLOAD#{task_no}", ref=object_id, expires_at=int(time.time()) + CLAIM_SECONDS)
+    if conditional(lambda: claim.save(condition=PointsItem.entry.does_not_exist() | (PointsItem.ref == object_id))):
+        return None
+    held = get_or_none(PointsItem, user_id, f"UPLOAD#{task_no}")
+    return held.ref if held is not None else "another object"
 
 
 def _metadata_parameters(metadata: dict) -> dict:
@@ -95,9 +118,11 @@ def _image_problem(image_file) -> tuple[str, str] | None:
     return None
 
 
-def handle_object(bucket: str, raw_key: str, *, version: str, event_time: str) -> str:  # noqa: C901 - the checks in order
+def handle_object(bucket: str, raw_key: str, *, object_id: str) -> str:  # noqa: C901 - the checks in order
     """Turn one uploaded object into a task; returns what happened (for logs and tests).
 
+    `object_id` names the object version the event is about (its version id, or its sequencer or
+    ETag): every event of that object is the same upload, another one is a reuse of the key.
     Whatever stops an upload from becoming a task leaves a Rejected.* task in the user's list
     (charged nothing), a log line with the key and the UploadsRejected metric. Only our own
     infrastructure failing (S3, DynamoDB) raises, for the asynchronous retry and the DLQ.
@@ -117,21 +142,32 @@ def handle_object(bucket: str, raw_key: str, *, version: str, event_time: str) -
         return "rejected"
     user_id = parts[1]
     model = get_model(settings.upload_model)
-    task_no = _upload_task_no(bucket, key, version, event_time)
+    task_no = _upload_task_no(bucket, key)
     logger.append_keys(task_no=task_no, user_id=user_id)
-    if tasks.exists(task_no):
-        logger.info("duplicate upload event; the task already exists")
-        count("UploadsDuplicate")
-        return "duplicate"
     image_ref = f"s3://{bucket}/{key}"
 
-    def reject(code: str, message: str) -> str:
-        record = tasks.rejected_task(task_no=task_no, user_id=user_id, model=model, source="upload",
+    def reject(code: str, message: str, number: str = task_no) -> str:
+        record = tasks.rejected_task(task_no=number, user_id=user_id, model=model, source="upload",
                                      image_urls=[image_ref], error_code=code, error_message=message)
         if points.save_uncharged_task(record):
             logger.warning("upload rejected", extra={"s3_key": key, "error_code": code, "reason": message})
             count("UploadsRejected")
             return "rejected"
+        return "duplicate"
+
+    claimed_by = _claim_key(user_id, task_no, object_id)
+    if claimed_by is not None:  # another object took this key (its URL) first
+        logger.append_keys(object_id=object_id, claimed_by=claimed_by)
+        outcome = reject("Rejected.UrlReused",
+                         f"this upload URL was already used (task {task_no}); each upload URL takes one file: "
+                         "ask for a new one (POST /user/uploads) for every image", _reuse_task_no(task_no))
+        if outcome == "duplicate":  # its one record exists: a third object, or the second one's event again
+            logger.info("upload URL reused again; its rejection is already recorded")
+            count("UploadsDuplicate")
+        return outcome
+    if tasks.exists(task_no):
+        logger.info("duplicate upload event; the task already exists")
+        count("UploadsDuplicate")
         return "duplicate"
 
     info = storage.object_metadata(bucket, key)  # its size, not the event's: this is what is read
@@ -177,8 +213,11 @@ def handle_s3_event(event: dict) -> list[str]:
     outcomes = []
     for record in S3Event(event).records:
         obj = record.s3.get_object
-        version = obj.version_id or obj.get("sequencer") or obj.etag or ""
-        outcomes.append(handle_object(record.s3.bucket.name, obj.key, version=version, event_time=record.event_time))
+        # The object's identity, never the event's time. The bucket is versioned (template.yaml), so
+        # AWS names the version; the sequencer orders writes of an unversioned key; the local S3 gives
+        # neither (the ETag: one multipart upload notified twice has one ETag).
+        object_id = obj.version_id or obj.get("sequencer") or obj.etag or ""
+        outcomes.append(handle_object(record.s3.bucket.name, obj.key, object_id=object_id))
     return outcomes
 
 
@@ -201,6 +240,10 @@ def create_upload_url(user_id: str, file_name: str, content_type: str, parameter
             raise BadRequest(describe_validation_error(error, "parameters")) from None
         metadata = {name.replace("_", "-"): json.dumps(value) if not isinstance(value, str) else value
                     for name, value in validated.model_dump(exclude_unset=True).items()}
+    # Last, so a refused request takes no turn: an upload URL makes at most one task (and one reuse
+    # record), so it counts as a submit in the user's per-minute window.
+    points.take_submit_turn(user_id, rate_limit_per_minute=settings.submit_rate_limit_per_minute,
+                            what="upload URLs")
     key = f"uploads/{user_id}/{uuid.uuid4().hex[:12]}-{stem}"
     post = storage.presigned_upload(settings.results_bucket, key, content_type=content_type,
                                     max_bytes=settings.upload_max_bytes, metadata=metadata,

@@ -1,7 +1,7 @@
 """Webhook deliveries: task changes from the TasksTable stream become WebhookQueue messages, and
 each message is rendered, signed and POSTed, retried on Standard Webhooks' schedule or dead-lettered.
 The rules (events, secrets, signing, schedule) are aigc.domain.webhooks; the outbox story is told in
-docs/ARCHITECTURE.md ("Webhooks")."""
+docs/ARCHITECTURE.md ("Webhook delivery")."""
 from __future__ import annotations
 
 import json

@@ -11,7 +11,7 @@ refunded), Outcome.SETTLED (someone else settled it: done).
 
 Polling: the workflow waits (one transition, no Lambda time) until the job could plausibly have
 ended (aigc.domain.durations), then one poll invocation asks the provider about every second for up to
-its Lambda time budget, so the end is seen within about a second (README, "Cost model").
+its Lambda time budget, so the end is seen within about a second (docs/ARCHITECTURE.md, "Seeing the end within a second").
 """
 from __future__ import annotations
 
@@ -75,8 +75,12 @@ def _queue_seconds_left(task: TaskItem) -> int:
     return max(1, int(get_settings().queue_timeout_seconds - (utcnow() - created).total_seconds()))
 
 
-def _failed(task: TaskItem, code: str | None, message: str | None) -> dict:
-    return _state(task, Outcome.FAILED, errorCode=code or "ProviderFailed", errorMessage=user_message(code, message))
+def _failed(task: TaskItem, code: str | None, detail: str | None) -> dict:
+    """The job failed for good: refund. The user sees our message for the code (providers.error_messages);
+    the provider's own text (request ids, endpoints) goes to the log only."""
+    code = code or "ProviderFailed"
+    logger.warning("task failed", extra={"error_code": code, "provider_detail": detail})
+    return _state(task, Outcome.FAILED, errorCode=code)
 
 
 def _timed(call, *args):
@@ -101,10 +105,6 @@ def submit_step(event: dict) -> dict:
         return _until_window(task, model)
     if task.provider_outputs:  # sync provider already answered
         return _state(task, Outcome.SUCCEEDED)
-    if not capacity.try_start(task):
-        logger.info("provider pool is full: queued")
-        return _state(task, Outcome.QUEUED, queueSeconds=_queue_seconds_left(task))
-    capacity.take_submit_turn(task)
     provider = get_provider(task.provider)
     request = base.ProviderRequest(
         model=task.provider_model,
@@ -114,6 +114,17 @@ def submit_step(event: dict) -> dict:
         image_urls=_provider_image_urls(task),
         parameters=task.parameters.as_dict() if hasattr(task.parameters, "as_dict") else dict(task.parameters),
     )
+    try:
+        # The user's inputs that the adapter sends itself are fetched before a slot is taken: an
+        # unreachable or slow URL is the user's failure (refunded at once) and never holds a slot.
+        request = base.prepare(provider, request)
+    except ProviderRejected as error:
+        capacity.finish(task)  # a task woken from the queue was handed a slot: give it back now
+        return _failed(task, error.code, error.message)
+    if not capacity.try_start(task):
+        logger.info("provider pool is full: queued")
+        return _state(task, Outcome.QUEUED, queueSeconds=_queue_seconds_left(task))
+    capacity.take_submit_turn(task)
     try:
         job = _timed(provider.submit, request)
     except ProviderRejected as error:
@@ -241,7 +252,12 @@ def store_step(event: dict) -> dict:
         for index, ref in enumerate(task.provider_outputs or [], start=1):
             with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as spool:
                 if ref.startswith("s3://"):
-                    key = ref.split("/", 3)[3]
+                    # Only what this task wrote (a sync provider's images) in our bucket under its own
+                    # results/<user>/<task>/: an s3:// output naming anything else is refused.
+                    key = storage.result_location_allowed(ref, settings.results_bucket, prefix)
+                    if key is None:
+                        raise ProviderRejected(f"an output outside the task's results: {ref}",
+                                               code="ResultLocationNotAllowed")
                     if index == 1:
                         storage.download_to(settings.results_bucket, key, spool)
                 else:
@@ -253,7 +269,7 @@ def store_step(event: dict) -> dict:
                 if index == 1:
                     thumbnail_key = storage.write_thumbnail(spool, settings.results_bucket, f"{prefix}thumbnail.jpg")
     except ProviderRejected as error:
-        logger.warning("could not store results", extra={"error_code": error.code, "error": error.message})
+        logger.warning("could not store results", extra={"error_code": error.code})
         return _failed(task, error.code, error.message)
     if not keys:
         return _failed(task, "NoOutput", "the provider returned no image")
@@ -278,9 +294,9 @@ def refund_step(event: dict) -> dict:
         code = "QueueTimeout"
         message = (f"the provider was busy: the task waited {_span(get_settings().queue_timeout_seconds)} in the queue "
                    "without a free slot and was not started; your points were refunded")
-    else:
+    else:  # always our own message for the code, whatever text the state carries (older runs had the provider's)
         code = job.get("errorCode") or "ProviderFailed"
-        message = job.get("errorMessage") or user_message(code, None)
+        message = user_message(code)
     refunded = settlement.refund(task, status=TaskStatus.FAILED, code=code, message=message)
     capacity.finish(task)  # settlement.refund already did when it refunded: this covers a repeat
     if not refunded:

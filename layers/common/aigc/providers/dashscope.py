@@ -73,6 +73,12 @@ class DashScopeProvider:
 
     # --- Provider interface ------------------------------------------------------------------
 
+    @staticmethod
+    def prepare(req: ProviderRequest) -> ProviderRequest:
+        """Nothing to fetch: DashScope downloads the input URLs itself (a failure there is the job's
+        InvalidParameter.FileDownload)."""
+        return req
+
     def submit(self, req: ProviderRequest) -> ProviderJob:
         path, body = self.build_submit(req)
         data = self._request("POST", path, json=body, async_header=True)

@@ -48,6 +48,11 @@ _MESSAGES: dict[str, str] = {
     "TIMEOUT": "The task took too long and was stopped. Please try again.",
     "CANCELED": "The task was canceled.",
     "PROVIDER_UNAVAILABLE": "The image service is temporarily unavailable. Please try again later.",
+    # our workflow: the provider's result could not be stored (the provider's fault; refunded)
+    "NoOutput": "The image service finished without producing an image. Please try again.",
+    "ResultHostNotAllowed": "The image service returned its result from a location we do not accept. Please try again.",
+    "ResultTooLarge": "The result image was larger than we can store. Please try again with a smaller size.",
+    "ResultRedirects": "The image service's result could not be fetched. Please try again.",
 }
 
 # Aliases: other spellings of the same condition.
@@ -61,13 +66,19 @@ _ALIASES = {
     "ProviderUnavailable": "PROVIDER_UNAVAILABLE",
     "Unknown": "UNKNOWN",
     "CANCELLED": "CANCELED",
+    "TaskCanceled": "CANCELED",
+    "TaskUnknown": "UNKNOWN",
+    "ResultExpired": "EXPIRED",
+    "ResultAddressNotAllowed": "ResultHostNotAllowed",
+    "ResultLocationNotAllowed": "ResultHostNotAllowed",
 }
 
 GENERIC_MESSAGE = "The image task failed. Your points have been refunded; please try again."
 
 
-def user_message(code: str | None, fallback: str | None = None) -> str:
-    """A clear English message for `code`; else `fallback` if given; else a generic message.
+def user_message(code: str | None) -> str:
+    """Our clear English message for `code`, else a generic one: never the provider's own text, which
+    can carry request ids, endpoint paths or internals (the workflow logs that for operators).
 
     Lookup is exact first, then by alias, then by the code's family prefix
     (e.g. "InvalidParameter.Something" -> "InvalidParameter", "Throttling.X" -> "Throttling").
@@ -81,8 +92,6 @@ def user_message(code: str | None, fallback: str | None = None) -> str:
         family = code.split(".", 1)[0]
         if "." in code and family in _MESSAGES:
             return _MESSAGES[family]
-    if fallback and fallback.strip():
-        return fallback.strip()
     return GENERIC_MESSAGE
 
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import time
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 import requests
+from urllib3 import exceptions as urllib3_exceptions
 
 from aigc.core.errors import ProviderRejected, ProviderThrottled, ProviderUnavailable
 from aigc.core.observability import count
 from aigc.core.vocab import JobStatus
-from aigc.providers.base import ProviderJob, ProviderRequest
-from aigc.providers.http_session import build_session, connect_retry
+from aigc.providers.base import InputImage, InputUnavailable, ProviderJob, ProviderRequest
+from aigc.providers.http_session import build_session
 from aigc.store import outbound
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,13 @@ EDITS_PATH = "/v1/images/edits"
 DEFAULT_SIZE = "1024x1024"
 MAX_REFERENCE_BYTES = 20 * 1024 * 1024
 MAX_REFERENCE_IMAGES = 16
-DOWNLOAD_TIMEOUT = 20.0
+# The user's reference images are fetched before a provider slot is taken, all of them within this
+# total (DNS, connect, redirects and every read included): the submit step's budget (its Lambda
+# timeout) also covers the provider's answer.
+INPUT_DEADLINE_SECONDS = 20.0
+CONNECT_TIMEOUT = 5.0
+MAX_REDIRECTS = 3
+DOWNLOAD_CHUNK = 64 * 1024
 
 _PASSTHROUGH_SKIP = {"model", "prompt", "image", "image[]"}
 
@@ -51,6 +59,7 @@ class OpenAIImagesProvider:
         session: requests.Session | None = None,
         max_reference_bytes: int = MAX_REFERENCE_BYTES,
         allow_private_hosts: bool = False,
+        input_deadline: float | None = None,
     ):
         if not base_url:
             raise ValueError("base_url is required")
@@ -59,14 +68,27 @@ class OpenAIImagesProvider:
         self._timeout = timeout
         self._session = session or build_session(redirects=3)
         self._max_reference_bytes = max_reference_bytes
-        # User-given reference image URLs: only public addresses, checked at connect time (every redirect hop).
-        self._downloads = outbound.session(allow_private=allow_private_hosts, max_retries=connect_retry())
-        self._downloads.max_redirects = 3
+        self._input_deadline = INPUT_DEADLINE_SECONDS if input_deadline is None else input_deadline
+        # User-given reference image URLs: only public addresses, checked at connect time (every redirect
+        # hop). No retries: a second try would only stretch the deadline; a failure is the user's.
+        self._downloads = outbound.session(allow_private=allow_private_hosts)
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIImagesProvider(base_url={self._base!r})"
 
     # --- Provider interface ------------------------------------------------------------------
+
+    def prepare(self, req: ProviderRequest) -> ProviderRequest:
+        """Image to image: fetch the user's reference images (we upload them to the provider).
+
+        Called by the workflow before a provider slot is taken; raises InputUnavailable."""
+        if req.task_type != "image_to_image" or req.images:
+            return req
+        if not req.image_urls:
+            raise ProviderRejected("image_to_image needs at least one image url", code="invalid_request_error")
+        if len(req.image_urls) > MAX_REFERENCE_IMAGES:
+            raise ProviderRejected(f"at most {MAX_REFERENCE_IMAGES} reference images", code="invalid_request_error")
+        return req.model_copy(update={"images": self._download_all(req.image_urls)})
 
     def submit(self, req: ProviderRequest) -> ProviderJob:
         if not req.prompt:
@@ -75,13 +97,8 @@ class OpenAIImagesProvider:
             body = self.build_generation_body(req)
             data = self._post(GENERATIONS_PATH, json=body)
         elif req.task_type == "image_to_image":
-            if not req.image_urls:
-                raise ProviderRejected("image_to_image needs at least one image url", code="invalid_request_error")
-            if len(req.image_urls) > MAX_REFERENCE_IMAGES:
-                raise ProviderRejected(
-                    f"at most {MAX_REFERENCE_IMAGES} reference images", code="invalid_request_error"
-                )
-            files = [("image[]", self._download(url, i)) for i, url in enumerate(req.image_urls)]
+            req = self.prepare(req)
+            files = [("image[]", (image.name, image.data, image.content_type)) for image in req.images]
             data = self._post(EDITS_PATH, data=self.build_edit_fields(req), files=files)
         else:
             raise ProviderRejected(
@@ -140,57 +157,69 @@ class OpenAIImagesProvider:
             text = text.replace(self._api_key, "***")
         return text
 
-    def _download(self, url: str, index: int) -> tuple[str, bytes, str]:
-        """Fetch one reference image (http/https only, size-capped) as a multipart file tuple."""
+    def _download_all(self, urls: list[str]) -> list[InputImage]:
+        """Every reference image within one total deadline (INPUT_DEADLINE_SECONDS, for all of them)."""
+        deadline = time.monotonic() + self._input_deadline
+        return [self._download(url, index, deadline) for index, url in enumerate(urls)]
+
+    def _download(self, url: str, index: int, deadline: float) -> InputImage:
+        """Fetch one reference image (public http(s) only, size-capped, before `deadline`).
+
+        Whatever goes wrong is the user's input failing (InputUnavailable): a host that does not
+        resolve, refuses, times out, answers 5xx or 429, drips its body past the deadline, redirects
+        too often or to a private address. Never ProviderUnavailable: retrying our side would not help.
+        """
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ProviderRejected("reference image URL must be http(s)", code="InvalidParameter.FileDownload")
+            raise InputUnavailable(f"reference image {index}: not an http(s) URL")
         try:
-            resp = self._get_public(url, index)
+            resp = self._get_public(url, index, deadline)
             with resp:
-                if resp.status_code >= 500 or resp.status_code == 429:
-                    raise ProviderUnavailable(
-                        f"reference image {index} download failed: HTTP {resp.status_code}",
-                        http_status=resp.status_code,
-                    )
                 if resp.status_code >= 400:
-                    raise ProviderRejected(
-                        f"reference image {index} download failed: HTTP {resp.status_code}",
-                        code="InvalidParameter.FileDownload",
-                        http_status=resp.status_code,
-                    )
+                    raise InputUnavailable(f"reference image {index} download failed: HTTP {resp.status_code}",
+                                           http_status=resp.status_code)
                 declared = resp.headers.get("Content-Length")
                 if declared and declared.isdigit() and int(declared) > self._max_reference_bytes:
-                    raise ProviderRejected(
-                        f"reference image {index} is larger than {self._max_reference_bytes} bytes",
-                        code="InvalidParameter.FileDownload",
-                    )
-                chunks: list[bytes] = []
-                total = 0
-                for chunk in resp.iter_content(64 * 1024):
-                    total += len(chunk)
-                    if total > self._max_reference_bytes:
-                        raise ProviderRejected(
-                            f"reference image {index} is larger than {self._max_reference_bytes} bytes",
-                            code="InvalidParameter.FileDownload",
-                        )
-                    chunks.append(chunk)
+                    raise InputUnavailable(f"reference image {index} is larger than {self._max_reference_bytes} bytes")
+                data = self._read_body(resp, index, deadline)
                 content_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
         except outbound.BlockedAddress:
-            raise ProviderRejected(f"reference image {index} is not on a public host",
-                                   code="InvalidParameter.FileDownload") from None
-        except requests.TooManyRedirects:
-            raise ProviderRejected(f"reference image {index}: too many redirects",
-                                   code="InvalidParameter.FileDownload") from None
-        except requests.RequestException as e:
-            raise ProviderUnavailable(f"reference image {index} download failed: {type(e).__name__}") from e
+            raise InputUnavailable(f"reference image {index} is not on a public host") from None
+        except (requests.RequestException, OSError, urllib3_exceptions.HTTPError) as e:
+            raise InputUnavailable(f"reference image {index} download failed: {type(e).__name__}") from None
         if not content_type.startswith("image/"):
             content_type = mimetypes.guess_type(parsed.path)[0] or "image/png"
         ext = mimetypes.guess_extension(content_type) or ".png"
-        return (f"image_{index}{ext}", b"".join(chunks), content_type)
+        return InputImage(name=f"image_{index}{ext}", data=data, content_type=content_type)
 
-    def _get_public(self, url: str, index: int) -> requests.Response:
-        return self._downloads.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT, allow_redirects=True)
+    def _read_body(self, resp: requests.Response, index: int, deadline: float) -> bytes:
+        """Read as bytes arrive (read1: at most one receive), each wait bounded by what is left of the
+        deadline, so a body dripped a byte at a time cannot outlast it."""
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            _bound_socket_wait(resp, _remaining(deadline, index))
+            chunk = resp.raw.read1(DOWNLOAD_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > self._max_reference_bytes:
+                raise InputUnavailable(f"reference image {index} is larger than {self._max_reference_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _get_public(self, url: str, index: int, deadline: float) -> requests.Response:
+        """GET with redirects followed here, each hop's timeouts cut to what is left of the deadline
+        (DNS included: the checked connection resolves within the connect timeout)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            left = _remaining(deadline, index)
+            resp = self._downloads.get(url, stream=True, timeout=(min(CONNECT_TIMEOUT, left), left),
+                                       allow_redirects=False)
+            if not resp.is_redirect:
+                return resp
+            url = urljoin(url, resp.headers["Location"])
+            resp.close()
+        raise InputUnavailable(f"reference image {index}: too many redirects")
 
     def _post(self, path: str, **kwargs) -> dict:
         url = self._base + path
@@ -234,3 +263,17 @@ class OpenAIImagesProvider:
         if status >= 500 or status == 408:
             raise ProviderUnavailable(text, code=code, http_status=status)
         raise ProviderRejected(text, code=code or f"HTTP{status}", http_status=status)
+
+
+def _remaining(deadline: float, index: int) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise InputUnavailable(f"reference image {index}: not fetched before the deadline")
+    return left
+
+
+def _bound_socket_wait(resp: requests.Response, seconds: float) -> None:
+    """The next receive waits at most `seconds` (the read timeout was set when the request started)."""
+    sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+import threading
 from typing import Callable
 
 import requests
@@ -46,9 +47,9 @@ class AddressPolicy:
         self.allow_private = allow_private
         self.resolver = resolver or socket.getaddrinfo
 
-    def checked_address(self, host: str, port: int) -> str:
-        """Resolve once; the one address to connect to, or BlockedAddress."""
-        infos = self.resolver(host.strip("[]"), port, 0, socket.SOCK_STREAM)
+    def checked_address(self, host: str, port: int, timeout: float | None = None) -> str:
+        """Resolve once (within `timeout` seconds when given); the one address to connect to, or BlockedAddress."""
+        infos = self._resolve(host.strip("[]"), port, timeout)
         addresses = [info[4][0] for info in infos]
         if not addresses:
             raise BlockedAddress(f"{host} does not resolve")
@@ -59,6 +60,29 @@ class AddressPolicy:
         return addresses[0]
 
 
+    def _resolve(self, host: str, port: int, timeout: float | None) -> list:
+        """getaddrinfo has no timeout of its own: with one, it runs in a daemon thread we stop waiting
+        for (the connect timeout then bounds name resolution too, e.g. a resolver that never answers)."""
+        if timeout is None:
+            return self.resolver(host, port, 0, socket.SOCK_STREAM)
+        outcome: dict = {}
+
+        def resolve():
+            try:
+                outcome["infos"] = self.resolver(host, port, 0, socket.SOCK_STREAM)
+            except BaseException as error:  # handed to the caller below
+                outcome["error"] = error
+
+        worker = threading.Thread(target=resolve, name="outbound-resolve", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            raise TimeoutError(f"resolving {host} took longer than {timeout:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["infos"]
+
+
 class _CheckedConnection:
     """urllib3's _new_conn, connecting to the address the policy checked (not a second lookup)."""
 
@@ -66,7 +90,8 @@ class _CheckedConnection:
 
     def _new_conn(self) -> socket.socket:
         try:
-            address = self.policy.checked_address(self._dns_host, self.port)
+            timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
+            address = self.policy.checked_address(self._dns_host, self.port, timeout)
             sock = connection.create_connection(
                 (address, self.port), self.timeout, source_address=self.source_address,
                 socket_options=self.socket_options,

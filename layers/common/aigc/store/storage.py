@@ -36,12 +36,47 @@ def result_prefix(user_id: str, task_no: str) -> str:
 
 
 def host_allowed(url: str, patterns: list[str]) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """Is `url` on a result host: `*.aliyuncs.com` (fnmatch, on the host name) matches https on the
+    default port only; a pattern naming a port (`127.0.0.1:8090`, the local stack) matches that port,
+    over http or https. No user:password@ part."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
         return False
     host = parts.hostname.lower()
-    host_port = f"{host}:{parts.port}" if parts.port else host
-    return any(fnmatch.fnmatchcase(host_port if ":" in p else host, p) for p in patterns)
+    default_https = parts.scheme == "https" and port in (None, 443)
+    for pattern in patterns:
+        pattern = pattern.strip().lower()
+        name, colon, pattern_port = pattern.rpartition(":") if _names_port(pattern) else (pattern, "", "")
+        if not fnmatch.fnmatchcase(host, name.strip("[]")):
+            continue
+        if (int(pattern_port) == (port or _DEFAULT_PORTS[parts.scheme])) if colon else default_https:
+            return True
+    return False
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _names_port(pattern: str) -> bool:
+    name, colon, port = pattern.rpartition(":")
+    return bool(colon and name and port.isdigit() and not name.endswith(":"))  # not an IPv6 literal's tail
+
+
+def result_location_allowed(ref: str, bucket: str, prefix: str) -> str | None:
+    """The key of an `s3://` output when it lies in our bucket under the task's own `prefix`
+    (`results/<user>/<task>/`), else None. Dot segments and empty segments are refused."""
+    parts = urlsplit(ref)
+    if parts.scheme != "s3" or parts.netloc != bucket or parts.query or parts.fragment:
+        return None
+    key = parts.path[1:]
+    rest = key[len(prefix):] if key.startswith(prefix) else ""
+    if not rest or any(segment in ("", ".", "..") for segment in rest.split("/")):
+        return None
+    return key
 
 
 class _LimitedTee:
@@ -60,46 +95,67 @@ class _LimitedTee:
 
 
 def copy_url_to_s3(url: str, bucket: str, key_stem: str, *, allowed_hosts: list[str], max_bytes: int,
-                   spool: IO[bytes]) -> str:
+                   spool: IO[bytes], allow_private: bool | None = None) -> str:
     """Stream `url` into s3://bucket/<key_stem>.<ext> without holding it in memory; returns the key.
 
-    The bytes are also spooled to `spool` (a temporary file) for the thumbnail.
-    Redirects are followed only to allowed hosts.
+    The bytes are also spooled to `spool` (a temporary file) for the thumbnail. Every hop (redirects
+    are followed here, at most 3) must be on an allowed host (`host_allowed`) and connects only to a
+    public address (aigc.store.outbound; `allow_private` defaults to ALLOW_PRIVATE_HOSTS, the local stack).
     """
     import requests  # only the store step downloads: keep it out of the API's cold start
-    current = url
-    for _ in range(4):
-        if not host_allowed(current, allowed_hosts):
-            raise HostNotAllowed(f"refusing to fetch a result from a host that is not allowed: {urlsplit(current).hostname}",
-                                 code="ResultHostNotAllowed")
-        try:
-            response = requests.get(current, stream=True, timeout=(5, 60), allow_redirects=False)
-        except requests.RequestException as error:
-            raise ProviderUnavailable(f"could not download the result: {type(error).__name__}") from None
-        if response.is_redirect and response.headers.get("Location"):
-            current = requests.compat.urljoin(current, response.headers["Location"])
-            response.close()
-            continue
-        break
-    else:
-        raise ProviderRejected("too many redirects fetching the result", code="ResultRedirects")
-    with response:
-        if response.status_code in (403, 404, 410):
-            raise ProviderRejected("the provider's result has expired or is gone", code="ResultExpired")
-        if response.status_code >= 400:
-            raise ProviderUnavailable(f"could not download the result: HTTP {response.status_code}")
-        content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if not content_type.startswith("image/"):
-            guessed = mimetypes.guess_type(urlsplit(current).path)[0] or ""
-            content_type = guessed if guessed.startswith("image/") else "image/png"
-        key = f"{key_stem}.{_EXTENSIONS.get(content_type, 'png')}"
-        response.raw.decode_content = True
-        reader = _LimitedTee(response.raw, spool, max_bytes)
-        from boto3.s3.transfer import TransferConfig
 
-        config = TransferConfig(multipart_chunksize=PART_SIZE, max_concurrency=PART_CONCURRENCY)
-        config.max_in_memory_upload_chunks = PART_CONCURRENCY + 1  # s3transfer's default reads 10 parts ahead
-        _s3().upload_fileobj(reader, bucket, key, ExtraArgs={"ContentType": content_type}, Config=config)
+    from aigc.store import outbound
+
+    session = outbound.session(allow_private=allow_private)
+    current = url
+    with session:
+        for _ in range(4):
+            if not host_allowed(current, allowed_hosts):
+                raise HostNotAllowed("refusing to fetch a result from a host that is not allowed: "
+                                     f"{_host_port(current)}", code="ResultHostNotAllowed")
+            try:
+                response = session.get(current, stream=True, timeout=(5, 60), allow_redirects=False)
+            except outbound.BlockedAddress:
+                raise HostNotAllowed(f"the result host {_host_port(current)} is not a public address",
+                                     code="ResultAddressNotAllowed") from None
+            except requests.RequestException as error:
+                raise ProviderUnavailable(f"could not download the result: {type(error).__name__}") from None
+            if response.is_redirect and response.headers.get("Location"):
+                current = requests.compat.urljoin(current, response.headers["Location"])
+                response.close()
+                continue
+            break
+        else:
+            raise ProviderRejected("too many redirects fetching the result", code="ResultRedirects")
+        with response:
+            return _stream_to_s3(response, current, bucket, key_stem, max_bytes, spool)
+
+
+def _host_port(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    except ValueError:
+        return "an invalid URL"
+
+
+def _stream_to_s3(response, url: str, bucket: str, key_stem: str, max_bytes: int, spool: IO[bytes]) -> str:
+    if response.status_code in (403, 404, 410):
+        raise ProviderRejected("the provider's result has expired or is gone", code="ResultExpired")
+    if response.status_code >= 400:
+        raise ProviderUnavailable(f"could not download the result: HTTP {response.status_code}")
+    content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if not content_type.startswith("image/"):
+        guessed = mimetypes.guess_type(urlsplit(url).path)[0] or ""
+        content_type = guessed if guessed.startswith("image/") else "image/png"
+    key = f"{key_stem}.{_EXTENSIONS.get(content_type, 'png')}"
+    response.raw.decode_content = True
+    reader = _LimitedTee(response.raw, spool, max_bytes)
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_chunksize=PART_SIZE, max_concurrency=PART_CONCURRENCY)
+    config.max_in_memory_upload_chunks = PART_CONCURRENCY + 1  # s3transfer's default reads 10 parts ahead
+    _s3().upload_fileobj(reader, bucket, key, ExtraArgs={"ContentType": content_type}, Config=config)
     return key
 
 
