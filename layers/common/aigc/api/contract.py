@@ -11,6 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi import swagger_ui
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
+
 from aigc.api.schemas import ErrorResponse
 
 TITLE = "AIGC points API"
@@ -71,8 +76,6 @@ def _gateway_error_schema() -> dict:
 
 
 def openapi_document(app) -> dict:
-    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
-
     schema = app.get_openapi_schema(
         title=TITLE, version=VERSION, description=DESCRIPTION,
         security_schemes={SECURITY_SCHEME: HTTPBearer(
@@ -101,8 +104,6 @@ def dumps(document: dict) -> str:
 
 def serve_document(app) -> None:
     """GET /openapi.json and GET /docs (Swagger UI), both without auth and outside the document."""
-    from aws_lambda_powertools.event_handler import Response
-
     cache: dict[str, str] = {}
 
     def document_json() -> str:
@@ -119,9 +120,6 @@ def serve_document(app) -> None:
         # powertools' own Swagger route answers ?format=json with the document: so does this one.
         if (app.current_event.get_query_string_value("format") or "").lower() == "json":
             return _openapi_json()
-        from aws_lambda_powertools.event_handler.openapi import swagger_ui
-        from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
-
         folder = Path(swagger_ui.__file__).parent
         if "html" not in cache:
             cache["html"] = generate_swagger_html(

@@ -137,8 +137,6 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    points_table: str = Field("", alias="POINTS_TABLE")
-    tasks_table: str = Field("", alias="TASKS_TABLE")
     idempotency_table: str = Field("", alias="IDEMPOTENCY_TABLE")
     results_bucket: str = Field("", alias="RESULTS_BUCKET")
     state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")

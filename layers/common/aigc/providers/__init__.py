@@ -6,6 +6,7 @@ environment variables, and are never logged.
 from __future__ import annotations
 
 from aigc.core.config import get_settings
+from aigc.core.observability import logger
 from aigc.providers.base import Provider, ProviderJob, ProviderRequest
 
 __all__ = ["Provider", "ProviderJob", "ProviderRequest", "cancel_quietly", "get_provider", "provider_keys"]
@@ -24,8 +25,6 @@ def provider_keys() -> dict:
 
 def cancel_quietly(provider: str | Provider, provider_task_id: str | None) -> None:
     """Best-effort cancel of a provider job (DashScope cancels PENDING jobs only); never raises."""
-    from aigc.core.observability import logger
-
     if not provider_task_id:
         return
     try:

@@ -94,5 +94,3 @@ def user_message(code: str | None) -> str:
             return _MESSAGES[family]
     return GENERIC_MESSAGE
 
-
-KNOWN_CODES = frozenset(_MESSAGES)

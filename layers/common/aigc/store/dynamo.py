@@ -20,6 +20,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from aigc.core.errors import ServiceUnavailable
+from aigc.store.db import PointsItem
 
 __all__ = ["ConditionFailed", "Model", "TransactWrite", "conditional", "get_or_none", "size", "transact",
            "transaction_applied"]
@@ -41,8 +42,6 @@ class ConditionFailed(Exception):
 @functools.cache
 def _connection() -> Connection:
     """One per process: a new Connection builds a new botocore session (tens of ms of model loading)."""
-    from aigc.store.db import PointsItem
-
     return Connection(region=PointsItem.Meta.region)
 
 
