@@ -104,7 +104,7 @@ bench: venv
 	$(PY) -m bench $(BENCH_ARGS)
 
 # Against AWS: ARGS="--stack <stack> list|show Q|replay Q [--dry-run]". Against `make dev`:
-# AWS_ENDPOINT_URL=http://127.0.0.1:<moto port> make dlq ARGS="--local list".
+# make dlq ARGS="--local list" (its dummy credentials; endpoint $AWS_ENDPOINT_URL or 127.0.0.1:8091).
 dlq: venv
 	$(PY) -m ops.dlq $(ARGS)
 

@@ -25,6 +25,9 @@ DEFAULT_MOTO_PORT = 8091
 DEFAULT_SIM_PORT = 8090
 HOST = "127.0.0.1"
 S3_MEMORY_BYTES_PER_OBJECT = 64 * 1024
+# The stack's dummy AWS credentials: every client of the process signs with them (moto accepts any),
+# and the local S3 checks presigned POST signatures against them.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_session_token": "testing"}
 OPEN_FILES_WANTED = 65536
 
 log = logging.getLogger("local.dev")
@@ -114,9 +117,7 @@ def _aws_environment(moto_port: int) -> None:
     os.environ.update({
         "AWS_ENDPOINT_URL": f"http://{HOST}:{moto_port}",
         "MOTO_PORT": str(moto_port),  # the Step Functions interpreter calls localhost:$MOTO_PORT
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
+        **{name.upper(): value for name, value in LOCAL_CREDENTIALS.items()},
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
         "AWS_CONFIG_FILE": os.devnull,
@@ -271,9 +272,10 @@ class LocalStack:
         except KeyError as error:
             raise StartupError(f"template parameters: {error.args[0]}") from None
         self._exit.callback(install_router(self.deployment.router))
-        from local import faults, sfn_redrive, sfn_stop
+        from local import faults, s3_post_policy, sfn_redrive, sfn_stop
 
         self._exit.callback(sfn_redrive.install())  # RedriveExecution on the moto endpoint
+        self._exit.callback(s3_post_policy.install())  # presigned POST uploads checked as S3 does
         self._exit.callback(sfn_stop.install())  # StopExecution is final, as on AWS
         self._exit.callback(faults.install(self.sim.sim.app))  # /_local/faults on the simulator port
         for function in self.deployment.router.routes.values():
@@ -382,6 +384,52 @@ def _configure_logging(quiet: bool) -> None:
         logging.getLogger("local.front").setLevel(logging.WARNING)
 
 
+def _signals_caught(pid: int) -> int:
+    """The signals a process has handlers for (Linux: SigCgt in /proc/<pid>/status), as a bit mask."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("SigCgt:"):
+                return int(line.split()[1], 16)
+    raise OSError(f"no SigCgt for {pid}")
+
+
+def follow_make_interrupt(stop: threading.Event, *, interval: float = 0.25) -> threading.Thread | None:
+    """Under `make dev`, stop when make is interrupted (SIGINT to make's own PID), as on SIGTERM.
+
+    GNU make passes SIGTERM on to the recipe it runs, but not SIGINT: it takes a SIGINT as one the
+    terminal sent to the whole process group (Ctrl-C), resets its handler to the default and waits
+    for the recipe to end, so `kill -INT <make's pid>` would leave make waiting on a stack that never
+    heard it. So when our parent is make and catches SIGINT, a thread watches it (Linux /proc) and
+    sets `stop` when make stops catching SIGINT (it is handling one) or goes away. None when there is
+    nothing to follow.
+    """
+    parent = os.getppid()
+    sigint = 1 << (signal.SIGINT - 1)
+    try:
+        with open(f"/proc/{parent}/comm") as comm:
+            if comm.read().strip() not in ("make", "gmake"):
+                return None
+        if not _signals_caught(parent) & sigint:
+            return None  # make ignores SIGINT (a background job): nothing to follow
+    except (OSError, ValueError):
+        return None
+
+    def watch() -> None:
+        while not stop.wait(interval):
+            try:
+                interrupted = os.getppid() != parent or not _signals_caught(parent) & sigint
+            except (OSError, ValueError):
+                interrupted = True
+            if interrupted:
+                log.info("make was interrupted: stopping")
+                stop.set()
+                return
+
+    thread = threading.Thread(target=watch, name="follow-make", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _configure_logging(args.quiet)
@@ -392,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    follow_make_interrupt(stop)
 
     stack = LocalStack(args)
     code = 0

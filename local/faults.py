@@ -18,6 +18,8 @@ from typing import Callable
 
 from botocore.client import BaseClient
 
+from local import seams
+
 PRESETS = {
     # StoreResults: copying the provider's outputs and the thumbnail into results/ fails.
     "results-storage": {
@@ -171,14 +173,14 @@ class FaultsEndpoint:
 def install(flask_app=None) -> Callable[[], None]:
     """Route every AWS call of this process through the switch and (if given) serve its endpoint on
     the simulator's Flask app. Returns the function that undoes both and clears the faults."""
-    BaseClient._make_api_call = _make_api_call
+    undo_call = seams.patch("botocore.client:BaseClient._make_api_call", _make_api_call)
     original_wsgi = None
     if flask_app is not None:
         original_wsgi = flask_app.wsgi_app
         flask_app.wsgi_app = FaultsEndpoint(original_wsgi)
 
     def uninstall() -> None:
-        BaseClient._make_api_call = _ORIGINAL_CALL
+        undo_call()
         if flask_app is not None:
             flask_app.wsgi_app = original_wsgi
         SWITCH.clear()

@@ -21,6 +21,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from email.errors import FirstHeaderLineIsContinuationDefect
 from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -321,7 +322,15 @@ _PHRASES = {s.value for s in HTTPStatus}
 
 class _RequestHandler(WSGIRequestHandler):
     """werkzeug's handler with API Gateway's JSON answers where the HTTP layer itself refuses a
-    request (malformed request line or headers, header too large), and our access log."""
+    request (malformed request line or headers, header too large, a folded header), and our access log."""
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if _folded(self.headers):
+            self.send_error(400, "obsolete line folding (obs-fold) in a header field")
+            return False
+        return True
 
     def send_error(self, code, message=None, explain=None):
         self.close_connection = True
@@ -344,6 +353,14 @@ class _RequestHandler(WSGIRequestHandler):
 
     def log_error(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
         log.info("%s %s", self.address_string(), format % args)
+
+
+def _folded(headers) -> bool:
+    """A header line that starts with a space or tab (obs-fold, RFC 9112 section 5.2), also before the
+    first field (section 2.2). http.client joins a fold into the value before it ("one\\r\\n two"), and
+    reports a leading one as a defect of the message."""
+    return any("\r" in value or "\n" in value for value in headers.values()) or any(
+        isinstance(defect, FirstHeaderLineIsContinuationDefect) for defect in getattr(headers, "defects", ()))
 
 
 def _json(status: int, body: dict) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -2,8 +2,9 @@
 
 moto sends every Lambda invocation (from Step Functions tasks, S3 notifications and the Invoke
 API alike) through `moto.awslambda.models.LambdaFunction._invoke_lambda(self, event)`, which
-returns `(payload_json, errored, logs)`. `install_router` replaces that one method; a test in
-tests/workflow fails if moto ever drops it (moto is pinned in requirements-dev.txt).
+returns `(payload_json, errored, logs)`. `install_router` replaces that one method (local/seams.py
+registers it, and every other library attribute this module replaces; tests/workflow/test_moto_seams.py
+fails if moto ever drops one; moto is pinned in requirements-dev.txt).
 """
 from __future__ import annotations
 
@@ -22,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from moto.awslambda.models import LambdaFunction
+from local import seams
 
 Handler = Callable[[dict, object], object]
 ROOT = Path(__file__).resolve().parents[1]
-_ORIGINAL_INVOKE = LambdaFunction._invoke_lambda
 INVOCATIONS_KEPT = 1000  # the newest invocations, for tests and debugging (bounded memory)
 
 
@@ -147,9 +147,7 @@ def share_botocore_models() -> Callable[[], None]:
     memory and time.
     """
     import botocore.loaders
-    import botocore.session
 
-    original = botocore.session.Session._register_data_loader
     loaders: dict = {}
     lock = threading.Lock()
 
@@ -163,12 +161,7 @@ def share_botocore_models() -> Callable[[], None]:
     def _register_data_loader(self):
         self._components.lazy_register_component("data_loader", lambda: shared(self))
 
-    botocore.session.Session._register_data_loader = _register_data_loader
-
-    def undo() -> None:
-        botocore.session.Session._register_data_loader = original
-
-    return undo
+    return seams.patch("botocore.session:Session._register_data_loader", _register_data_loader)
 
 
 def isolate_metrics() -> Callable[[], None]:
@@ -200,12 +193,7 @@ def isolate_metrics() -> Callable[[], None]:
     def set_(self, provider):
         self.__dict__["provider"] = provider
 
-    Metrics.provider = property(get, set_)
-
-    def undo() -> None:
-        del Metrics.provider
-
-    return undo
+    return seams.patch("aws_lambda_powertools.metrics:Metrics.provider", property(get, set_))
 
 
 ROUTER_REQUEST_STATE = ("current_event", "lambda_context")
@@ -239,21 +227,12 @@ def isolate_router_requests() -> Callable[[], None]:
 
         return property(get, set_)
 
-    original_meta = type(BaseRouter)
-    saved = {name: BaseRouter.__dict__[name] for name in ROUTER_REQUEST_STATE if name in BaseRouter.__dict__}
-    for name in ROUTER_REQUEST_STATE:
-        setattr(BaseRouter, name, per_thread_attribute(name))
-    BaseRouter.__class__ = type("PerThreadRouterState", (original_meta,),
-                                {name: per_thread_attribute(name) for name in ROUTER_REQUEST_STATE})
-
-    def undo() -> None:
-        BaseRouter.__class__ = original_meta
-        for name in ROUTER_REQUEST_STATE:
-            delattr(BaseRouter, name)
-            if name in saved:
-                setattr(BaseRouter, name, saved[name])
-
-    return undo
+    owner = "aws_lambda_powertools.event_handler.api_gateway:BaseRouter"
+    return seams.patch_all({
+        **{f"{owner}.{name}": per_thread_attribute(name) for name in ROUTER_REQUEST_STATE},
+        f"{owner}.__class__": type("PerThreadRouterState", (type(BaseRouter),),
+                                   {name: per_thread_attribute(name) for name in ROUTER_REQUEST_STATE}),
+    })
 
 
 class Function:
@@ -374,13 +353,13 @@ def install_router(router: Router) -> Callable[[], None]:
             return "", False, ""
         return router.invoke(self.function_name, self.function_arn, event)
 
-    LambdaFunction._invoke_lambda = _invoke_lambda
+    undo_invoke = seams.patch("moto.awslambda.models:LambdaFunction._invoke_lambda", _invoke_lambda)
     undo_metrics = isolate_metrics()
     undo_router = isolate_router_requests()
     undo_models = share_botocore_models()
 
     def uninstall() -> None:
-        LambdaFunction._invoke_lambda = _ORIGINAL_INVOKE
+        undo_invoke()
         undo_metrics()
         undo_router()
         undo_models()
@@ -391,12 +370,6 @@ def install_router(router: Router) -> Callable[[], None]:
 @contextlib.contextmanager
 def scaled_waits(scale: float):
     """moto's Wait states and Retry intervals sleep for real; scale them (0.01 makes 10 s take 0.1 s)."""
-    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
-
-    original_wait = WaitFunction._wait_interval
-    original_time = retrier_decl.time
-
     def _wait_interval(self, env, wait_seconds):
         if wait_seconds > 0:
             env.program_state_event.wait(wait_seconds * scale)
@@ -409,16 +382,14 @@ def scaled_waits(scale: float):
         def sleep(seconds):
             time.sleep(seconds * scale)
 
-    WaitFunction._wait_interval = _wait_interval
-    retrier_decl.time = _ScaledTime()
-    # The poll step's pause between provider polls (inside one invocation) is a wait too.
-    from aigc.flows import workflow
-
-    original_pause = workflow.SLEEP
-    workflow.SLEEP = _ScaledTime.sleep
+    wait = "moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function:WaitFunction"
+    undo = seams.patch_all({
+        f"{wait}._wait_interval": _wait_interval,
+        "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl:time": _ScaledTime(),
+        # The poll step's pause between provider polls (inside one invocation) is a wait too.
+        "aigc.flows.workflow:SLEEP": _ScaledTime.sleep,
+    })
     try:
         yield
     finally:
-        WaitFunction._wait_interval = original_wait
-        retrier_decl.time = original_time
-        workflow.SLEEP = original_pause
+        undo()

@@ -19,8 +19,9 @@ replaces that copy with an undo log of just the items the transaction names (and
 their tables' streams): on failure those items are put back and the stream records cut, which is
 what restoring the copies did.
 
-tests/workflow/test_moto_seams.py fails if a moto upgrade moves these seams, and shows moto's own
-behaviour without them (drop this module once that test starts passing upstream).
+local/seams.py registers both seams; tests/workflow/test_moto_seams.py fails if a moto upgrade moves
+them, and shows moto's own behaviour without them (drop this module once that test starts passing
+upstream).
 """
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ import functools
 import threading
 from typing import Any, Callable
 
-import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
+
+from local import seams
 
 LOCK = threading.RLock()  # also held by in-process readers of moto's tables (local/queues.py)
 _ORIGINAL = DynamoHandler.call_action
@@ -108,13 +110,8 @@ def install() -> Callable[[], None]:
             return _ORIGINAL(self)
 
     call_action._serialised = True
-    DynamoHandler.call_action = call_action
-    DynamoDBBackend.transact_write_items = _transact_write_items
-    dynamodb_models.copy = _TablesByReference()
-
-    def uninstall() -> None:
-        DynamoHandler.call_action = _ORIGINAL
-        DynamoDBBackend.transact_write_items = _ORIGINAL_TRANSACT
-        dynamodb_models.copy = copy
-
-    return uninstall
+    return seams.patch_all({
+        "moto.dynamodb.responses:DynamoHandler.call_action": call_action,
+        "moto.dynamodb.models:DynamoDBBackend.transact_write_items": _transact_write_items,
+        "moto.dynamodb.models:copy": _TablesByReference(),
+    })

@@ -7,7 +7,8 @@ every S3 object version, every Step Functions execution even after it is pruned.
 stack that was about 70 DynamoDB `Item` objects per task, growing without end. `install()` creates
 model objects exactly as moto does, without keeping them; the dashboard then lists nothing.
 
-tests/workflow/test_moto_seams.py fails if a moto upgrade changes how models are created.
+local/seams.py registers the seam; tests/workflow/test_moto_seams.py fails if a moto upgrade changes how
+models are created.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any, Callable
 
 from moto.core.common_models import BaseModel
 
-_ORIGINAL_NEW = BaseModel.__dict__["__new__"]
+from local import seams
 
 
 def _untracked_new(cls, *args: Any, **kwargs: Any) -> BaseModel:
@@ -26,10 +27,6 @@ def install() -> Callable[[], None]:
     """Stop tracking new model instances (and drop those tracked so far); returns the undo."""
     from moto.core.model_instances import reset_model_data
 
-    BaseModel.__new__ = _untracked_new
+    uninstall = seams.patch("moto.core.common_models:BaseModel.__new__", _untracked_new)
     reset_model_data()
-
-    def uninstall() -> None:
-        BaseModel.__new__ = _ORIGINAL_NEW
-
     return uninstall

@@ -12,13 +12,15 @@
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
 
 import boto3
+from moto.dynamodb.models import dynamodb_backends
 
-from local import cfn
+from local import cfn, moto_dynamodb
 
 log = logging.getLogger("local.queues")
 
@@ -99,15 +101,10 @@ class EventSourceMappings:
         would leave a shard iterator behind on every poll). A failed transaction's records are cut from
         the stream (local/moto_dynamodb.py), so a sequence number may be reused: records are
         recognised by (sequence number, event id), and the last few positions are read again."""
-        import copy
-
-        from moto.dynamodb.models import dynamodb_backends
-
-        from local import moto_dynamodb
-        from local.stack import ACCOUNT, REGION
+        account, region = (self.deployment.resolver.pseudo[k] for k in ("AWS::AccountId", "AWS::Region"))
 
         def current():  # looked up each pass: a table may be deleted and created again
-            found = dynamodb_backends[ACCOUNT][REGION].get_table(table)
+            found = dynamodb_backends[account][region].get_table(table)
             return found, found.stream_shard
 
         found, shard = current()

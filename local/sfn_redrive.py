@@ -12,8 +12,8 @@ AWS semantics (API reference, "RedriveExecution" and "Redriving executions"):
 
 Seam: the interpreter's `ExecutionWorker` (moto.stepfunctions.parser.backend.execution_worker), whose
 Environment holds the history and the program. The redrive worker continues the failed run's
-EventManager and evaluates the program from the state that failed. tests/workflow/test_moto_seams.py
-fails if those internals move. Inline Map / Parallel states are re-run as a whole (AWS re-runs only
+EventManager and evaluates the program from the state that failed. local/seams.py registers what it
+replaces and reads; tests/workflow/test_moto_seams.py fails if those internals move. Inline Map / Parallel states are re-run as a whole (AWS re-runs only
 their failed branches); this application's workflow has neither.
 """
 from __future__ import annotations
@@ -42,6 +42,8 @@ from moto.core.exceptions import AWSError
 from moto.core.responses import ActionResult
 from moto.stepfunctions.utils import PAGINATION_MODEL
 from moto.utilities.paginator import paginate
+
+from local import seams
 
 MOTO_HAS_REDRIVE = hasattr(sfn_responses.StepFunctionResponse, "redrive_execution")  # the seam test watches this
 REDRIVABLE_PERIOD = datetime.timedelta(days=14)
@@ -253,27 +255,13 @@ def _response_list_executions(self) -> ActionResult:
 
 def install() -> Callable[[], None]:
     """Add RedriveExecution (and the redrive fields) to moto; returns the function that undoes it."""
-    parser_backend, response = StepFunctionsParserBackend, sfn_responses.StepFunctionResponse
-    saved = {
-        (parser_backend, "redrive_execution"): parser_backend.__dict__.get("redrive_execution"),
-        (parser_backend, "list_executions"): parser_backend.__dict__.get("list_executions"),
-        (response, "redrive_execution"): response.__dict__.get("redrive_execution"),
-        (response, "describe_execution"): response.__dict__.get("describe_execution"),
-        (response, "list_executions"): response.__dict__.get("list_executions"),
-    }
-    parser_backend.redrive_execution = _backend_redrive_execution
-    parser_backend.list_executions = list_executions  # the paginator keys on this name
-    response.redrive_execution = _response_redrive_execution
-    response.describe_execution = _response_describe_execution
-    response.list_executions = _response_list_executions
-
-    def uninstall() -> None:
-        for (owner, name), original in saved.items():
-            if original is None:
-                if name in owner.__dict__:
-                    delattr(owner, name)
-            else:
-                setattr(owner, name, original)
-
-    return uninstall
+    backend = "moto.stepfunctions.parser.models:StepFunctionsParserBackend"
+    response = "moto.stepfunctions.responses:StepFunctionResponse"
+    return seams.patch_all({
+        f"{backend}.redrive_execution": _backend_redrive_execution,
+        f"{backend}.list_executions": list_executions,  # the paginator keys on this name
+        f"{response}.redrive_execution": _response_redrive_execution,
+        f"{response}.describe_execution": _response_describe_execution,
+        f"{response}.list_executions": _response_list_executions,
+    })
 

@@ -12,7 +12,7 @@ created the execution's environment (`'NoneType' object has no attribute 'set_st
 ignores one that comes before the program has started running. A cancel right after a submit did
 that. `install()` makes the stop wait (up to STARTING_SECONDS) until the program runs, then stop it.
 
-tests/workflow/test_moto_seams.py fails if a moto upgrade changes either seam.
+local/seams.py registers both; tests/workflow/test_moto_seams.py fails if a moto upgrade changes either.
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from typing import Callable
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+from local import seams
 
 _ORIGINAL_SET_ERROR = Environment.set_error
 _ORIGINAL_STOP = ExecutionWorker.stop
@@ -44,11 +46,7 @@ def _set_error(self: Environment, error) -> None:
 
 def install() -> Callable[[], None]:
     """Stop executions however young, and keep them stopped; returns the undo."""
-    Environment.set_error = _set_error
-    ExecutionWorker.stop = _stop
-
-    def uninstall() -> None:
-        Environment.set_error = _ORIGINAL_SET_ERROR
-        ExecutionWorker.stop = _ORIGINAL_STOP
-
-    return uninstall
+    return seams.patch_all({
+        "moto.stepfunctions.parser.asl.eval.environment:Environment.set_error": _set_error,
+        "moto.stepfunctions.parser.backend.execution_worker:ExecutionWorker.stop": _stop,
+    })

@@ -18,6 +18,7 @@ import boto3
 
 from local import cfn
 from local.lambda_runtime import Router, load_handler
+from local.queues import create_queues
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -117,8 +118,6 @@ def deploy(
 
     # Queues: the webhook queue and the dead-letter queues (ops.dlq reads them); the other operations
     # resources (alarms, dashboard, SNS, CodeDeploy) have no local counterpart and are not created.
-    from local.queues import create_queues
-
     create_queues(template, resolver, names, physical, REGION, ACCOUNT)
 
     secrets = boto3.client("secretsmanager", region_name=REGION)

@@ -52,7 +52,8 @@ def test_submit_wait_download_prints_plain_lines_and_leaves_a_png(stack, user, t
     lines = result.stdout.splitlines()
     # Not a terminal: one plain line per change of status/progress, no escape codes, then the file.
     assert "\x1b" not in result.stdout
-    assert any(" queued " in line or " processing " in line for line in lines[:-2]), lines
+    assert any(line.split()[2].rstrip(",") in ("queued", "processing") for line in lines[:-2]), lines
+    assert not any(line.split()[2].rstrip(",") == "queued" and "%" in line for line in lines[:-1]), lines  # not started
     assert lines[-2].endswith("completed 100%") and png.stem in lines[-2]
     assert lines[-1] == str(Path("out") / png.name)
     assert stack.balance(user) == 180
@@ -101,6 +102,7 @@ def test_failed_task_exits_1_and_says_why(stack, user):
     result = aigc(stack, "submit", "wanx-v1", "--prompt", "boom [sim:fail=InternalError.Algo]", "--wait", user=user)
     assert result.returncode == 1
     assert "failed" in result.stderr and "InternalError.Algo" in result.stderr and "refunded" in result.stderr
+    assert result.stdout.splitlines()[-1].endswith(" failed")  # no percentage: nothing was made
     assert stack.balance(user) == 200
 
 

@@ -49,6 +49,11 @@ def test_a_burst_of_100_connections_is_accepted(stack):
     (b"FOO /health HTTP/1.1\r\nHost: x\r\n\r\n", 404, "Not Found"),
     (b"GARBAGE\r\n\r\n", 400, "Bad Request"),
     (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505, "HTTP Version Not Supported"),
+    # obs-fold (RFC 9112 section 5.2): a header line that starts with a space or tab continues the one
+    # before it; a server must refuse it (or unfold it). Without the fold, /health would be a 200.
+    (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Note: one\r\n two\r\n\r\n", 400, "Bad Request"),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Note: one\r\n\ttwo\r\n\r\n", 400, "Bad Request"),
+    (b"GET /health HTTP/1.1\r\n Host: x\r\n\r\n", 400, "Bad Request"),  # whitespace before the first field
 ])
 def test_malformed_requests_get_api_gateway_json(stack, request_bytes, status, message):
     code, headers, body = _raw(stack, request_bytes)

@@ -1,63 +1,101 @@
-"""The private moto methods the local stack and these tests replace. If a moto upgrade renames
-them, these fail first (moto is pinned in requirements-dev.txt)."""
-import inspect
+"""The library internals the local stack replaces or reads (local/seams.py), and what moto does
+without them. If a moto, botocore or powertools upgrade moves one, these fail first (moto is pinned
+in requirements-dev.txt)."""
+import ast
+from pathlib import Path
 
 import moto
 import pytest
-from moto.awslambda.models import LambdaFunction
-from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+from local import seams
+
+LOCAL = Path(__file__).resolve().parents[2] / "local"
+LIBRARIES = {"moto", "botocore", "boto3", "aws_lambda_powertools", "aigc"}
 
 
-def test_lambda_invocation_seam_exists():
-    assert list(inspect.signature(LambdaFunction._invoke_lambda).parameters) == ["self", "event"]
+@pytest.mark.parametrize("name", sorted(seams.SEAMS))
+def test_seam_still_fits(name):
+    """Every registered seam's check: its targets exist, with the signature and source it relies on."""
+    entry = seams.SEAMS[name]
+    entry.check()
+    for target in entry.targets:
+        owner, attribute = seams._owner(target)
+        assert hasattr(owner, attribute), f"{target} is gone"
+    module, _, function = entry.used_by.partition(":")
+    assert callable(seams.resolve(f"{module}:{function}")), entry.used_by
 
 
-def test_wait_and_retry_seams_exist():
-    assert list(inspect.signature(WaitFunction._wait_interval).parameters) == ["self", "env", "wait_seconds"]
-    assert retrier_decl.time.sleep
+def test_patch_refuses_an_unregistered_target():
+    with pytest.raises(LookupError, match="not a registered seam"):
+        seams.patch("moto.s3.responses:S3Response.key_response", lambda *a: None)
 
 
-def test_stream_shard_seam_exists():
-    """local/queues.py reads a table's stream records from the table's StreamShard."""
-    from moto.dynamodb.models.table import StreamShard
+def test_patch_undo_puts_back_what_was_there():
+    from moto.s3.responses import S3Response
 
-    assert list(inspect.signature(StreamShard.get).parameters) == ["self", "start", "quantity"]
-    assert isinstance(StreamShard.__init__.__code__.co_names, tuple) and "starting_sequence_number" in \
-        StreamShard.__init__.__code__.co_names
+    before = S3Response.__dict__["_bucket_response_post"]
+    undo = seams.patch(seams.SEAMS["s3-post-policy"].targets[0], "replaced")
+    assert S3Response._bucket_response_post == "replaced"
+    undo()
+    assert S3Response.__dict__["_bucket_response_post"] is before
+
+
+def _library_names(tree: ast.Module) -> set[str]:
+    """Names bound to a library's module or object (imports, and plain aliases of those)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name.split(".")[0] in LIBRARIES}
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] in LIBRARIES:
+            names |= {a.asname or a.name for a in node.names}
+    changed = True
+    while changed:  # x = Library.thing; y = x; a, b = Library.one, x
+        changed = False
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Assign):
+                continue
+            pairs = [(target, node.value) for target in node.targets]
+            pairs += [pair for target in node.targets if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple)
+                      for pair in zip(target.elts, node.value.elts, strict=False)]
+            for target, value in pairs:
+                if isinstance(target, ast.Name) and target.id not in names and _base(value) in names:
+                    names.add(target.id)
+                    changed = True
+    return names
+
+
+def _base(node) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def test_every_patch_of_a_library_goes_through_the_registry():
+    """No module under local/ (but local/seams.py) assigns to, or deletes, an attribute of a library's
+    module, class or object: it must call `seams.patch` with a registered target (and so its check)."""
+    found = []
+    for path in sorted(LOCAL.rglob("*.py")):
+        if path.name == "seams.py" and path.parent == LOCAL:
+            continue
+        tree = ast.parse(path.read_text())
+        names = _library_names(tree)
+        for node in ast.walk(tree):
+            targets = []
+            if isinstance(node, (ast.Assign, ast.Delete)):
+                targets = node.targets
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                targets = [node.target]
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                  and node.func.id in ("setattr", "delattr") and node.args):
+                targets = [ast.Attribute(value=node.args[0], attr="?")]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and _base(target) in names:
+                    found.append(f"{path.relative_to(LOCAL.parent)}:{node.lineno}")
+    assert not found, f"library attributes replaced outside local/seams.py: {found}"
 
 
 def test_moto_is_the_pinned_version():
     assert moto.__version__ == "5.2.5"
-
-
-def test_redrive_seams_exist():
-    """local/sfn_redrive.py continues a stopped run with these interpreter internals."""
-    from moto.stepfunctions.parser.api import HistoryEventType
-    from moto.stepfunctions.parser.asl.component.program.program import Program
-    from moto.stepfunctions.parser.asl.eval.environment import Environment
-    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventHistoryContext, EventManager
-    from moto.stepfunctions.parser.backend.execution import Execution
-    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
-
-    from local import sfn_redrive
-
-    assert not sfn_redrive.MOTO_HAS_REDRIVE, "moto implements RedriveExecution now: drop local/sfn_redrive.py"
-    assert list(inspect.signature(ExecutionWorker.__init__).parameters)[:5] == [
-        "self", "evaluation_details", "exec_comm", "cloud_watch_logging_session", "activity_store"]
-    for name in ("_get_evaluation_entrypoint", "_get_evaluation_environment", "_execution_logic", "start"):
-        assert callable(getattr(ExecutionWorker, name))
-    assert "_evaluation_details" in inspect.getsource(ExecutionWorker.__init__)
-    source = inspect.getsource(Execution.__init__)
-    for attribute in ("self._cloud_watch_logging_session", "self._activity_store", "self.exec_worker",
-                      "self.stop_date", "self.input_data"):
-        assert attribute in source
-    assert callable(Execution._get_start_execution_worker_comm)
-    assert {"start_at", "states", "timeout_seconds"} <= set(Program.__annotations__)
-    assert "env.next_state_name = self.start_at.start_at_name" in inspect.getsource(Program.eval)
-    assert list(inspect.signature(EventHistoryContext.__init__).parameters) == ["self", "previous_event_id"]
-    assert callable(EventManager.get_event_history) and "event_manager" in Environment.__annotations__
-    assert HistoryEventType.ExecutionRedriven
 
 
 def test_redrive_resumes_at_the_failed_state_of_a_minimal_machine():
@@ -103,24 +141,6 @@ def test_redrive_resumes_at_the_failed_state_of_a_minimal_machine():
             assert names == ["Once", "Gate", "Gate", "Done"]
         finally:
             uninstall()
-
-
-def test_fault_switch_seam_exists():
-    """local/faults.py wraps the one method every botocore client call goes through."""
-    from botocore.client import BaseClient
-
-    assert list(inspect.signature(BaseClient._make_api_call).parameters) == ["self", "operation_name", "api_params"]
-
-
-def test_dynamodb_request_seam_exists():
-    """local/moto_dynamodb.py serialises every DynamoDB request at this one method; the writes and
-    transactions must still reach the backend from inside it."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    assert list(inspect.signature(DynamoHandler.call_action).parameters) == ["self"]
-    source = inspect.getsource(DynamoHandler)
-    for action in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item", "query"):
-        assert f"self.dynamodb_backend.{action}(" in source, action
 
 
 # ------------------------------------------------------------------ moto's own transactions
@@ -189,44 +209,6 @@ def test_serialised_dynamodb_keeps_writes_made_during_a_failed_transaction():
         uninstall()
 
 
-def test_botocore_data_loader_seam_exists():
-    """local/lambda_runtime.share_botocore_models replaces how a session registers its loader."""
-    import botocore.session
-
-    source = inspect.getsource(botocore.session.Session._register_data_loader)
-    assert "'data_loader'" in source and "create_loader" in source
-
-
-def test_powertools_metrics_seam_exists():
-    """local/lambda_runtime.isolate_metrics makes `Metrics.provider` per thread."""
-    from aws_lambda_powertools.metrics import Metrics
-
-    source = inspect.getsource(Metrics)
-    assert "self.provider = AmazonCloudWatchEMFProvider(" in source and "self.provider.flush_metrics(" in source
-
-
-def test_powertools_router_request_seam_exists():
-    """local/lambda_runtime.isolate_router_requests makes the class-level request per thread."""
-    from aws_lambda_powertools.event_handler import api_gateway
-
-    source = inspect.getsource(api_gateway.ApiGatewayResolver.resolve)
-    assert "BaseRouter.current_event = " in source and "BaseRouter.lambda_context = context" in source
-
-
-def test_dynamodb_transaction_rollback_seam_exists():
-    """local/moto_dynamodb.py turns moto's table copies into an undo log of the items named: moto must
-    still back up by `copy.deepcopy` of the table and roll back by putting the backups in place."""
-    import moto.dynamodb.models as dynamodb_models
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.table import Table
-
-    source = inspect.getsource(DynamoDBBackend.transact_write_items)
-    assert "copy.deepcopy(\n                    self.tables[table_name]" in source
-    assert "self.tables[table_name] = original_table_state[table_name]" in source
-    assert dynamodb_models.copy.__name__ == "copy" or hasattr(dynamodb_models.copy, "deepcopy")
-    assert "self.items[hash_value][range_value] = item" in inspect.getsource(Table.put_item)
-
-
 def test_a_failed_transaction_leaves_items_and_stream_as_they_were():
     """The undo log restores what moto's table copies restored: updated, inserted and deleted items,
     and the stream records the failed transaction wrote; a successful one commits."""
@@ -279,13 +261,6 @@ def test_a_failed_transaction_leaves_items_and_stream_as_they_were():
         uninstall()
 
 
-def test_moto_model_tracking_seam_exists():
-    """local/moto_memory.py replaces `BaseModel.__new__`, which keeps every model moto creates."""
-    from moto.core.common_models import BaseModel
-
-    assert "instances_tracked.append(instance)" in inspect.getsource(BaseModel.__new__)
-
-
 def test_untracked_models_are_created_as_moto_creates_them_and_not_kept():
     import gc
     import weakref
@@ -306,14 +281,6 @@ def test_untracked_models_are_created_as_moto_creates_them_and_not_kept():
     finally:
         uninstall()
     assert Item(DynamoType({"S": "k"}), None, {"pk": {"S": "k"}}) in Item.instances_tracked  # moto's own again
-
-
-def test_stop_execution_seam_exists():
-    """local/sfn_stop.py wraps `Environment.set_error`, which overwrites any program state."""
-    from moto.stepfunctions.parser.asl.eval.environment import Environment
-
-    source = inspect.getsource(Environment.set_error)
-    assert "self._program_state = ProgramError(error=error)" in source and "_state_mutex" in source
 
 
 def test_an_error_after_a_stop_leaves_the_execution_stopped():
@@ -346,14 +313,6 @@ def test_an_error_after_a_stop_leaves_the_execution_stopped():
     stopped.set_stop(stop_date=None, cause="cancelled", error=None)
     stopped.set_error(failure)
     assert isinstance(stopped.program_state(), ProgramError)  # moto's own behaviour
-
-
-def test_execution_worker_stop_seam_exists():
-    """local/sfn_stop.py wraps `ExecutionWorker.stop`, which needs the environment its thread creates."""
-    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
-
-    assert "self.env.set_stop(" in inspect.getsource(ExecutionWorker.stop)
-    assert "self.env = self._get_evaluation_environment()" in inspect.getsource(ExecutionWorker._execution_logic)
 
 
 def test_an_execution_stopped_the_moment_it_starts_is_aborted():

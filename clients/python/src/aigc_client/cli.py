@@ -30,7 +30,7 @@ from aigc_client.errors import (
     WaitTimeout,
 )
 from aigc_client.models import Task
-from aigc_client.progress import progress_view
+from aigc_client.progress import progress_view, stage
 
 EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_DENIED, EXIT_SERVER = 0, 1, 2, 3, 4
 
@@ -41,7 +41,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 TaskNo = Annotated[str, typer.Argument(metavar="TASK_NO")]
-WaitFlag = Annotated[bool, typer.Option("--wait", help="Wait until the task finishes.")]
+# Flags take no value: metavar "" keeps typer's help from showing a "<bool>" value after them.
+WaitFlag = Annotated[bool, typer.Option("--wait", help="Wait until the task finishes.", metavar="")]
 DownloadTo = Annotated[Optional[Path], typer.Option(help="Wait, then save the results into this folder.")]
 Timeout = Annotated[float, typer.Option(help="Seconds to wait at most.")]
 Limit = Annotated[int, typer.Option(help="At most this many (0: all).")]
@@ -65,7 +66,7 @@ def _options(
     base_url: Annotated[str, typer.Option(envvar="AIGC_BASE_URL", help="API base URL.")] = DEFAULT_BASE_URL,
     token: Annotated[Optional[str], typer.Option(envvar="AIGC_TOKEN", help="Bearer token (JWT).",
                                                  show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.", metavar="")] = False,
 ) -> None:
     state = State(base_url, token, as_json)
     ctx.obj = state
@@ -251,7 +252,7 @@ def tasks(
         _dump([_task_json(t) for t in rows])
         return
     _table(["taskNo", "model", "status", "progress", "points", "created"],
-           [[t.task_no, t.model_name, t.status, f"{t.progress}%", str(t.points_cost), _time(t.create_time)]
+           [[t.task_no, t.model_name, t.status, stage(t).percent_text, str(t.points_cost), _time(t.create_time)]
             for t in rows])
 
 
@@ -311,7 +312,8 @@ def models(ctx: typer.Context) -> None:
 
 @app.command("webhook-secret")
 def webhook_secret(ctx: typer.Context,
-                   rotate: Annotated[bool, typer.Option("--rotate", help="Replace it with a new one.")] = False) -> None:
+                   rotate: Annotated[bool, typer.Option("--rotate", help="Replace it with a new one.",
+                                                        metavar="")] = False) -> None:
     """Your webhook signing secret (whsec_...), to verify deliveries with a Standard Webhooks library."""
     state = _state(ctx)
     secret = state.client.webhook_secret(rotate=rotate)

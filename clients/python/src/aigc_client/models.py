@@ -49,6 +49,13 @@ class Task(ApiModel):
         return self.status in FINAL_STATUSES
 
     @property
+    def provider_progress(self) -> int | None:
+        """The provider's own progress (0-100) when the service reports it (`providerProgress`); `progress`
+        is the service's estimate from the elapsed and the model's usual time."""
+        value = (self.model_extra or {}).get("providerProgress")
+        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    @property
     def image_urls(self) -> list[str]:
         if self.image_url is None:
             return []
