@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         code = 1
-    except Exception as error:  # noqa: BLE001 - one clear line, then the details for a bug report
+    except Exception as error:  # one clear line, then the details for a bug report
         log.exception("the local stack failed to start")
         print(f"error: the local stack failed to start: {error}", file=sys.stderr, flush=True)
         code = 1
@@ -475,5 +475,5 @@ STOP_SECONDS = 3.5  # the orderly part of stopping (servers closed, pollers told
 def _stop_quietly(stack: "LocalStack") -> None:
     try:
         stack.stop()
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("while stopping")

@@ -351,7 +351,7 @@ class _RequestHandler(WSGIRequestHandler):
         if getattr(self, "path", "") != "/health":
             log.info('%s "%s" %s', self.address_string(), getattr(self, "requestline", ""), code)
 
-    def log_error(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
+    def log_error(self, format, *args):  # BaseHTTPRequestHandler's signature
         log.info("%s %s", self.address_string(), format % args)
 
 

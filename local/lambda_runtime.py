@@ -119,7 +119,7 @@ class Environment:
         try:
             handler, init_error = factory(number), None
             self.module = getattr(handler, "__module__", "") or ""
-        except Exception as error:  # noqa: BLE001 - reported on every invocation, as Lambda does
+        except Exception as error:  # reported on every invocation, as Lambda does
             handler, init_error = None, error
         self.initialised.set()
         while (job := self._jobs.get()) is not None:

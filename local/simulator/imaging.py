@@ -28,7 +28,7 @@ def decode_image(data: bytes) -> np.ndarray:
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
-    except Exception as e:  # noqa: BLE001 - any decoder failure means "read image error"
+    except Exception as e:  # any decoder failure means "read image error"
         raise ImageReadError(str(e)) from e
     if img.mode in ("RGBA", "LA", "P"):
         img = img.convert("RGBA")

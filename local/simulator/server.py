@@ -279,7 +279,7 @@ class Simulator:
             job.outcome_code = "InvalidParameter.ImageFormat"
         except imaging.OutputTooLarge:
             job.outcome_code = "InvalidParameter.DataInspection"
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("simulated job %s crashed", job.task_id)
             job.outcome_code = "InternalError.Algo"
         finally:

@@ -222,7 +222,7 @@ def _start_deadline_job(log_dir: Path, job: dict) -> None:
                                          parameters={"xScale": 1.5})
         assert response.status_code == 200, response.text
         job.update(user=user, task_no=response.json()["data"]["taskNo"], submitted_at=time.monotonic())
-    except BaseException as error:  # noqa: BLE001 - re-raised in the test
+    except BaseException as error:  # re-raised in the test
         job["error"] = error
 
 

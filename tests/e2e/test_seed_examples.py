@@ -37,7 +37,7 @@ def test_seed_001_python_example_submit_poll_balance(stack):
     scope = {"YOUR_JWT_TOKEN": stack.token(user)}
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(code, "seed_001_python_example", "exec"), scope)  # noqa: S102 - the seed's own example
+        exec(compile(code, "seed_001_python_example", "exec"), scope)  # the seed's own example
     assert scope["response"].status_code == 200, scope["response"].text
     lines = printed.getvalue().splitlines()
     task_no = scope["result"]["data"]["taskNo"]
