@@ -132,7 +132,7 @@ def test_every_redirect_hop_is_checked(server):
     allowed = {"public.test"}
 
     class Policy(outbound.AddressPolicy):  # public.test counts as public for this test, internal.test not
-        def checked_address(self, host, port):
+        def checked_address(self, host, port, timeout=None):
             if host not in allowed:
                 raise outbound.BlockedAddress(f"{host} resolves to a non-public address")
             return resolver[host]

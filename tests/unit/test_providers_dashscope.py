@@ -109,7 +109,7 @@ def test_poll_failed_unknown_and_all_subtasks_failed(provider):
     job = provider.poll(TASK)
     assert (job.status, job.error_code, job.error_message) == (
         "FAILED", "InvalidParameter.FileDownload", "oss download error")
-    assert "downloaded" in user_message(job.error_code, job.error_message)
+    assert "downloaded" in user_message(job.error_code)
     assert provider.poll(TASK).status == "UNKNOWN"
     job = provider.poll(TASK)
     assert (job.status, job.error_code) == ("FAILED", "InternalError.Algo")
@@ -206,8 +206,8 @@ def test_user_messages_cover_seed_003_codes():
                  "InvalidParameter.ImageContent", "InvalidParameter", "InvalidParameter.DataInspection",
                  "InternalError.Algo", "InternalError.FileUpload", "Throttling.RateQuota", "UNKNOWN",
                  "EXPIRED", "TIMEOUT"]:
-        msg = user_message(code, None)
-        assert msg and msg != user_message(None, None), code
-    assert user_message("InvalidParameter.NewThing", None) == user_message("InvalidParameter", None)
-    assert user_message("Weird", "provider said so") == "provider said so"
-    assert user_message(None, None)
+        msg = user_message(code)
+        assert msg and msg != user_message(None), code
+    assert user_message("InvalidParameter.NewThing") == user_message("InvalidParameter")
+    assert user_message("Weird") == user_message(None)  # never the provider's own text
+    assert user_message(None)

@@ -71,7 +71,7 @@ def test_edit_reference_limits():
     responses.get("https://files/gone.png", status=404)
     responses.get("https://files/flaky.png", status=503)
     for url, exc in [("https://files/big.png", ProviderRejected), ("https://files/gone.png", ProviderRejected),
-                     ("https://files/flaky.png", ProviderUnavailable), ("file:///etc/passwd", ProviderRejected),
+                     ("https://files/flaky.png", ProviderRejected), ("file:///etc/passwd", ProviderRejected),
                      ("ftp://files/x.png", ProviderRejected)]:
         with pytest.raises(exc) as e:
             p.submit(ProviderRequest(model="m", task_type="image_to_image", prompt="x", image_urls=[url]))
