@@ -55,7 +55,9 @@ class OpenAIImagesProvider:
         base_url: str,
         api_key: str,
         *,
-        timeout: float = 120,
+        # The submit step's budget (Timeout 150 s): the inputs' 20 s deadline + up to 10 s waiting for a
+        # submit turn + this, with room to answer before Lambda stops the function.
+        timeout: float = 110,
         session: requests.Session | None = None,
         max_reference_bytes: int = MAX_REFERENCE_BYTES,
         allow_private_hosts: bool = False,
