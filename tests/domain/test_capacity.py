@@ -192,9 +192,6 @@ def test_a_newcomer_does_not_overtake_a_task_already_waiting(pool, sfn):
     assert list(holders()) == [early.task_no]
 
 
-@pytest.mark.xfail(strict=True, reason="capacity.finish wakes the queue only when it released a slot: a head that "
-                                       "leaves before registering its token (cancelled, timed out in the queue) leaves "
-                                       "a free slot and a waiting task until the sweep's pump_all (SweepSchedule, 5 min)")
 @pytest.mark.parametrize("leaves", ["cancelled", "queue timeout"])
 def test_when_the_head_of_the_queue_leaves_the_next_one_gets_the_free_slot(pool, sfn, leaves):
     pool(1)

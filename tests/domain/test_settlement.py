@@ -132,9 +132,6 @@ def test_operator_refund_refunds_an_open_task_once(sfn):
     assert task.task_no not in holders()
 
 
-@pytest.mark.xfail(strict=True, reason="operator_refund does not look at what the task was charged: a rejected "
-                                       "upload (never debited, failed, not refunded) gets a REFUND ledger entry of "
-                                       "0 points with no DEBIT, its error replaced, and an unknown user an account")
 def test_operator_refund_of_a_task_that_was_never_charged_is_409_and_writes_nothing():
     task = rejected_upload("stranger")
     assert points.save_uncharged_task(task)

@@ -317,9 +317,6 @@ def _without(items: list[dict], name: str) -> list[dict]:
     return [{k: v for k, v in item.items() if k != name} for item in items]
 
 
-@pytest.mark.xfail(strict=True, reason="durations.record overwrites the sample with the repeat's later "
-                                       "observation (an unconditional put): a retried or redriven poll "
-                                       "teaches a longer duration than the job took")
 def test_a_repeated_poll_does_not_change_the_duration_learned(provider, clock):
     task = submitted("alice")
     provider.will_answer(JobStatus.SUCCEEDED)

@@ -31,7 +31,7 @@ from aigc.core.vocab import Outcome
 from aigc.domain import durations, tasks
 from aigc.store import executions
 from aigc.store.db import SchedulerItem, TaskItem
-from aigc.store.dynamo import conditional, size
+from aigc.store.dynamo import conditional, get_or_none, size
 
 TIER_MEMBER, TIER_DEFAULT = 0, 1
 LEASE_SECONDS = 300  # a holder renews at every step; a crashed one's slot comes back after this
@@ -164,15 +164,15 @@ def _drop_ticket(pool: Pool, task: TaskItem) -> bool:
     return _conditional(lambda: _ticket(pool, task).delete(condition=SchedulerItem.sk.exists()))
 
 
-def _leave_queue(pool: Pool, task: TaskItem) -> None:
+def _leave_queue(pool: Pool, task: TaskItem) -> bool:
     """A task settled while it waited: drop its ticket and wake its execution so it ends now
-    (AlreadySettled) instead of at the queue's time limit."""
-    try:
-        ticket = SchedulerItem.get(f"QUEUE#{pool.name}", _ticket_key(task), consistent_read=True)
-    except SchedulerItem.DoesNotExist:
-        return
-    if _drop_ticket(pool, task) and ticket.token:
-        executions.send_task_success(ticket.token, {"taskNo": task.task_no, "job": {"status": "SETTLED"}})
+    (AlreadySettled) instead of at the queue's time limit. True when this call dropped the ticket."""
+    ticket = get_or_none(SchedulerItem, f"QUEUE#{pool.name}", _ticket_key(task))
+    if ticket is None or not _drop_ticket(pool, task):
+        return False
+    if ticket.token:
+        executions.send_task_success(ticket.token, {"taskNo": task.task_no, "job": {"status": Outcome.SETTLED}})
+    return True
 
 
 def _tickets(pool: Pool, limit: int | None = None, before: str | None = None) -> list[SchedulerItem]:
@@ -252,9 +252,9 @@ def finish(task: TaskItem) -> bool:
     leave the queue, give the slot back if this task holds one (exactly once), and let the queue move.
     """
     pool = pool_of(task.model_name)
-    _leave_queue(pool, task)
+    left_queue = _leave_queue(pool, task)
     released = _release(pool, task.task_no)
-    if released:
+    if released or left_queue:  # a head that leaves may leave a free slot kept for it: hand it on
         wake(pool)
     return released
 

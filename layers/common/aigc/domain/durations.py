@@ -16,6 +16,7 @@ from datetime import datetime
 from aigc.core.catalog import ModelSpec
 from aigc.core.timeutil import iso_ms
 from aigc.store.db import SchedulerItem
+from aigc.store.dynamo import conditional
 
 SAMPLES = 30
 MIN_SAMPLES = 5
@@ -36,9 +37,11 @@ def _key(model_name: str) -> str:
 
 
 def record(model_name: str, task_no: str, started_at: datetime, seconds: float) -> None:
-    """One successful job's duration. Keyed by its start, so recording it twice is one sample."""
-    SchedulerItem(_key(model_name), f"{iso_ms(started_at)}#{task_no}", seconds=round(max(0.0, seconds), 3),
-                  expires_at=int(time.time()) + KEEP_SECONDS).save()
+    """One successful job's duration. Keyed by its start, so recording it twice is one sample; the first
+    observation stands (a retried or redriven poll sees the job later than it ended)."""
+    sample = SchedulerItem(_key(model_name), f"{iso_ms(started_at)}#{task_no}", seconds=round(max(0.0, seconds), 3),
+                           expires_at=int(time.time()) + KEEP_SECONDS)
+    conditional(lambda: sample.save(condition=SchedulerItem.sk.does_not_exist()))
     _cache.pop(model_name, None)
 
 

@@ -63,6 +63,8 @@ def cancel_task(user_id: str, task_no: str) -> TaskItem:
 def operator_refund(task_no: str, reason: str) -> TaskItem:
     """An operator's manual refund of an unsettled or held task (the runbook's supported path)."""
     task = tasks.get_task(task_no)
+    if not int(task.points_cost or 0):
+        raise Conflict(f"task {task_no} was never charged (errorCode {task.error_code}); nothing to refund")
     if not refund(task, status=TaskStatus.FAILED, code="RefundedByOperator", message=f"refunded by an operator: {reason}"):
         raise Conflict(f"task {task_no} is {task.status}{' and already refunded' if task.refunded else ''}; nothing to refund")
     _stop_execution(task, f"refunded by an operator: {reason}")
