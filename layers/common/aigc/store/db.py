@@ -1,6 +1,7 @@
-"""PynamoDB models of the tables. Only `points`, `tasks` and `ratelimit` import this module.
+"""PynamoDB models of the tables (the items each holds: docs/ARCHITECTURE.md, "Tables").
 
-Table names come from the environment at cold start (template.yaml gives them).
+Table names come from the environment at cold start (template.yaml gives them). Domain rules use these
+models' attributes to write their conditions; aigc.store.dynamo runs the writes.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pynamodb.attributes import (
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 
 _REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -40,7 +42,8 @@ class LedgerByTime(LocalSecondaryIndex):
 
 
 class PointsItem(Model):
-    """One table, three kinds of item per user: BALANCE, TXN#<ref>#<KIND> (ledger), RATE#<minute>."""
+    """One table, these kinds of item per user: BALANCE, TXN#<ref>#<KIND> (ledger), RATE#<minute>; and, with
+    their own models below, LOT#<lotId> (LotItem) and ORDER#<orderNo> (OrderItem)."""
 
     class Meta:
         table_name = _FromEnvironment("POINTS_TABLE")
@@ -56,6 +59,11 @@ class PointsItem(Model):
     text_to_image_count = NumberAttribute(null=True)
     image_to_image_count = NumberAttribute(null=True)
     ledger_count = NumberAttribute(null=True)
+    order_count = NumberAttribute(null=True)  # the user's orders (aigc.domain.orders)
+    # the lots that hold points, as spend keys "<rank>#<expiry>#<lotId>" (aigc.domain.lots): sorted, they are
+    # the spending order; changed in the same transactions as the lots themselves
+    active_lots = UnicodeSetAttribute(null=True)
+    lotted = BooleanAttribute(null=True)  # every point of this balance is in a lot (points from before lots were adopted)
     # ledger entries
     ledger_time = UnicodeAttribute(null=True)
     kind = UnicodeAttribute(null=True)
@@ -63,11 +71,77 @@ class PointsItem(Model):
     ref = UnicodeAttribute(null=True)
     reason = UnicodeAttribute(null=True)
     actor = UnicodeAttribute(null=True)
+    lots = MapAttribute(null=True)  # {spend key: points} the entry took from or gave to each lot
     # rate-limit counters
     submits = NumberAttribute(null=True)  # not `count`: that would hide Model.count()
     expires_at = NumberAttribute(null=True)
 
     ledger_by_time = LedgerByTime()
+
+
+class LotsByExpiry(GlobalSecondaryIndex):
+    """Sparse: lots with an expiry the scheduled expiry has not handled yet, sharded (`expiry_shard` "00".."15")
+    so no one partition takes every lot; the expiry queries each shard for `expire_time <= now`."""
+
+    class Meta:
+        index_name = "LotsByExpiry"
+        projection = KeysOnlyProjection()
+
+    expiry_shard = UnicodeAttribute(hash_key=True)
+    expire_time = UnicodeAttribute(range_key=True)
+
+
+class LotItem(Model):
+    """POINTS_TABLE `LOT#<lotId>`: one grant, purchase or bonus, spent in a fixed order (aigc.domain.lots)."""
+
+    class Meta:
+        table_name = _FromEnvironment("POINTS_TABLE")
+        region = _REGION
+
+    user_id = UnicodeAttribute(hash_key=True)
+    entry = UnicodeAttribute(range_key=True)
+    lot_id = UnicodeAttribute(null=True)
+    category = UnicodeAttribute(null=True)  # vocab.LotCategory
+    source = UnicodeAttribute(null=True)  # grant | purchase | bonus | opening
+    ref = UnicodeAttribute(null=True)  # the grant or order it came from
+    granted = NumberAttribute(null=True)
+    remaining = NumberAttribute(null=True)
+    created_at = UnicodeAttribute(null=True)
+    expire_time = UnicodeAttribute(null=True)  # ISO-8601 UTC with ms; absent: never expires
+    expiry_shard = UnicodeAttribute(null=True)  # present until the expiry handled the lot (LotsByExpiry)
+    expired_at = UnicodeAttribute(null=True)  # set when the expiry handled it: nothing returns to it after
+
+    lots_by_expiry = LotsByExpiry()
+
+
+class OrderItem(Model):
+    """POINTS_TABLE `ORDER#<orderNo>`: a pack bought through Stripe Checkout (aigc.domain.orders)."""
+
+    class Meta:
+        table_name = _FromEnvironment("POINTS_TABLE")
+        region = _REGION
+
+    user_id = UnicodeAttribute(hash_key=True)
+    entry = UnicodeAttribute(range_key=True)
+    order_no = UnicodeAttribute(null=True)
+    pack_id = UnicodeAttribute(null=True)
+    points = NumberAttribute(null=True)
+    bonus_points = NumberAttribute(null=True)
+    valid_days = NumberAttribute(null=True)
+    bonus_valid_days = NumberAttribute(null=True)
+    amount = NumberAttribute(null=True)
+    currency = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)  # vocab.OrderStatus
+    provider = UnicodeAttribute(null=True)
+    provider_session_id = UnicodeAttribute(null=True)
+    checkout_url = UnicodeAttribute(null=True)
+    checkout_expires_at = UnicodeAttribute(null=True)  # not `expires_at`: that is the table's TTL
+    created_at = UnicodeAttribute(null=True)
+    paid_at = UnicodeAttribute(null=True)
+    payment_intent = UnicodeAttribute(null=True)
+    problem = UnicodeAttribute(null=True)  # why a payment event granted nothing (amount mismatch ...)
+    reversed_points = NumberAttribute(null=True)  # points a refund or dispute reversed (clawed back or already spent)
+    request_hash = UnicodeAttribute(null=True)  # the Idempotency-Key's request (another pack: 409)
 
 
 class UserTasks(GlobalSecondaryIndex):
@@ -132,6 +206,7 @@ class TaskItem(Model):
     webhook_url = UnicodeAttribute(null=True)
     webhook_events = ListAttribute(of=UnicodeAttribute, null=True)
     priority = NumberAttribute(null=True)  # queue tier (aigc.domain.capacity): 0 members, 1 (or absent) everyone else
+    points_lots = MapAttribute(null=True)  # {lot spend key: points} the debit took (a refund returns them there)
 
     user_tasks = UserTasks()
     unsettled_tasks = Unsettled()
@@ -174,4 +249,4 @@ class SchedulerItem(Model):
 
 
 # Every table model, for code that must treat them alike (aigc.core.snapstart drops their connections).
-MODELS = (PointsItem, TaskItem, WebhookSecretItem, SchedulerItem)
+MODELS = (PointsItem, LotItem, OrderItem, TaskItem, WebhookSecretItem, SchedulerItem)
