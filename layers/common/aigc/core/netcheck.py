@@ -14,6 +14,8 @@ import socket
 import unicodedata
 from urllib.parse import urlsplit
 
+from aigc.core.i18n import Message, _
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "metadata", "metadata.google.internal", "instance-data",
@@ -29,7 +31,11 @@ METADATA_ADDRESSES = {ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00
 
 
 class UnsafeUrl(ValueError):
-    """Why a URL is refused (a short phrase for the user)."""
+    """Why a URL is refused (a short phrase for the user; `text` in every language)."""
+
+    def __init__(self, text: Message):
+        super().__init__(str(text))
+        self.text = text
 
 
 def is_public_address(address: IPAddress) -> bool:
@@ -51,39 +57,39 @@ def literal_address(host: str) -> IPAddress | None:
         try:
             return ipaddress.IPv6Address(host)
         except ValueError:
-            raise UnsafeUrl("the host is not a valid IPv6 address") from None
+            raise UnsafeUrl(_("the host is not a valid IPv6 address")) from None
     last = host.rstrip(".").rsplit(".", 1)[-1]
     if not _NUMERIC_LABEL.match(last):
         return None
     try:
         return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
     except OSError:
-        raise UnsafeUrl("the host is not a valid IPv4 address") from None
+        raise UnsafeUrl(_("the host is not a valid IPv4 address")) from None
 
 
 def _check_name(host: str) -> None:
     try:
         name = host.encode("idna").decode("ascii").rstrip(".")
     except UnicodeError:
-        raise UnsafeUrl("the host is not a valid name") from None
+        raise UnsafeUrl(_("the host is not a valid name")) from None
     if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
-        raise UnsafeUrl("the host is not a valid name")
+        raise UnsafeUrl(_("the host is not a valid name"))
     if name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES) or "." not in name:
-        raise UnsafeUrl("the host must be a public name or address")
+        raise UnsafeUrl(_("the host must be a public name or address"))
 
 
 def _check_address(host: str, address: IPAddress, allow_private_hosts: bool) -> None:
     # Never legitimate, also where private hosts are allowed (the local stack): other spellings of an
     # address, IPv4 inside IPv6, link-local and the cloud metadata endpoints.
     if isinstance(address, ipaddress.IPv4Address) and host != str(address):
-        raise UnsafeUrl("write an IPv4 host in dotted decimal (no octal, hex or integer forms)")
+        raise UnsafeUrl(_("write an IPv4 host in dotted decimal (no octal, hex or integer forms)"))
     if isinstance(address, ipaddress.IPv6Address) and (address.ipv4_mapped or address.sixtofour or address.teredo
                                                        or address in _NAT64):
-        raise UnsafeUrl("the host must not be an IPv4 address inside IPv6")
+        raise UnsafeUrl(_("the host must not be an IPv4 address inside IPv6"))
     if address.is_link_local or address in METADATA_ADDRESSES:
-        raise UnsafeUrl("the host must not be a link-local or metadata address")
+        raise UnsafeUrl(_("the host must not be a link-local or metadata address"))
     if not allow_private_hosts and not is_public_address(address):
-        raise UnsafeUrl("the host must be a public address (not private, loopback, link-local or metadata)")
+        raise UnsafeUrl(_("the host must be a public address (not private, loopback, link-local or metadata)"))
 
 
 def check_public_url(url: str, *, allow_private_hosts: bool = False, max_chars: int = 2048) -> str:
@@ -93,23 +99,23 @@ def check_public_url(url: str, *, allow_private_hosts: bool = False, max_chars: 
     (`http://127.0.0.1:8090/...`, `localhost`); nothing else.
     """
     if len(url) > max_chars:
-        raise UnsafeUrl(f"a URL is at most {max_chars} characters")
+        raise UnsafeUrl(_("a URL is at most {limit} characters", limit=max_chars))
     if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in url):
-        raise UnsafeUrl("the URL must not contain spaces or control characters")
+        raise UnsafeUrl(_("the URL must not contain spaces or control characters"))
     if "\\" in url:
-        raise UnsafeUrl("the URL must not contain backslashes")
+        raise UnsafeUrl(_("the URL must not contain backslashes"))
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise UnsafeUrl("not a valid URL") from None
+        raise UnsafeUrl(_("not a valid URL")) from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise UnsafeUrl("must be an http(s) URL")
+        raise UnsafeUrl(_("must be an http(s) URL"))
     if "@" in parts.netloc:
-        raise UnsafeUrl("the URL must not contain user:password@")
+        raise UnsafeUrl(_("the URL must not contain user:password@"))
     host = parts.hostname or ""
     if not host or "%" in host or (port is not None and not 0 < port < 65536):
-        raise UnsafeUrl("the URL needs a valid host")
+        raise UnsafeUrl(_("the URL needs a valid host"))
     address = literal_address(host)
     if address is not None:
         _check_address(host, address, allow_private_hosts)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from standardwebhooks import Webhook
 
 from aigc.core.errors import BadRequest
+from aigc.core.i18n import Message, _
 from aigc.core.netcheck import UnsafeUrl, check_public_url
 from aigc.core.observability import logger
 from aigc.core.timeutil import utcnow
@@ -36,22 +37,22 @@ def subscription(url: str | None, events: list[str] | None, *,
     """Validate submit's `webhook` and `webhookEventsFilter`: (url, events) to store on the task."""
     if url is None:
         if events is not None:
-            raise BadRequest("webhookEventsFilter: only with a webhook")
+            raise BadRequest(_("webhookEventsFilter: only with a webhook"))
         return None, None
     scheme = urlsplit(url).scheme.lower()
     if scheme != "https" and not (allow_private and scheme == "http"):
-        raise BadRequest("webhook: must be an https URL")
+        raise BadRequest(_("webhook: must be an https URL"))
     problem = _unsafe(url, allow_private)
     if problem:
-        raise BadRequest(f"webhook: {problem}")
+        raise BadRequest(_("webhook: {problem}", problem=problem))
     return url, sorted(set(events), key=EVENTS.index) if events else list(EVENTS)
 
 
-def _unsafe(url: str, allow_private: bool) -> str | None:
+def _unsafe(url: str, allow_private: bool) -> Message | None:
     try:
         check_public_url(url, allow_private_hosts=allow_private)
     except UnsafeUrl as problem:
-        return str(problem)
+        return problem.text
     return None  # a public name: the address is checked again when we connect (aigc.store.outbound)
 
 

@@ -27,6 +27,7 @@ from aigc.api.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID, SubmitTaskRequest,
 from aigc.core.catalog import get_model
 from aigc.core.config import get_settings
 from aigc.core.errors import AppError, BadRequest, Conflict, Forbidden, ServiceUnavailable
+from aigc.core.i18n import Message, _
 from aigc.core.observability import count, logger
 from aigc.domain import points, tasks
 from aigc.flows.submission import charge_and_start, prepare_task
@@ -95,7 +96,7 @@ def _check_decodes(image) -> None:
         image.load()
 
 
-def _image_problem(image_file) -> tuple[str, str] | None:
+def _image_problem(image_file) -> tuple[str, Message] | None:
     """(errorCode, reason) when the file is not an image we can outpaint, else None."""
     from PIL import Image, UnidentifiedImageError
 
@@ -103,18 +104,22 @@ def _image_problem(image_file) -> tuple[str, str] | None:
         with Image.open(image_file) as image:
             width, height = image.size
             if image.format not in ("PNG", "JPEG", "WEBP"):
-                return "Rejected.ImageFormat", f"{image.format} images are not supported (PNG, JPEG or WebP)"
+                return "Rejected.ImageFormat", _("{format} images are not supported (PNG, JPEG or WebP)",
+                                                 format=image.format)
             if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
                 return ("Rejected.ImageSize",
-                        f"the image is {width}x{height}; sides must be between {MIN_SIDE} and {MAX_SIDE} pixels")
+                        _("the image is {width}x{height}; sides must be between {min} and {max} pixels",
+                          width=width, height=height, min=MIN_SIDE, max=MAX_SIDE))
             _check_decodes(image)
     except Image.DecompressionBombError:
-        return ("Rejected.ImageSize", f"the image claims more than {Image.MAX_IMAGE_PIXELS * 2} pixels; "
-                                      f"sides must be between {MIN_SIDE} and {MAX_SIDE} pixels")
+        return ("Rejected.ImageSize", _("the image claims more than {pixels} pixels; "
+                                        "sides must be between {min} and {max} pixels",
+                                        pixels=Image.MAX_IMAGE_PIXELS * 2, min=MIN_SIDE, max=MAX_SIDE))
     except UnidentifiedImageError:
-        return "Rejected.ImageFormat", "the file is not a readable PNG, JPEG or WebP image"
+        return "Rejected.ImageFormat", _("the file is not a readable PNG, JPEG or WebP image")
     except Exception as error:
-        return "Rejected.CorruptImage", f"the image is damaged or truncated ({type(error).__name__}: {str(error)[:120]})"
+        return "Rejected.CorruptImage", _("the image is damaged or truncated ({error})",
+                                          error=f"{type(error).__name__}: {str(error)[:120]}")
     return None
 
 
@@ -146,11 +151,11 @@ def handle_object(bucket: str, raw_key: str, *, object_id: str) -> str:  # noqa:
     logger.append_keys(task_no=task_no, user_id=user_id)
     image_ref = f"s3://{bucket}/{key}"
 
-    def reject(code: str, message: str, number: str = task_no) -> str:
+    def reject(code: str, message: Message, number: str = task_no) -> str:
         record = tasks.rejected_task(task_no=number, user_id=user_id, model=model, source="upload",
                                      image_urls=[image_ref], error_code=code, error_message=message)
         if points.save_uncharged_task(record):
-            logger.warning("upload rejected", extra={"s3_key": key, "error_code": code, "reason": message})
+            logger.warning("upload rejected", extra={"s3_key": key, "error_code": code, "reason": str(message)})
             count("UploadsRejected")
             return "rejected"
         return "duplicate"
@@ -159,8 +164,9 @@ def handle_object(bucket: str, raw_key: str, *, object_id: str) -> str:  # noqa:
     if claimed_by is not None:  # another object took this key (its URL) first
         logger.append_keys(object_id=object_id, claimed_by=claimed_by)
         outcome = reject("Rejected.UrlReused",
-                         f"this upload URL was already used (task {task_no}); each upload URL takes one file: "
-                         "ask for a new one (POST /user/uploads) for every image", _reuse_task_no(task_no))
+                         _("this upload URL was already used (task {task_no}); each upload URL takes one file: "
+                           "ask for a new one (POST /user/uploads) for every image", task_no=task_no),
+                         _reuse_task_no(task_no))
         if outcome == "duplicate":  # its one record exists: a third object, or the second one's event again
             logger.info("upload URL reused again; its rejection is already recorded")
             count("UploadsDuplicate")
@@ -172,14 +178,14 @@ def handle_object(bucket: str, raw_key: str, *, object_id: str) -> str:  # noqa:
 
     info = storage.object_metadata(bucket, key)  # its size, not the event's: this is what is read
     if info is None:
-        return reject("Rejected.ObjectMissing", "the uploaded file was deleted before it could be read")
+        return reject("Rejected.ObjectMissing", _("the uploaded file was deleted before it could be read"))
     if info["size"] == 0:
-        return reject("Rejected.EmptyFile", "the uploaded file is empty")
+        return reject("Rejected.EmptyFile", _("the uploaded file is empty"))
     if info["size"] > settings.upload_max_bytes:
-        return reject("Rejected.TooLarge",
-                      f"the upload is {info['size']} bytes; the limit is {settings.upload_max_bytes}")
+        return reject("Rejected.TooLarge", _("the upload is {size} bytes; the limit is {limit}",
+                                             size=info["size"], limit=settings.upload_max_bytes))
     if not points.has_account(user_id):
-        return reject("Rejected.UnknownUser", f"user {user_id} has no points account")
+        return reject("Rejected.UnknownUser", _("user {user_id} has no points account", user_id=user_id))
     with tempfile.TemporaryFile() as image_file:
         storage.download_to(bucket, key, image_file)
         image_file.seek(0)
@@ -194,7 +200,7 @@ def handle_object(bucket: str, raw_key: str, *, object_id: str) -> str:  # noqa:
     except ValidationError as error:
         return reject("Rejected.BadRequest", describe_validation_error(error))
     except AppError as error:  # bad metadata parameters
-        return reject(f"Rejected.{type(error).__name__}", error.message)
+        return reject(f"Rejected.{type(error).__name__}", error.text)
     try:
         charge_and_start(task, rate_limit_per_minute=0)
     except Conflict:
@@ -202,7 +208,7 @@ def handle_object(bucket: str, raw_key: str, *, object_id: str) -> str:  # noqa:
     except ServiceUnavailable:  # debited, could not start, refunded at once: the task says so
         return "refunded"
     except AppError as error:  # not enough points
-        return reject(f"Rejected.{type(error).__name__}", error.message)
+        return reject(f"Rejected.{type(error).__name__}", error.text)
     count("UploadsAccepted")
     return "accepted"
 
@@ -225,9 +231,9 @@ def create_upload_url(user_id: str, file_name: str, content_type: str, parameter
     """A presigned POST under the caller's own prefix; metadata carries the outpainting parameters."""
     settings = get_settings()
     if not settings.uploads_enabled:
-        raise Forbidden("uploads are turned off for this deployment")
+        raise Forbidden(_("uploads are turned off for this deployment"))
     if content_type not in IMAGE_TYPES:
-        raise BadRequest(f"contentType: must be one of {', '.join(IMAGE_TYPES)}")
+        raise BadRequest(_("contentType: must be one of {types}", types=", ".join(IMAGE_TYPES)))
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", file_name.rsplit("/", 1)[-1])[:100] or "image"
     if not stem.lower().endswith(SUFFIXES):
         stem += IMAGE_TYPES[content_type]
@@ -243,7 +249,7 @@ def create_upload_url(user_id: str, file_name: str, content_type: str, parameter
     # Last, so a refused request takes no turn: an upload URL makes at most one task (and one reuse
     # record), so it counts as a submit in the user's per-minute window.
     points.take_submit_turn(user_id, rate_limit_per_minute=settings.submit_rate_limit_per_minute,
-                            what="upload URLs")
+                            what=_("upload URLs"))
     key = f"uploads/{user_id}/{uuid.uuid4().hex[:12]}-{stem}"
     post = storage.presigned_upload(settings.results_bucket, key, content_type=content_type,
                                     max_bytes=settings.upload_max_bytes, metadata=metadata,

@@ -22,12 +22,13 @@ from datetime import datetime, timedelta, timezone
 from aigc.core.catalog import get_model
 from aigc.core.config import get_settings
 from aigc.core.errors import ProviderRejected
+from aigc.core.i18n import Message, _
 from aigc.core.observability import MetricUnit, count, logger, metrics
 from aigc.core.timeutil import utcnow
 from aigc.core.vocab import JobStatus, Outcome, TaskStatus
 from aigc.domain import capacity, durations, settlement, tasks
 from aigc.providers import base, cancel_quietly, get_provider
-from aigc.providers.error_messages import user_message
+from aigc.providers.error_messages import task_message
 from aigc.store import executions, storage
 from aigc.store.db import TaskItem
 
@@ -288,15 +289,17 @@ def refund_step(event: dict) -> dict:
     task = _load(event)
     job = event.get("job") or {}
     if job.get("status") == Outcome.TIMED_OUT:
-        code, message = "Timeout", f"timed out: no result within {_span(tasks.deadline_seconds(task))}; your points were refunded"
+        code = "Timeout"
+        message = _("timed out: no result within {span}; your points were refunded",
+                    span=_span(tasks.deadline_seconds(task)))
         cancel_quietly(task.provider, task.provider_task_id)
     elif job.get("status") == Outcome.QUEUE_TIMEOUT:
         code = "QueueTimeout"
-        message = (f"the provider was busy: the task waited {_span(get_settings().queue_timeout_seconds)} in the queue "
-                   "without a free slot and was not started; your points were refunded")
+        message = _("the provider was busy: the task waited {span} in the queue without a free slot and was not "
+                    "started; your points were refunded", span=_span(get_settings().queue_timeout_seconds))
     else:  # always our own message for the code, whatever text the state carries (older runs had the provider's)
         code = job.get("errorCode") or "ProviderFailed"
-        message = user_message(code)
+        message = task_message(code, task.task_type)
     refunded = settlement.refund(task, status=TaskStatus.FAILED, code=code, message=message)
     capacity.finish(task)  # settlement.refund already did when it refunded: this covers a repeat
     if not refunded:
@@ -305,5 +308,5 @@ def refund_step(event: dict) -> dict:
     return _state(task, Outcome.REFUNDED, errorCode=code)
 
 
-def _span(seconds: int) -> str:
-    return f"{seconds // 60} minutes" if seconds % 60 == 0 else f"{seconds} seconds"
+def _span(seconds: int) -> Message:
+    return _("{minutes} minutes", minutes=seconds // 60) if seconds % 60 == 0 else _("{seconds} seconds", seconds=seconds)

@@ -20,6 +20,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from aigc.core.errors import ServiceUnavailable
+from aigc.core.i18n import _
 from aigc.store.db import PointsItem
 
 __all__ = ["ConditionFailed", "Model", "TransactWrite", "conditional", "get_or_none", "size", "transact",
@@ -63,7 +64,7 @@ def transact(write: Callable[[TransactWrite], None], *, sleep: Callable[[float],
             if "TransactionConflict" not in reasons and error.cause_response_code != "TransactionConflictException":
                 raise
             if attempt == CONFLICT_ATTEMPTS:
-                raise ServiceUnavailable("another request changed the same account at the same moment; please retry",
+                raise ServiceUnavailable(_("another request changed the same account at the same moment; please retry"),
                                          retry_after=1) from None
             sleep(random.uniform(0.02, 0.05) * 2 ** attempt)
 

@@ -16,6 +16,7 @@ from itertools import islice
 from typing import Callable, Generic, Iterable, Optional, TypeVar
 
 from aigc.core.errors import BadRequest
+from aigc.core.i18n import _
 
 T = TypeVar("T")
 TOKEN_FIELD = "nextToken"
@@ -50,11 +51,13 @@ class Cursor:
                 raise ValueError("too long")
             raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise BadRequest(f"{TOKEN_FIELD}: not a token this list issued; pass the previous page's nextToken") from None
+            raise BadRequest(_("{field}: not a token this list issued; pass the previous page's nextToken",
+                               field=TOKEN_FIELD)) from None
         if (not isinstance(raw, dict) or raw.get("k") != self.kind or set(raw) != {"k", *self.fields}
                 or not all(isinstance(raw[name], str) and pattern.fullmatch(raw[name])
                            for name, pattern in self.fields.items())):
-            raise BadRequest(f"{TOKEN_FIELD}: not a token this list issued; pass the previous page's nextToken")
+            raise BadRequest(_("{field}: not a token this list issued; pass the previous page's nextToken",
+                               field=TOKEN_FIELD))
         return {self.owner_attribute: {"S": owner}, **{name: {"S": raw[name]} for name in self.fields}}
 
 
