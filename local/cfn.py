@@ -472,6 +472,38 @@ def http_routes(template: dict, function_logical_id: str) -> list[tuple[str, str
     return routes
 
 
+def http_route_authorizers(template: dict, function_logical_id: str) -> dict[tuple[str, str], str | None]:
+    """``{(METHOD, path): authorizer name}`` for every HttpApi event of a function (None: no auth)."""
+    resources = template.get("Resources") or {}
+    props = resources[function_logical_id].get("Properties") or {}
+    out: dict[tuple[str, str], str | None] = {}
+    for event in (props.get("Events") or {}).values():
+        if event.get("Type") != "HttpApi":
+            continue
+        ev = event.get("Properties") or {}
+        name = (ev.get("Auth") or {}).get("Authorizer") or _http_api_auth(template, ev.get("ApiId")).get(
+            "DefaultAuthorizer")
+        out[(str(ev.get("Method", "ANY")).upper(), ev.get("Path", "/$default"))] = (
+            None if name in (None, "NONE") else name)
+    return out
+
+
+def lambda_authorizers(template: dict) -> dict[str, str]:
+    """``{authorizer name: function logical id}`` of the HttpApis' Lambda authorizers (their ``FunctionArn``
+    is ``!GetAtt <Function>.Arn`` or ``!Ref <Function>.Alias``)."""
+    out = {}
+    for api in resources_of_type(template, "AWS::Serverless::HttpApi").values():
+        authorizers = (((api.get("Properties") or {}).get("Auth") or {}).get("Authorizers")) or {}
+        for name, spec in authorizers.items():
+            arn = spec.get("FunctionArn")
+            if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+                target = arn["Fn::GetAtt"]
+                out[name] = target[0] if isinstance(target, list) else str(target).split(".")[0]
+            elif isinstance(arn, dict) and isinstance(arn.get("Ref"), str):
+                out[name] = arn["Ref"].removesuffix(".Alias")
+    return out
+
+
 def _http_api_auth(template: dict, api_id: Any) -> dict:
     resources = template.get("Resources") or {}
     if isinstance(api_id, dict) and "Ref" in api_id:

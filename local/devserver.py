@@ -23,6 +23,7 @@ from contextlib import ExitStack
 DEFAULT_PORT = 8081
 DEFAULT_MOTO_PORT = 8091
 DEFAULT_SIM_PORT = 8090
+DEFAULT_WS_PORT = 8082
 HOST = "127.0.0.1"
 S3_MEMORY_BYTES_PER_OBJECT = 64 * 1024
 # The stack's dummy AWS credentials: every client of the process signs with them (moto accepts any),
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"embedded AWS endpoint port (default {DEFAULT_MOTO_PORT}; 0 = any free port)")
     parser.add_argument("--sim-port", type=int, default=DEFAULT_SIM_PORT,
                         help=f"provider simulator port (default {DEFAULT_SIM_PORT}; 0 = any free port)")
+    parser.add_argument("--ws-port", type=int, default=DEFAULT_WS_PORT,
+                        help=f"WebSocket push port (default {DEFAULT_WS_PORT}; 0 = any free port)")
     parser.add_argument("--wait-scale", type=float, default=1.0,
                         help="scale the workflow's Wait/Retry sleeps (tests only; default 1.0 = real waits)")
     parser.add_argument("--param", action="append", default=[], metavar="Key=Value",
@@ -103,7 +106,8 @@ def check_ports(ports: dict[str, int]) -> dict[str, int]:
         if port in resolved.values():
             raise StartupError(f"{name} port {port} is given twice; pick distinct ports")
         if not _port_free(port):
-            flag = {"API": "--port (or PORT=)", "AWS": "--moto-port", "simulator": "--sim-port"}[name]
+            flag = {"API": "--port (or PORT=)", "AWS": "--moto-port", "simulator": "--sim-port",
+                    "WebSocket": "--ws-port"}[name]
             raise StartupError(f"port {port} ({name}) on {HOST} is already in use; stop what uses it or pick another with {flag}")
         resolved[name] = port
     return resolved
@@ -199,6 +203,7 @@ class LocalStack:
         self.ports: dict[str, int] = {}
         self._exit = ExitStack()
         self.front = None
+        self.websocket = None
         self.sim = None
         self.moto = None
         self.deployment = None
@@ -210,7 +215,8 @@ class LocalStack:
         params = _pairs(args.param, "--param")
         sim_settings = _pairs(args.sim, "--sim")
         grants = {user: int(points) for user, points in _pairs(args.grant, "--grant").items()}
-        self.ports = check_ports({"API": args.port, "AWS": args.moto_port, "simulator": args.sim_port})
+        self.ports = check_ports({"API": args.port, "AWS": args.moto_port, "simulator": args.sim_port,
+                                  "WebSocket": args.ws_port})
 
         from local import auth, cfn
         from local.front import ApiFront, authorizer_config, cors_from_template, routes_from_template
@@ -247,6 +253,8 @@ class LocalStack:
 
         from local.simulator import start_simulator
 
+        # Stripe's signed events go to the stack's own webhook route (local/simulator/stripe.py).
+        sim_config.setdefault("stripe_webhook_url", f"http://{HOST}:{self.ports['API']}/payments/stripe/webhook")
         self.sim = start_simulator(HOST, self.ports["simulator"], **sim_config)
         self._exit.callback(self.sim.stop)
 
@@ -258,6 +266,9 @@ class LocalStack:
             "JwtAudience": auth.AUDIENCE,
             "DashScopeBaseUrl": self.sim.url,
             "OpenAIBaseUrl": self.sim.url,
+            "StripeApiBase": self.sim.url,  # the simulator speaks the part of Stripe the app calls
+            "CheckoutSuccessUrl": f"{self.sim.url}/_sim/stripe/success?session_id={{CHECKOUT_SESSION_ID}}",
+            "CheckoutCancelUrl": f"{self.sim.url}/_sim/stripe/success?cancelled=1",
             "ResultHostAllowlist": f"{HOST}:{self.sim.port}",
             # The capacity we declare is the simulated provider's real quota (aigc.domain.capacity).
             "ProviderCapacity": json.dumps({"*": {"concurrency": self.sim.config.max_concurrency}}),
@@ -266,9 +277,20 @@ class LocalStack:
         if args.quiet:
             parameters.setdefault("LogLevel", "WARNING")
         secret = {"dashscope_api_key": self.sim.config.dashscope_api_key,
-                  "openai_api_key": self.sim.config.openai_api_key}
+                  "openai_api_key": self.sim.config.openai_api_key,
+                  # the fixed, documented test values (local/README.md, "Buying points")
+                  "stripe_api_key": self.sim.config.stripe_api_key,
+                  "stripe_webhook_secret": self.sim.config.stripe_webhook_secret}
+        from local.websocket import WebSocketFront, routes_from_template
+
+        # The WebSocket API's Management API answers on its own port: the functions post through it,
+        # and check tokens against the front's JWKS (local/README.md, "Push").
+        self.websocket = WebSocketFront(HOST, self.ports["WebSocket"], routes_from_template(template))
+        self._exit.callback(self.websocket.stop)
+        push_environment = {"WEBSOCKET_MANAGEMENT_URL": self.websocket.management_url,
+                            "JWKS_URL": f"{self.api_url}/.well-known/jwks.json"}
         try:
-            self.deployment = deploy(parameters=parameters, secret=secret)
+            self.deployment = deploy(parameters=parameters, secret=secret, env_overrides=push_environment)
         except KeyError as error:
             raise StartupError(f"template parameters: {error.args[0]}") from None
         self._exit.callback(install_router(self.deployment.router))
@@ -294,6 +316,11 @@ class LocalStack:
         from local.queues import EventSourceMappings
 
         self._exit.callback(EventSourceMappings(self.deployment).start().stop)  # SQS and stream -> functions
+        socket_functions = {route: self.deployment.name(logical)
+                            for route, logical in self.websocket.routes.functions.items()}
+        self.websocket.invoke = lambda route, event: self.deployment.router.invoke(
+            socket_functions[route], socket_functions[route], event)[:2]
+        self.websocket.start()
 
         issuer, audiences = authorizer_config(template, self.deployment.resolver)
         self.front.verifier = auth.Verifier(key, issuer=issuer, audiences=audiences)
@@ -302,6 +329,10 @@ class LocalStack:
         api_function = self.deployment.name("ApiFunction")
         router = self.deployment.router
         self.front.invoke = lambda event: router.invoke(api_function, api_function, event)[:2]
+        # The HttpApi's Lambda authorizers (API keys or JWTs): their functions, invoked per request, uncached.
+        self.front.lambda_authorizers = {
+            name: (lambda event, fn=self.deployment.name(logical): router.invoke(fn, fn, event)[:2])
+            for name, logical in cfn.lambda_authorizers(template).items()}
         self.front.ready.set()
 
         for user, amount in grants.items():
@@ -341,6 +372,7 @@ class LocalStack:
             f"  API        {api}   routes of template.yaml, JWT checked; GET /health",
             f"  simulator  {sim}   DashScope + OpenAI Images double; {sim}/_sim/config",
             f"  AWS (moto) {aws}   DynamoDB, S3, Step Functions, Lambda, Secrets Manager",
+            f"  push       {self.websocket.url}   WebSocket: ?token=<JWT>, then task.updated / points.changed",
             f"  JWT        issuer {auth.ISSUER}, audience {auth.AUDIENCE}, key {_rel(auth.KEY_FILE)}",
             "",
             "Get a token (ADMIN=1 adds the admins group, needed to grant points):",

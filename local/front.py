@@ -4,7 +4,10 @@
   Gateway (static paths before `{param}` paths, `{proxy+}` greedy); the event carries the routeKey
   (`GET /user/ai/tasks/{taskNo}`) and the `pathParameters`. No route -> 404 `{"message":"Not Found"}`.
 - Auth: routes with the JWT authorizer need a valid bearer token (local/auth.py), else 401
-  `{"message":"Unauthorized"}`; the claims go to requestContext.authorizer.jwt.claims.
+  `{"message":"Unauthorized"}`; the claims go to requestContext.authorizer.jwt.claims. Routes with a
+  Lambda authorizer (REQUEST, payload 2.0, simple responses, no cache) invoke its function as API
+  Gateway does (`lambda_authorizers`): `isAuthorized: false` is 403 `{"message":"Forbidden"}`, an error
+  500; otherwise its context goes to requestContext.authorizer.lambda.
 - The function is invoked as API Gateway's Lambda integration does, straight into its pool of
   environments (local/lambda_runtime.py), without an HTTP round trip through moto's Invoke API; a
   function error answers 500 `{"message":"Internal Server Error"}`.
@@ -43,13 +46,14 @@ class Route:
     authorized: bool
     pattern: re.Pattern
     static: bool
+    authorizer: str | None = None  # the template's authorizer name (None: the API's JWT authorizer, or none)
 
     @property
     def route_key(self) -> str:
         return f"{self.method} {self.path}"
 
 
-def compile_route(method: str, path: str, authorized: bool) -> Route:
+def compile_route(method: str, path: str, authorized: bool, authorizer: str | None = None) -> Route:
     parts = []
     static = True
     for segment in path.strip("/").split("/"):
@@ -60,7 +64,7 @@ def compile_route(method: str, path: str, authorized: bool) -> Route:
             parts.append(f"(?P<{name}>.+)" if greedy else f"(?P<{name}>[^/]+)")
         else:
             parts.append(re.escape(segment))
-    return Route(method.upper(), path, authorized, re.compile("^/" + "/".join(parts) + "$"), static)
+    return Route(method.upper(), path, authorized, re.compile("^/" + "/".join(parts) + "$"), static, authorizer)
 
 
 @dataclass
@@ -151,6 +155,8 @@ class ApiFront:
         self.cors = cors
         self.jwks = jwks
         self.invoke = invoke  # (event) -> (payload, errored): the function's Lambda integration
+        # authorizer name -> (event) -> (payload, errored): the Lambda authorizers' functions
+        self.lambda_authorizers: dict[str, object] = {}
         self.ready = threading.Event()
         self.server = None
         self._thread: threading.Thread | None = None
@@ -207,7 +213,8 @@ class ApiFront:
         route, path_parameters = matched
 
         claims = None
-        if route.authorized:
+        lambda_authorizer = self.lambda_authorizers.get(route.authorizer or "") if route.authorized else None
+        if route.authorized and lambda_authorizer is None:
             try:
                 claims = self.verifier.verify(header_map.get("authorization"))
             except auth.Unauthorized as error:
@@ -216,7 +223,32 @@ class ApiFront:
                 return status, hdrs + [("www-authenticate", "Bearer")], payload
 
         event = self._event(method, path, query, header_map, body, source_ip, route, path_parameters, claims)
+        if lambda_authorizer is not None:
+            context = self._lambda_authorize(lambda_authorizer, event)
+            if isinstance(context, tuple):  # API Gateway's own answer: denied, or the authorizer failed
+                return context
+            event["requestContext"]["authorizer"] = {"lambda": context}
         return self._invoke(event)
+
+    def _lambda_authorize(self, invoke, event: dict):
+        """The Lambda authorizer's context, or API Gateway's answer when it denies (403) or fails (500).
+        Its event is the request's, without the body, with `type: REQUEST` and the route's ARN."""
+        context = event["requestContext"]
+        request = {key: value for key, value in event.items() if key not in ("body", "isBase64Encoded")}
+        request.update(type="REQUEST", identitySource=[],
+                       routeArn=f"arn:aws:execute-api:us-east-1:{context['accountId']}:{context['apiId']}/"
+                                f"{context['stage']}/{context['http']['method']}{context['http']['path']}")
+        payload, errored = invoke(request)
+        try:
+            decision = json.loads(payload or b"null")
+        except json.JSONDecodeError:
+            decision = None
+        if errored or not isinstance(decision, dict) or not isinstance(decision.get("isAuthorized"), bool):
+            log.error("the authorizer failed: %s", str(payload)[:2000])
+            return _json(500, {"message": "Internal Server Error"})
+        if not decision["isAuthorized"]:
+            return _json(403, {"message": "Forbidden"})
+        return decision.get("context") or {}
 
     def _event(self, method, path, query, header_map, body, source_ip, route, path_parameters, claims) -> dict:
         from local.apigw import http_event
@@ -370,7 +402,9 @@ def _json(status: int, body: dict) -> tuple[int, list[tuple[str, str]], bytes]:
 def routes_from_template(template: dict, function_logical_id: str = "ApiFunction") -> list[Route]:
     from local import cfn
 
-    return [compile_route(m, p, a) for m, p, a in cfn.http_routes(template, function_logical_id)]
+    authorizers = cfn.http_route_authorizers(template, function_logical_id)
+    return [compile_route(m, p, a, authorizers.get((m, p)))
+            for m, p, a in cfn.http_routes(template, function_logical_id)]
 
 
 def cors_from_template(template: dict, resolver, function_logical_id: str = "ApiFunction") -> Cors | None:

@@ -19,10 +19,11 @@ PLACEHOLDER_ENVIRONMENT = {
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:openapi",
     "DASHSCOPE_BASE_URL": "https://dashscope.aliyuncs.com", "OPENAI_BASE_URL": "https://api.openai.com",
     "RESULT_HOST_ALLOWLIST": "*.aliyuncs.com", "SUBMIT_RATE_LIMIT_PER_MINUTE": "3", "TASK_DEADLINE_SECONDS": "600",
+    "VIDEO_TASK_DEADLINE_SECONDS": "1800",
     "HOLD_GRACE_SECONDS": "3600", "QUEUE_TIMEOUT_SECONDS": "1800", "PROVIDER_CAPACITY": "", "MEMBER_GROUP": "members",
     "ADMIN_GROUP": "admins", "POWERTOOLS_SERVICE_NAME": "aigc", "POWERTOOLS_METRICS_NAMESPACE": "Aigc/openapi",
     "POWERTOOLS_LOG_LEVEL": "INFO", "UPLOAD_TRIGGER": "Enabled", "UPLOAD_MAX_BYTES": "10485760",
-    "MAX_GRANT_POINTS": "100000",
+    "MAX_GRANT_POINTS": "100000", "API_KEYS_TABLE": "api-keys",
 }
 
 

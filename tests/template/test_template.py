@@ -26,6 +26,7 @@ from local.cfn import (
     Resolver,
     dynamodb_table_kwargs,
     functions,
+    http_route_authorizers,
     http_routes,
     load_template,
     point_in_time_recovery,
@@ -50,7 +51,9 @@ SAM_ENV = {
 # What each function may touch (docs/ARCHITECTURE.md, "Functions").
 ALLOWED_RESOURCES = {
     "ApiFunction": {"PointsTable", "TasksTable", "IdempotencyTable", "TaskStateMachine", "ResultsBucket",
-                    "ProviderKeysSecret", "WebhookSecretsTable", "SchedulerTable"},
+                    "ProviderKeysSecret", "WebhookSecretsTable", "SchedulerTable", "ApiKeysTable"},
+    # the HttpApi's Lambda authorizer: finds a key by its hash, notes its last use
+    "AuthorizerFunction": {"ApiKeysTable"},
     "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket", "SchedulerTable"},
     "ProviderPollFunction": {"TasksTable", "ProviderKeysSecret", "SchedulerTable"},
     "StoreResultsFunction": {"TasksTable", "ResultsBucket", "SchedulerTable"},
@@ -62,6 +65,10 @@ ALLOWED_RESOURCES = {
     # reads the tasks table's stream only (SAM's stream policy), presigns the body's result URLs
     "WebhookFunction": {"TasksTable", "WebhookSecretsTable", "WebhookQueue", "WebhookDeadLetterQueue",
                         "ResultsBucket"},
+    # records and forgets sockets (aigc.domain.push)
+    "SocketFunction": {"ConnectionsTable"},
+    # reads the two streams (SAM's stream policy), finds a user's sockets, posts to the stage, presigns results
+    "PushFunction": {"ConnectionsTable", "WebSocketApi", "WebSocketStage", "ResultsBucket"},
 }
 SENSITIVE_SERVICES = ("dynamodb", "s3", "secretsmanager", "states", "lambda", "kms")
 LAMBDA_SERVICE_ERRORS = {
@@ -370,7 +377,8 @@ def test_admins_are_invited_and_sign_in_with_mfa(template: dict) -> None:
 
 def _route_authorizers(cfn: dict) -> tuple[dict[tuple[str, str], str], dict]:
     """({(METHOD, path): authorizer name}, the API's OpenAPI body) of the one HttpApi SAM generated."""
-    (api,) = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
+    (api,) = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api"
+              and r["Properties"].get("ProtocolType") != "WEBSOCKET"]
     body = api["Properties"]["Body"]
     routes = {(method.upper(), path): next(iter(op["security"][0]))
               for path, ops in body["paths"].items() for method, op in ops.items()}
@@ -403,6 +411,45 @@ def test_admin_routes_accept_only_the_admins_pool(template: dict) -> None:
             expected = admins if route in admin_routes else users
             assert (jwt["issuer"], jwt["audience"]) == expected, (route, name, parameters)
     assert {route for route, name in routes.items() if name == "AdminJwtAuthorizer"} == admin_routes
+
+
+def test_api_keys_reach_only_the_routes_the_contract_gives_them(template: dict) -> None:
+    """The routes the OpenAPI document marks `x-api-key-scope` (aigc.api.contract.key_route) are exactly those
+    behind the Lambda authorizer; every other authorized route stays behind a JWT authorizer (managing keys,
+    webhook secrets, admin). The authorizer is uncached and has no identity source (API Gateway would answer
+    401 itself when a caller sends only one of Authorization and X-API-Key), and uses simple responses."""
+    from local.openapi import api_document
+
+    document = api_document()
+    keyed = {(method.upper(), path) for path, operations in document["paths"].items()
+             for method, operation in operations.items() if operation.get("x-api-key-scope")}
+    by_route = http_route_authorizers(template, "ApiFunction")
+    assert keyed and {route for route, name in by_route.items() if name == "KeyOrJwtAuthorizer"} == keyed
+    assert {("POST", "/user/ai/tasks/submit"), ("GET", "/user/ai/tasks/{taskNo}")} <= keyed
+    assert not {route for route in keyed if "/api-keys" in route[1] or "/webhooks/" in route[1]
+                or route[1].startswith("/admin")}
+    spec = template["Resources"]["HttpApi"]["Properties"]["Auth"]["Authorizers"]["KeyOrJwtAuthorizer"]
+    assert spec["FunctionArn"] == {"Ref": "AuthorizerFunction.Alias"}
+    assert spec["Identity"] == {"ReauthorizeEvery": 0} and spec["EnableSimpleResponses"] is True
+    assert spec["AuthorizerPayloadFormatVersion"] == "2.0"
+    cors = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    assert "X-API-Key" in cors["AllowHeaders"] and "DELETE" in cors["AllowMethods"]
+    _require_sam()
+    body = _transformed()["Resources"]["HttpApi"]["Properties"]["Body"]
+    authorizer = body["components"]["securitySchemes"]["KeyOrJwtAuthorizer"]["x-amazon-apigateway-authorizer"]
+    assert authorizer["authorizerResultTtlInSeconds"] == 0 and authorizer["identitySource"] == []
+
+
+def test_api_keys_are_touched_by_exactly_what_needs_them() -> None:
+    """The API creates (conditional put), lists (UserKeys) and revokes (conditional delete) keys; the authorizer
+    reads one by its hash and updates its lastUsedTime. Nothing scans them; nothing else reaches them."""
+    _require_sam()
+    cfn = _transformed()
+    assert _actions_on(cfn, "ApiFunction", "ApiKeysTable") == {"dynamodb:putitem", "dynamodb:deleteitem",
+                                                               "dynamodb:query"}
+    assert _actions_on(cfn, "AuthorizerFunction", "ApiKeysTable") == {"dynamodb:getitem", "dynamodb:updateitem"}
+    for function in set(functions(load_template(TEMPLATE))) - {"ApiFunction", "AuthorizerFunction"}:
+        assert not _actions_on(cfn, function, "ApiKeysTable"), function
 
 
 def _rules_refuse(template: dict, parameters: dict) -> list[str]:
@@ -475,7 +522,8 @@ def test_each_function_environment_is_exactly_its_model(template: dict) -> None:
 
 def test_dynamodb_tables_build_in_moto(template: dict) -> None:
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable", "WebhookSecretsTable", "SchedulerTable"}
+    assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable", "WebhookSecretsTable", "SchedulerTable",
+                           "ApiKeysTable", "ConnectionsTable"}
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         for logical in tables:
@@ -577,6 +625,9 @@ def test_http_routes(template: dict) -> None:
         ("GET", "/docs", False),
         ("GET", "/user/webhooks/secret", True),
         ("POST", "/user/webhooks/secret/rotate", True),
+        ("POST", "/user/api-keys", True),
+        ("GET", "/user/api-keys", True),
+        ("DELETE", "/user/api-keys/{keyId}", True),
     }
     for logical in functions(template):
         if logical != "ApiFunction":

@@ -1,4 +1,4 @@
-"""Python client for the AIGC points API: `Client(base_url, token)` and the `aigc` command line."""
+"""Python client for the AIGC points API: `Client(base_url, token, api_key=...)` and the `aigc` command line."""
 from aigc_client.client import DEFAULT_BASE_URL, Client
 from aigc_client.errors import (
     AigcError,
@@ -13,10 +13,10 @@ from aigc_client.errors import (
     ServerError,
     WaitTimeout,
 )
-from aigc_client.models import FINAL_STATUSES, Balance, LedgerEntry, ModelInfo, Page, Task, Upload
+from aigc_client.models import FINAL_STATUSES, ApiKey, Balance, LedgerEntry, ModelInfo, Page, Task, Upload
 
 __all__ = [
-    "DEFAULT_BASE_URL", "FINAL_STATUSES", "AigcError", "ApiError", "AuthError", "Balance", "BadRequest", "Client",
+    "DEFAULT_BASE_URL", "FINAL_STATUSES", "AigcError", "ApiError", "ApiKey", "AuthError", "Balance", "BadRequest", "Client",
     "Conflict", "InsufficientPoints", "LedgerEntry", "ModelInfo", "NetworkError", "NotFound", "Page", "RateLimited",
     "ServerError", "Task", "Upload", "WaitTimeout",
 ]

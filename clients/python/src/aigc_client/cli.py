@@ -49,14 +49,14 @@ Limit = Annotated[int, typer.Option(help="At most this many (0: all).")]
 
 
 class State:
-    def __init__(self, base_url: str, token: str | None, as_json: bool):
-        self.base_url, self.token, self.as_json = base_url, token, as_json
+    def __init__(self, base_url: str, token: str | None, as_json: bool, api_key: str | None = None):
+        self.base_url, self.token, self.as_json, self.api_key = base_url, token, as_json, api_key
         self._client: Client | None = None
 
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.base_url, self.token)
+            self._client = Client(self.base_url, self.token, api_key=self.api_key or "")
         return self._client
 
 
@@ -66,9 +66,11 @@ def _options(
     base_url: Annotated[str, typer.Option(envvar="AIGC_BASE_URL", help="API base URL.")] = DEFAULT_BASE_URL,
     token: Annotated[Optional[str], typer.Option(envvar="AIGC_TOKEN", help="Bearer token (JWT).",
                                                  show_default=False)] = None,
+    api_key: Annotated[Optional[str], typer.Option(envvar="AIGC_API_KEY", help="API key (aigc_...): tasks and "
+                                                   "points commands, within its scopes.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.", metavar="")] = False,
 ) -> None:
-    state = State(base_url, token, as_json)
+    state = State(base_url, token, as_json, api_key)
     ctx.obj = state
     ctx.call_on_close(lambda: state._client and state._client.close())
 
@@ -320,6 +322,62 @@ def webhook_secret(ctx: typer.Context,
     _dump({"secret": secret}) if state.as_json else print(secret)
 
 
+keys_app = typer.Typer(name="keys", help="Your API keys (need --token: a signed-in user, not a key).",
+                       no_args_is_help=True)
+app.add_typer(keys_app)
+
+
+def _key_row(key) -> list[str]:
+    return [key.key_id, key.name, key.prefix, " ".join(key.scopes),
+            "" if key.daily_points_limit is None else str(key.daily_points_limit),
+            ",".join(key.models) if key.models is not None else "all",
+            "expired" if key.expired else _time(key.expire_time) or "never", _time(key.last_used_time)]
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Your label for the key.")],
+    scope: Annotated[Optional[list[str]], typer.Option(help="tasks:write, tasks:read or points:read (default: "
+                                                            "all three). Repeatable.")] = None,
+    expires_in_days: Annotated[Optional[int], typer.Option(help="Days until it stops working (default: "
+                                                                "never).")] = None,
+    daily_points_limit: Annotated[Optional[int], typer.Option(help="Points it may spend per UTC day.")] = None,
+    model: Annotated[Optional[list[str]], typer.Option(help="A model it may use (default: all). "
+                                                            "Repeatable.")] = None,
+) -> None:
+    """Create an API key; prints the key once (store it: it is never shown again)."""
+    state = _state(ctx)
+    key = state.client.create_api_key(name, scopes=scope, expires_in_days=expires_in_days,
+                                      daily_points_limit=daily_points_limit, models=model)
+    if state.as_json:
+        _dump(key.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return
+    print(key.key)
+    err.print(f"{key.key_id} ({' '.join(key.scopes)}): store the key now, it is not shown again")
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context) -> None:
+    """Your API keys (never their secrets)."""
+    state = _state(ctx)
+    keys = state.client.api_keys()
+    if state.as_json:
+        _dump([k.model_dump(mode="json", by_alias=True, exclude_none=True) for k in keys])
+        return
+    _table(["keyId", "name", "prefix", "scopes", "daily limit", "models", "expires", "last used"],
+           [_key_row(k) for k in keys])
+
+
+@keys_app.command("revoke")
+def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(metavar="KEY_ID")]) -> None:
+    """Revoke an API key: refused from the next request on."""
+    state = _state(ctx)
+    key = state.client.revoke_api_key(key_id)
+    _dump(key.model_dump(mode="json", by_alias=True, exclude_none=True)) if state.as_json else out.print(
+        f"{key.key_id} revoked")
+
+
 def exit_code(error: AigcError) -> int:
     if isinstance(error, (AuthError, InsufficientPoints, RateLimited)):
         return EXIT_DENIED
@@ -337,5 +395,5 @@ def main() -> None:
         err.print(f"error: {error}")
         if isinstance(error, AuthError) and error.status == 401 and not os.environ.get("AIGC_TOKEN") \
                 and "--token" not in sys.argv:
-            err.print("hint: set AIGC_TOKEN or pass --token")
+            err.print("hint: set AIGC_TOKEN (or AIGC_API_KEY) or pass --token (or --api-key)")
         sys.exit(exit_code(error))

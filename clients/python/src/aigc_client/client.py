@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import mimetypes
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import httpx
 from pydantic import BaseModel
 
 from aigc_client.errors import AigcError, NetworkError, RateLimited, ServerError, WaitTimeout, error_for
-from aigc_client.models import Balance, LedgerEntry, ModelInfo, Page, Task, Upload
+from aigc_client.models import ApiKey, Balance, LedgerEntry, ModelInfo, Page, Task, Upload
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8081"
 WAIT_POLL_FAILURES = 5  # consecutive failed polls `wait` rides out
@@ -25,16 +26,24 @@ def _task_no(task: TaskRef) -> str:
 
 
 class Client:
-    """A client of one API for one user (the bearer token's subject).
+    """A client of one API for one user (the bearer token's subject, or the API key's owner).
 
     ``with Client(url, token) as client: client.wait(client.submit("wanx-v1", prompt="a red kite"))``
+
+    `api_key` (`aigc_...`, default: the AIGC_API_KEY environment variable when no token is given) is sent as
+    `X-API-Key`: tasks and points routes accept it within its scopes; managing keys and webhook secrets need
+    the `token` (a JWT). With both, each route takes the credential it accepts.
     """
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, token: str | None = None, *, timeout: float = 30.0,
-                 retries: int = 2):
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, token: str | None = None, *, api_key: str | None = None,
+                 timeout: float = 30.0, retries: int = 2):
         headers = {"Accept": "application/json", "User-Agent": "aigc-client/0.1"}
+        if api_key is None and not token:
+            api_key = os.environ.get("AIGC_API_KEY") or None
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        if api_key:
+            headers["X-API-Key"] = api_key
         # retries: connection failures only (httpx never repeats a request the server has seen).
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout,
                                   transport=httpx.HTTPTransport(retries=retries))
@@ -180,6 +189,28 @@ class Client:
         if rotate:
             return self._request("POST", "/user/webhooks/secret/rotate")["secret"]
         return self._request("GET", "/user/webhooks/secret")["secret"]
+
+    # ---------------------------------------------------------------- API keys (need the token, a JWT)
+    def create_api_key(self, name: str, *, scopes: list[str] | None = None, expires_in_days: int | None = None,
+                       daily_points_limit: int | None = None, models: list[str] | None = None) -> ApiKey:
+        """A new API key; its secret (`.key`) is in this answer only: store it now.
+
+        `scopes`: tasks:write, tasks:read, points:read (default all); `daily_points_limit`: points it may spend
+        per UTC day; `models`: the models it may use (default all)."""
+        body: dict[str, Any] = {"name": name}
+        for field, value in (("scopes", scopes), ("expiresInDays", expires_in_days),
+                             ("dailyPointsLimit", daily_points_limit), ("models", models)):
+            if value is not None:
+                body[field] = value
+        return ApiKey.model_validate(self._request("POST", "/user/api-keys", json=body))
+
+    def api_keys(self) -> list[ApiKey]:
+        """Your API keys, newest first (never their secrets)."""
+        return [ApiKey.model_validate(k) for k in self._request("GET", "/user/api-keys")]
+
+    def revoke_api_key(self, key_id: str) -> ApiKey:
+        """Revoke a key: it is refused from the next request on."""
+        return ApiKey.model_validate(self._request("DELETE", f"/user/api-keys/{key_id}"))
 
     # ---------------------------------------------------------------- files
     def upload(self, path: str | Path, *, parameters: dict[str, Any] | None = None,

@@ -120,3 +120,19 @@ class Upload(ApiModel):
     key: str
     expires_in: int | None = None
     max_bytes: int | None = None
+
+
+class ApiKey(ApiModel):
+    """An API key as its owner sees it. `key` (the secret, `aigc_...`) is set only in the answer that created it."""
+
+    key_id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    expire_time: datetime | None = None
+    daily_points_limit: int | None = None
+    models: list[str] | None = None
+    create_time: datetime | None = None
+    last_used_time: datetime | None = None
+    expired: bool = False
+    key: str | None = None

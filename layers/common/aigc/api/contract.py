@@ -13,7 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi import swagger_ui
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
 
 from aigc.api.schemas import ErrorResponse
@@ -24,20 +24,45 @@ DESCRIPTION = (
     "AI image work (outpainting, text-to-image, image-to-image) sold for points. Every answer is the envelope "
     "`{code, message, data}`; `code` is 200 on success and equals the HTTP status on errors, and a 400's "
     "message names the field and the rule. A rejected request changes nothing. Send `Authorization: Bearer <JWT>`; "
-    "the user is the token's `sub`."
+    "the user is the token's `sub`. Routes marked with `x-api-key-scope` also take an API key (`Authorization: "
+    "Bearer aigc_...` or `X-API-Key: aigc_...`, POST /user/api-keys) that has that scope; the others need a JWT. "
+    "Messages are English; with `Accept-Language: zh-CN` (or `zh`, q-values honoured) every message is Chinese: "
+    "errors, validation errors (naming the field), a task's `errorMessage` and `effect`. Answers carry "
+    "`Content-Language`; webhook bodies use the language of the task's submit."
 )
 SECURITY_SCHEME = "bearerAuth"
 ERROR_SCHEMA = "ErrorResponse"
 GATEWAY_SCHEMA = "GatewayError"
 # Marks a route that needs no token (route decorator: **PUBLIC).
 PUBLIC = {"openapi_extensions": {"security": []}}
+API_KEY_SCHEME = "apiKeyAuth"
+TASKS_WRITE, TASKS_READ, POINTS_READ = "tasks:write", "tasks:read", "points:read"
+
+
+def key_route(scope: str) -> dict:
+    """Marks a route an API key with `scope` may call (route decorator: **key_route(scope)); the template
+    puts these routes behind the Lambda authorizer, every other authorized route behind the JWT authorizer."""
+    return {"openapi_extensions": {"security": [{SECURITY_SCHEME: []}, {API_KEY_SCHEME: []}],
+                                   "x-api-key-scope": scope}}
+
+
+# Every operation takes it (openapi_document adds it): the language of the answer's messages.
+ACCEPT_LANGUAGE = {
+    "name": "Accept-Language", "in": "header", "required": False,
+    "description": "zh-CN or zh for Chinese messages, else English (RFC 9110 q-values: `zh;q=0.9, en;q=0.8`); "
+                   "the answer's Content-Language says which",
+    "schema": {"type": "string", "maxLength": 1024, "examples": ["zh-CN", "en", "zh-CN,zh;q=0.9,en;q=0.8"]},
+}
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("bad input: the message names the field and the rule; nothing was charged",
           "parameters.xScale: Input should be less than or equal to 3"),
-    401: ("no valid token (API Gateway answers {\"message\": \"Unauthorized\"})", "not logged in or token expired"),
-    402: ("not enough points; nothing was charged", "not enough points: this task costs 30, your balance is 25"),
-    403: ("not allowed (admin routes, or a token whose sub is not a valid user id)",
+    401: ("no valid token or API key (API Gateway's JWT authorizer answers {\"message\": \"Unauthorized\"}); "
+          "whether a key exists is never told", "not logged in or token expired"),
+    402: ("not enough points, or beyond the API key's daily points limit (errorCode ApiKey.DailyLimit); nothing was "
+          "charged", "not enough points: this task costs 30, your balance is 25"),
+    403: ("not allowed (admin routes, a token whose sub is not a valid user id, an API key without the route's "
+          "scope, on a route that needs a JWT, or outside its models: errorCode ApiKey.*)",
           "only members of 'admins' may do this"),
     404: ("unknown task or model (another user's task is a 404 too)", "task TASK-20251026153045123-4f1c2a9b not found"),
     409: ("conflict with the task's state or with an earlier request of the same Idempotency-Key",
@@ -78,14 +103,23 @@ def _gateway_error_schema() -> dict:
 def openapi_document(app) -> dict:
     schema = app.get_openapi_schema(
         title=TITLE, version=VERSION, description=DESCRIPTION,
-        security_schemes={SECURITY_SCHEME: HTTPBearer(
-            bearerFormat="JWT", description="an ID or access token of the stack's issuer (Cognito by default)")},
+        security_schemes={
+            SECURITY_SCHEME: HTTPBearer(
+                bearerFormat="JWT", description="an ID or access token of the stack's issuer (Cognito by default); "
+                "on routes with `x-api-key-scope`, an API key (aigc_...) too"),
+            API_KEY_SCHEME: APIKey(**{"in": APIKeyIn.header}, name="X-API-Key", description=(
+                "an API key (aigc_..., POST /user/api-keys), on routes with `x-api-key-scope` when the key has "
+                "that scope")),
+        },
         security=[{SECURITY_SCHEME: []}],
     )
     document = json.loads(schema.model_dump_json(by_alias=True, exclude_none=True))
     components = document.setdefault("components", {}).setdefault("schemas", {})
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
+            parameters = operation.setdefault("parameters", [])
+            if all(parameter.get("name") != ACCEPT_LANGUAGE["name"] for parameter in parameters):
+                parameters.append(dict(ACCEPT_LANGUAGE))
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             responses["500"] = _error_answer(500)  # not powertools' ResponseValidationError shape

@@ -21,7 +21,9 @@ from pydantic import (
     field_validator,
 )
 
+from aigc.api.validation_messages import problem_message
 from aigc.core.errors import BadRequest
+from aigc.core.i18n import Message, _
 from aigc.core.netcheck import UnsafeUrl, check_public_url
 
 # A user id is safe in an S3 key and a DynamoDB key (uploads/<userId>/..., results/<userId>/...).
@@ -36,7 +38,7 @@ SNIPPET_CHARS = 30
 def _plain_text(value: str) -> str:
     """No control characters (newlines and tabs allowed) and no lone surrogates: safe to store."""
     if any((ord(ch) < 32 and ch not in "\n\r\t") or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
-        raise ValueError("must not contain control characters")
+        raise ValueError(_("must not contain control characters"))
     return value
 
 
@@ -44,22 +46,24 @@ Text = Annotated[StrictStr, AfterValidator(_plain_text)]
 ImageUrlText = Annotated[StrictStr, Field(max_length=(MAX_URL_CHARS + 3) * MAX_IMAGE_URLS + 2)]
 
 
-def describe_validation_error(error: ValidationError | list, prefix: str = "") -> str:
-    """'parameters.xScale: Input should be less than or equal to 3' (first few problems)."""
+def describe_validation_error(error: ValidationError | list, prefix: str = "") -> Message:
+    """'parameters.xScale: Input should be less than or equal to 3' (first few problems), in every language:
+    the field as the request names it, the rule from the catalog (aigc.api.validation_messages)."""
     problems = error.errors() if isinstance(error, ValidationError) else error
     parts = []
     for problem in problems[:3]:
         location = [str(p) for p in problem.get("loc", ()) if p not in ("body", "query", "path", "header")]
         field = ".".join(([prefix] if prefix else []) + location) or "body"
-        message = problem.get("msg", "invalid")
+        message = problem_message(problem)
         kind = problem.get("type")
         if kind == "extra_forbidden":
-            message = "not a parameter of this model" if prefix else "not a field of this request"
+            message = _("not a parameter of this model") if prefix else _("not a field of this request")
         elif kind == "json_invalid":
             field = "body"
-            message = f"not valid JSON ({(problem.get('ctx') or {}).get('error', 'decode error')})"
-        parts.append(f"{field}: {message}")
-    return "; ".join(parts)
+            detail = (problem.get("ctx") or {}).get("error", "decode error")
+            message = _("not valid JSON ({detail})", detail=detail if isinstance(detail, Message) else str(detail))
+        parts.append(_("{field}: {problem}", field=field, problem=message))
+    return Message.join(parts)
 
 
 def parse_image_urls(value: Any, *, allow_private_hosts: bool = False) -> list[str]:
@@ -72,18 +76,18 @@ def parse_image_urls(value: Any, *, allow_private_hosts: bool = False) -> list[s
             try:
                 value = json.loads(text)
             except (ValueError, RecursionError):
-                raise BadRequest("imageUrl: not a valid JSON array of URLs") from None
+                raise BadRequest(_("imageUrl: not a valid JSON array of URLs")) from None
         else:
             value = [text]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise BadRequest("imageUrl: must be a URL, a JSON array of URLs, or a JSON-array string of URLs")
+        raise BadRequest(_("imageUrl: must be a URL, a JSON array of URLs, or a JSON-array string of URLs"))
     if len(value) > MAX_IMAGE_URLS:
-        raise BadRequest(f"imageUrl: at most {MAX_IMAGE_URLS} images")
+        raise BadRequest(_("imageUrl: at most {limit} images", limit=MAX_IMAGE_URLS))
     for url in value:
         try:
             check_public_url(url, allow_private_hosts=allow_private_hosts, max_chars=MAX_URL_CHARS)
         except UnsafeUrl as problem:
-            raise BadRequest(f"imageUrl: {problem}") from None
+            raise BadRequest(_("imageUrl: {problem}", problem=problem.text)) from None
     return value
 
 
@@ -91,15 +95,31 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
+TEMPLATE_CODE = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
+
+
 class SubmitTaskRequest(_Request):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"modelName": "image-out-painting", "imageUrl": "https://example.com/photo.jpg",
          "parameters": {"angle": 90, "outputRatio": "4:3"}},
         {"modelName": "wanx-v1", "prompt": "a red kite over the sea", "parameters": {"n": 2}},
+        {"modelName": "wanx2.1-t2v-turbo", "prompt": "a paper boat drifting down a rainy street",
+         "parameters": {"size": "832*480"}},
+        {"templateCode": "watercolour-portrait", "inputs": {"subject": "an old fisherman with a grey beard"}},
+        {"templateCode": "photo-to-clip", "templateVersion": 1, "inputs": {"seconds": 3},
+         "imageUrl": "https://example.com/photo.jpg"},
     ]})
 
-    model_name: Text = Field(alias="modelName", min_length=1, max_length=100,
-                             description="a model of GET /models", examples=["image-out-painting"])
+    model_name: Text | None = Field(None, alias="modelName", min_length=1, max_length=100,
+                                    description="a model of GET /models (or templateCode: exactly one of the two)",
+                                    examples=["image-out-painting"])
+    template_code: Annotated[StrictStr, Field(pattern=TEMPLATE_CODE, max_length=64)] | None = Field(
+        None, alias="templateCode", description="a template of GET /templates instead of modelName: the template "
+        "sets the model, its parameters, the prompt and the price", examples=["watercolour-portrait"])
+    template_version: StrictInt | None = Field(None, alias="templateVersion", ge=1, le=100_000,
+                                               description="with templateCode: this version (default: the latest)")
+    inputs: dict[str, Any] | None = Field(None, description="with templateCode: the template's inputs "
+                                                            "(GET /templates shows their JSON schema)")
     prompt: Text | None = Field(None, max_length=2000, description="what to draw (text models need it)")
     image_url: ImageUrlText | list[ImageUrlText] | None = Field(
         None, alias="imageUrl",
@@ -127,6 +147,24 @@ class GrantRequest(_Request):
     user_id: StrictStr = Field(alias="userId", max_length=MAX_USER_ID_CHARS, pattern=SAFE_USER_ID)
     amount: StrictInt = Field(gt=0, le=1_000_000)
     reason: Text = Field(min_length=1, max_length=200)
+    valid_days: StrictInt | None = Field(None, alias="validDays", ge=1, le=3650,
+                                         description="the points expire this many days after the grant; "
+                                                     "default: never")
+    category: Literal["paid", "promotional"] = Field(
+        "promotional", description="promotional points are spent before paid ones")
+
+
+class CheckoutRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"packId": "standard"}]})
+
+    pack_id: StrictStr = Field(alias="packId", min_length=1, max_length=40, description="a pack of GET /points/packs")
+    currency: StrictStr | None = Field(None, pattern=r"^[A-Za-z]{3}$",
+                                       description="the currency you expect to pay in; another pack's is a 400")
+    success_url: Annotated[StrictStr, Field(max_length=MAX_URL_CHARS, pattern=r"^https?://")] | None = Field(
+        None, alias="successUrl", description="where the payment page returns after paying (default: the "
+                                              "stack's CheckoutSuccessUrl); {CHECKOUT_SESSION_ID} is filled in")
+    cancel_url: Annotated[StrictStr, Field(max_length=MAX_URL_CHARS, pattern=r"^https?://")] | None = Field(
+        None, alias="cancelUrl", description="where it returns when the buyer gives up")
 
 
 class UploadRequest(_Request):
@@ -137,6 +175,26 @@ class UploadRequest(_Request):
     content_type: Text = Field(alias="contentType", min_length=1, max_length=100,
                                examples=["image/png", "image/jpeg", "image/webp"])
     parameters: dict[str, Any] | None = Field(None, description="outpainting parameters for the task")
+
+
+ApiKeyScope = Literal["tasks:write", "tasks:read", "points:read"]
+
+
+class CreateApiKeyRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "shop backend", "scopes": ["tasks:write", "tasks:read"], "expiresInDays": 90,
+         "dailyPointsLimit": 500, "models": ["image-out-painting"]}]})
+
+    name: Text = Field(min_length=1, max_length=64, description="your label for the key")
+    scopes: list[ApiKeyScope] | None = Field(
+        None, min_length=1, max_length=3, description="what the key may do; default all three")
+    expires_in_days: StrictInt | None = Field(None, alias="expiresInDays", ge=1, le=3650,
+                                              description="days until the key stops working; default never")
+    daily_points_limit: StrictInt | None = Field(
+        None, alias="dailyPointsLimit", ge=1, le=10_000_000,
+        description="points the key may spend per UTC day (a submit beyond it is a 402); default no limit")
+    models: list[Annotated[Text, Field(min_length=1, max_length=100)]] | None = Field(
+        None, min_length=1, max_length=50, description="the models the key may use; default every model")
 
 
 class OperatorRefundRequest(_Request):
@@ -154,6 +212,21 @@ TaskStatusValue = Literal["queued", "processing", "completed", "failed", "cancel
 
 class _Out(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
+
+
+class PriceFactor(_Out):
+    kind: Literal["perImage", "perSecond", "multiplier", "surcharge"]
+    label: str = Field(examples=["HD mode (bestQuality)"])
+    factor: float | None = Field(None, description="the amount was multiplied by this")
+    points: float | None = Field(None, description="this was added")
+
+
+class PricingView(_Out):
+    """A price and why: the base, times each factor, plus each surcharge, rounded up to `total`."""
+
+    base: int = Field(examples=[10])
+    factors: list[PriceFactor]
+    total: int = Field(examples=[20])
 
 
 class TaskView(_Out):
@@ -186,16 +259,36 @@ class TaskView(_Out):
     webhook: str | None = Field(None, description="where this task's events are delivered, as given on submit")
     webhook_events_filter: list[Literal["start", "completed"]] | None = Field(
         None, alias="webhookEventsFilter", description="which events are delivered; null without a webhook")
+    result_type: Literal["image", "video"] = Field("image", alias="resultType")
+    duration_seconds: float | None = Field(
+        None, alias="durationSeconds", description="video: the stored clip's length once completed, before: the "
+        "length asked for; null for images")
+    resolution: str | None = Field(
+        None, description="the first result's WIDTHxHEIGHT once completed; before: what was asked for (a video "
+        "size as WIDTHxHEIGHT, or a tier such as 720P), when known", examples=["1280x720"])
+    template_code: str | None = Field(None, alias="templateCode", description="the template it was made with")
+    template_version: int | None = Field(None, alias="templateVersion")
+    pricing: PricingView | None = Field(None, description="what it was charged and why (tasks made before pricing "
+                                                          "rules: null)")
+
+
+class LotShare(_Out):
+    lot_id: str = Field(alias="lotId")
+    points: int = Field(ge=0)
 
 
 class LedgerEntry(_Out):
     id: str
-    type: Literal["debit", "refund", "grant", ""]
-    amount: int = Field(description="signed: debits are negative")
+    type: Literal["debit", "refund", "grant", "purchase", "expire", "clawback", ""]
+    amount: int = Field(description="signed: debits, expiries and clawbacks are negative")
     ref: str | None
     task_no: str | None = Field(alias="taskNo")
+    order_no: str | None = Field(None, alias="orderNo", description="the order of a purchase, its bonus or a "
+                                                                     "clawback")
     reason: str | None
     create_time: str = Field(alias="createTime")
+    lot_id: str | None = Field(None, alias="lotId", description="the lot, when the entry concerns one")
+    lots: list[LotShare] = Field(default_factory=list, description="the points taken from or given to each lot")
 
 
 class Page(_Out, Generic[T]):
@@ -216,10 +309,72 @@ class LedgerPage(Page[LedgerEntry]):
     pass
 
 
+class LotView(_Out):
+    lot_id: str = Field(alias="lotId")
+    category: Literal["paid", "promotional"]
+    source: str = Field(description="grant, purchase, bonus, or opening (points held before lots existed)")
+    granted: int
+    remaining: int
+    expire_time: str | None = Field(alias="expireTime", description="null: never expires")
+
+
 class Balance(_Out):
     user_id: str = Field(alias="userId")
     balance: int
-    expire_time: str | None = Field(None, alias="expireTime")
+    expire_time: str | None = Field(None, alias="expireTime",
+                                    description="the earliest expiry among the lots that hold points")
+    lots: list[LotView] = Field(default_factory=list, description="the lots that hold points, in spending order")
+
+
+class PackPrice(_Out):
+    amount: int = Field(description="in the currency's minor unit (cents, fen)", examples=[1999])
+    currency: str = Field(examples=["usd"])
+
+
+class PackView(_Out):
+    pack_id: str = Field(alias="packId", examples=["standard"])
+    name: str
+    description: str
+    points: int
+    valid_days: int | None = Field(alias="validDays", description="the points last this long; null: never expire")
+    bonus_points: int = Field(alias="bonusPoints", description="promotional points that come with the pack")
+    bonus_valid_days: int | None = Field(alias="bonusValidDays")
+    price: PackPrice
+
+
+OrderStatusValue = Literal["pending", "paid", "expired", "refunded", "disputed"]
+
+
+class CheckoutView(_Out):
+    order_no: str = Field(alias="orderNo", examples=["ORD-20251026153045123-4f1c2a9b0d3e5f71"])
+    status: OrderStatusValue
+    checkout_url: str | None = Field(alias="checkoutUrl", description="open it to pay")
+    provider_session_id: str | None = Field(alias="providerSessionId")
+
+
+class OrderView(_Out):
+    order_no: str = Field(alias="orderNo")
+    pack_id: str = Field(alias="packId")
+    points: int
+    bonus_points: int = Field(alias="bonusPoints")
+    amount: int
+    currency: str
+    status: OrderStatusValue
+    provider: str
+    provider_session_id: str | None = Field(alias="providerSessionId")
+    checkout_url: str | None = Field(None, alias="checkoutUrl", description="while pending")
+    create_time: str = Field(alias="createTime")
+    paid_time: str | None = Field(alias="paidTime")
+    problem: str | None = Field(None, description="why a payment event granted nothing (an amount mismatch ...)")
+
+
+class WebhookReceipt(_Out):
+    received: bool
+    outcome: str = Field(description="what the event did: paid, expired, refunded, ignored, unknown-order ...")
+
+
+class OrderPage(Page[OrderView]):
+    pass
 
 
 class ModelInfo(_Out):
@@ -234,6 +389,42 @@ class ModelInfo(_Out):
     expected_seconds: int = Field(alias="expectedSeconds")
     deadline_seconds: int = Field(alias="deadlineSeconds")
     parameters: dict[str, Any] = Field(description="JSON schema of the model's parameters")
+    result_type: Literal["image", "video"] = Field("image", alias="resultType")
+    price_rules: list[str] = Field(default_factory=list, alias="priceRules",
+                                   description="the pricing rules in words (pricing has them as data)")
+    video: dict[str, Any] | None = Field(None, description="video models: the durations, sizes or resolutions "
+                                                          "they take")
+
+
+class TemplateInfo(_Out):
+    code: str = Field(examples=["watercolour-portrait"])
+    name: str
+    version: int
+    category: str = Field(examples=["portrait"])
+    description: str
+    model_name: str = Field(alias="modelName")
+    task_type: str = Field(alias="taskType")
+    result_type: Literal["image", "video"] = Field(alias="resultType")
+    preset_parameters: dict[str, Any] = Field(alias="presetParameters")
+    prompt_template: str | None = Field(alias="promptTemplate")
+    inputs: dict[str, Any] = Field(description="JSON schema of the inputs")
+    input_parameters: dict[str, str] = Field(alias="inputParameters",
+                                             description="inputs that set a model parameter: input -> parameter")
+    images: dict[str, int] = Field(description="how many imageUrl the template takes: {min, max}")
+    example: dict[str, Any]
+    pricing: dict[str, Any]
+    price_rules: list[str] = Field(alias="priceRules")
+    example_price: int = Field(alias="examplePrice", description="the price with the example inputs")
+
+
+class Quote(_Out):
+    model_name: str = Field(alias="modelName")
+    task_type: str = Field(alias="taskType")
+    result_type: Literal["image", "video"] = Field(alias="resultType")
+    template_code: str | None = Field(None, alias="templateCode")
+    template_version: int | None = Field(None, alias="templateVersion")
+    parameters: dict[str, Any] = Field(description="the parameters the provider would get (snake_case)")
+    pricing: PricingView
 
 
 class GrantResult(_Out):
@@ -242,6 +433,9 @@ class GrantResult(_Out):
     balance: int
     grant_id: str = Field(alias="grantId")
     applied: bool = Field(description="false when this Idempotency-Key was already granted")
+    lot_id: str | None = Field(None, alias="lotId", description="the lot the points are in (the grant's id)")
+    category: Literal["paid", "promotional"] | None = None
+    expire_time: str | None = Field(None, alias="expireTime", description="null: never expires")
 
 
 class UploadTicket(_Out):
@@ -254,6 +448,24 @@ class UploadTicket(_Out):
 
 class WebhookSecret(_Out):
     secret: str = Field(description="the signing secret of your webhook deliveries", examples=["whsec_..."])
+
+
+class ApiKeyView(_Out):
+    key_id: str = Field(alias="keyId", examples=["key_3fJ9kQ2mZx81LwPa0"])
+    name: str
+    prefix: str = Field(description="the key's first 12 characters", examples=["aigc_4Zx9QmT"])
+    scopes: list[str]
+    expire_time: str | None = Field(None, alias="expireTime", description="null: never expires")
+    daily_points_limit: int | None = Field(None, alias="dailyPointsLimit", description="null: no limit")
+    models: list[str] | None = Field(None, description="null: every model")
+    create_time: str = Field(alias="createTime")
+    last_used_time: str | None = Field(None, alias="lastUsedTime", description="to the minute")
+    expired: bool = False
+
+
+class NewApiKey(ApiKeyView):
+    key: str = Field(description="the key itself: shown only in this answer, store it now",
+                     examples=["aigc_4Zx9QmT...(54 characters)"])
 
 
 class AdminTaskDetail(TaskView):
@@ -289,7 +501,35 @@ class BalanceResponse(Envelope[Balance]):
     pass
 
 
+class PacksResponse(Envelope[list[PackView]]):
+    pass
+
+
+class CheckoutResponse(Envelope[CheckoutView]):
+    pass
+
+
+class OrderResponse(Envelope[OrderView]):
+    pass
+
+
+class OrderPageResponse(Envelope[OrderPage]):
+    pass
+
+
+class WebhookReceiptResponse(Envelope[WebhookReceipt]):
+    pass
+
+
 class ModelsResponse(Envelope[list[ModelInfo]]):
+    pass
+
+
+class TemplatesResponse(Envelope[list[TemplateInfo]]):
+    pass
+
+
+class QuoteResponse(Envelope[Quote]):
     pass
 
 
@@ -306,6 +546,18 @@ class AdminTaskResponse(Envelope[AdminTaskView]):
 
 
 class WebhookSecretResponse(Envelope[WebhookSecret]):
+    pass
+
+
+class ApiKeyResponse(Envelope[ApiKeyView]):
+    pass
+
+
+class NewApiKeyResponse(Envelope[NewApiKey]):
+    pass
+
+
+class ApiKeyListResponse(Envelope[list[ApiKeyView]]):
     pass
 
 

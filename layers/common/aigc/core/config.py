@@ -47,7 +47,8 @@ class FunctionEnv(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     # Variables a function may read that the template does not set (local stack, tuning): optional.
-    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"ALLOW_PRIVATE_HOSTS", "PRESIGN_EXPIRY_SECONDS", "MAX_RESULT_BYTES"})
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"ALLOW_PRIVATE_HOSTS", "PRESIGN_EXPIRY_SECONDS", "MAX_RESULT_BYTES",
+                                                     "MAX_VIDEO_BYTES"})
 
     points_table: Name = Field(alias="POINTS_TABLE")
     tasks_table: Name = Field(alias="TASKS_TABLE")
@@ -60,6 +61,7 @@ class FunctionEnv(BaseModel):
     result_hosts: CommaList = Field(alias="RESULT_HOST_ALLOWLIST")
     submit_rate_limit_per_minute: int = Field(ge=0, alias="SUBMIT_RATE_LIMIT_PER_MINUTE")
     task_deadline_seconds: int = Field(ge=1, alias="TASK_DEADLINE_SECONDS")
+    video_task_deadline_seconds: int = Field(ge=1, alias="VIDEO_TASK_DEADLINE_SECONDS")
     hold_grace_seconds: int = Field(ge=1, alias="HOLD_GRACE_SECONDS")
     queue_timeout_seconds: int = Field(ge=1, alias="QUEUE_TIMEOUT_SECONDS")
     provider_capacity: JsonObject = Field(alias="PROVIDER_CAPACITY")
@@ -72,6 +74,7 @@ class FunctionEnv(BaseModel):
     allow_private_hosts: bool = Field(False, alias="ALLOW_PRIVATE_HOSTS")
     presign_expiry_seconds: int = Field(3600, ge=1, le=604800, alias="PRESIGN_EXPIRY_SECONDS")
     max_result_bytes: int = Field(50 * 1024 * 1024, ge=1, alias="MAX_RESULT_BYTES")
+    max_video_bytes: int = Field(256 * 1024 * 1024, ge=1, alias="MAX_VIDEO_BYTES")
 
     @classmethod
     def load(cls, environ: dict[str, str] | None = None):
@@ -95,6 +98,12 @@ class ApiEnv(FunctionEnv):
     upload_trigger: Literal["Enabled", "Disabled"] = Field(alias="UPLOAD_TRIGGER")
     upload_max_bytes: int = Field(ge=1, alias="UPLOAD_MAX_BYTES")
     max_grant_points: int = Field(ge=1, alias="MAX_GRANT_POINTS")
+    stats_table: Name = Field(alias="STATS_TABLE")  # GET /admin/stats reads the business numbers
+    api_keys_table: Name = Field(alias="API_KEYS_TABLE")  # POST/GET/DELETE /user/api-keys
+    # Stripe Checkout (aigc.flows.checkout; its keys are in the provider keys' secret)
+    stripe_api_base: Annotated[str, Field(pattern=r"^https?://")] = Field(alias="STRIPE_API_BASE")
+    checkout_success_url: Annotated[str, Field(pattern=r"^https?://")] = Field(alias="CHECKOUT_SUCCESS_URL")
+    checkout_cancel_url: Annotated[str, Field(pattern=r"^https?://")] = Field(alias="CHECKOUT_CANCEL_URL")
 
 
 class WorkflowEnv(FunctionEnv):
@@ -119,6 +128,43 @@ class ReconcileEnv(FunctionEnv):
     state_machine_arn: Name = Field(alias="STATE_MACHINE_ARN")
 
 
+class SocketEnv(FunctionEnv):
+    """The WebSocket API's $connect/$disconnect/$default routes (aigc.flows.push)."""
+
+    # JWKS_URL: where the issuer's keys are, when not at <issuer>/.well-known/jwks.json (the local stack).
+    OPTIONAL: ClassVar[frozenset[str]] = FunctionEnv.OPTIONAL | {"JWKS_URL"}
+
+    connections_table: Name = Field(alias="CONNECTIONS_TABLE")
+    jwt_issuer: Annotated[str, Field(pattern=r"^https?://")] = Field(alias="JWT_ISSUER")
+    jwt_audience: Name = Field(alias="JWT_AUDIENCE")  # one or more app client ids, comma-separated
+    jwks_url: str = Field("", alias="JWKS_URL")
+
+
+class PushEnv(FunctionEnv):
+    """The push consumer of the tasks' and points' streams (aigc.flows.push)."""
+
+    connections_table: Name = Field(alias="CONNECTIONS_TABLE")
+    websocket_management_url: Annotated[str, Field(pattern=r"^https?://")] = Field(alias="WEBSOCKET_MANAGEMENT_URL")
+
+
+class AuthorizerEnv(FunctionEnv):
+    """The HttpApi's Lambda authorizer (a JWT of the users' issuer, or an API key: aigc.domain.auth)."""
+
+    # JWKS_URL: where the issuer's keys are, when not at <issuer>/.well-known/jwks.json (the local stack).
+    OPTIONAL: ClassVar[frozenset[str]] = FunctionEnv.OPTIONAL | {"JWKS_URL"}
+
+    api_keys_table: Name = Field(alias="API_KEYS_TABLE")
+    jwt_issuer: Annotated[str, Field(pattern=r"^https?://")] = Field(alias="JWT_ISSUER")
+    jwt_audience: Name = Field(alias="JWT_AUDIENCE")  # one or more app client ids, comma-separated
+    jwks_url: str = Field("", alias="JWKS_URL")
+
+
+class StatsEnv(FunctionEnv):
+    """The business numbers' consumer of the tasks' and the ledger's streams (aigc.flows.stats_feed)."""
+
+    stats_table: Name = Field(alias="STATS_TABLE")
+
+
 # template.yaml's functions and the model each one validates at cold start.
 ENVIRONMENTS: dict[str, type[FunctionEnv]] = {
     "ApiFunction": ApiEnv,
@@ -129,6 +175,10 @@ ENVIRONMENTS: dict[str, type[FunctionEnv]] = {
     "WebhookFunction": WebhookEnv,
     "UploadFunction": UploadEnv,
     "ReconcileFunction": ReconcileEnv,
+    "StatsFunction": StatsEnv,
+    "AuthorizerFunction": AuthorizerEnv,
+    "SocketFunction": SocketEnv,
+    "PushFunction": PushEnv,
 }
 
 
@@ -147,6 +197,7 @@ class Settings(BaseModel):
                                     alias="RESULT_HOST_ALLOWLIST")
     submit_rate_limit_per_minute: int = Field(3, ge=0, alias="SUBMIT_RATE_LIMIT_PER_MINUTE")
     task_deadline_seconds: int = Field(600, ge=1, alias="TASK_DEADLINE_SECONDS")
+    video_task_deadline_seconds: int = Field(1800, ge=1, alias="VIDEO_TASK_DEADLINE_SECONDS")
     hold_grace_seconds: int = Field(3600, ge=1, alias="HOLD_GRACE_SECONDS")
     upload_trigger: str = Field("Enabled", alias="UPLOAD_TRIGGER")
     upload_model: str = Field("image-out-painting", alias="UPLOAD_MODEL")
@@ -163,7 +214,19 @@ class Settings(BaseModel):
     provider_capacity: JsonObject = Field({}, alias="PROVIDER_CAPACITY")
     presign_expiry_seconds: int = Field(3600, ge=1, le=604800, alias="PRESIGN_EXPIRY_SECONDS")
     max_result_bytes: int = Field(50 * 1024 * 1024, ge=1, alias="MAX_RESULT_BYTES")
+    # a video result larger than this is refused before the copy (VideoTooLarge, refunded); the store step
+    # spools it to /tmp (512 MB) while it copies
+    max_video_bytes: int = Field(256 * 1024 * 1024, ge=1, alias="MAX_VIDEO_BYTES")
     max_grant_points: int = Field(100_000, ge=1, alias="MAX_GRANT_POINTS")
+    connections_table: str = Field("", alias="CONNECTIONS_TABLE")
+    websocket_management_url: str = Field("", alias="WEBSOCKET_MANAGEMENT_URL")
+    jwt_issuer: str = Field("", alias="JWT_ISSUER")
+    jwt_audience: str = Field("", alias="JWT_AUDIENCE")
+    jwks_url: str = Field("", alias="JWKS_URL")
+    stripe_api_base: str = Field("https://api.stripe.com", alias="STRIPE_API_BASE")
+    checkout_success_url: str = Field("https://example.com/points/success?session_id={CHECKOUT_SESSION_ID}",
+                                      alias="CHECKOUT_SUCCESS_URL")
+    checkout_cancel_url: str = Field("https://example.com/points/cancelled", alias="CHECKOUT_CANCEL_URL")
 
     @property
     def uploads_enabled(self) -> bool:

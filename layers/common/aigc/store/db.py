@@ -16,7 +16,13 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection, LocalSecondaryIndex
+from pynamodb.indexes import (
+    AllProjection,
+    GlobalSecondaryIndex,
+    IncludeProjection,
+    KeysOnlyProjection,
+    LocalSecondaryIndex,
+)
 from pynamodb.models import Model
 
 _REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -58,6 +64,8 @@ class PointsItem(Model):
     outpainting_count = NumberAttribute(null=True)
     text_to_image_count = NumberAttribute(null=True)
     image_to_image_count = NumberAttribute(null=True)
+    text_to_video_count = NumberAttribute(null=True)
+    image_to_video_count = NumberAttribute(null=True)
     ledger_count = NumberAttribute(null=True)
     order_count = NumberAttribute(null=True)  # the user's orders (aigc.domain.orders)
     # the lots that hold points, as spend keys "<rank>#<expiry>#<lotId>" (aigc.domain.lots): sorted, they are
@@ -75,6 +83,8 @@ class PointsItem(Model):
     # rate-limit counters
     submits = NumberAttribute(null=True)  # not `count`: that would hide Model.count()
     expires_at = NumberAttribute(null=True)
+    # KEYSPEND#<keyId>#<yyyymmdd>: points debited through one API key that UTC day (aigc.domain.api_keys)
+    key_spent = NumberAttribute(null=True)
 
     ledger_by_time = LedgerByTime()
 
@@ -153,15 +163,30 @@ class UserTasks(GlobalSecondaryIndex):
     created_at = UnicodeAttribute(range_key=True)
 
 
-class Unsettled(GlobalSecondaryIndex):
-    """Sparse index of tasks not yet settled, by when the reconciler's sweep should look at them."""
+class Attention(GlobalSecondaryIndex):
+    """Sparse index of tasks not yet settled, by when the reconciler's sweep should look at them: `unsettled`
+    is the task's shard ("0".."15", aigc.domain.tasks), so no partition takes every task; keys only, so a
+    task's other updates never write the index."""
 
     class Meta:
-        index_name = "Unsettled"
-        projection = AllProjection()
+        index_name = "Attention"
+        projection = KeysOnlyProjection()
 
     unsettled = UnicodeAttribute(hash_key=True)
     attention_at = UnicodeAttribute(range_key=True)
+
+
+class TasksByTime(GlobalSecondaryIndex):
+    """Every task by creation time, for the admins' search (aigc.domain.task_search): a partition per
+    day and shard ("<yyyy-mm-dd>#<shard>"), so no partition key takes every task; only what the search
+    filters on is projected, so a task's other updates never write the index."""
+
+    class Meta:
+        index_name = "TasksByTime"
+        projection = IncludeProjection(["user_id", "model_name", "status", "error_code"])
+
+    day_shard = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
 
 
 class TaskItem(Model):
@@ -182,7 +207,8 @@ class TaskItem(Model):
     negative_prompt = UnicodeAttribute(null=True)
     image_urls = ListAttribute(of=UnicodeAttribute, default=list)
     parameters = MapAttribute(default=dict)
-    effect = UnicodeAttribute(null=True)
+    effect = UnicodeAttribute(null=True)  # English
+    effect_text = UnicodeAttribute(null=True)  # the same as a Message (aigc.core.i18n, JSON)
     points_cost = NumberAttribute()
     expected_seconds = NumberAttribute()
     deadline_at = UTCDateTimeAttribute()
@@ -195,10 +221,12 @@ class TaskItem(Model):
     result_keys = ListAttribute(of=UnicodeAttribute, null=True)
     thumbnail_key = UnicodeAttribute(null=True)
     error_code = UnicodeAttribute(null=True)
-    error_message = UnicodeAttribute(null=True)
+    error_message = UnicodeAttribute(null=True)  # English
+    error_text = UnicodeAttribute(null=True)  # the same as a Message (aigc.core.i18n, JSON): shown in the reader's language
+    language = UnicodeAttribute(null=True)  # the submit's language (Accept-Language): webhook and push bodies use it
     refunded = BooleanAttribute(default=False)
     execution_name = UnicodeAttribute(null=True)
-    # present only while the task is unsettled (the Unsettled index is sparse)
+    # present only while the task is unsettled (the Attention index is sparse): its shard, and when to look
     unsettled = UnicodeAttribute(null=True)
     attention_at = UnicodeAttribute(null=True)
     hold_until = UTCDateTimeAttribute(null=True)
@@ -206,10 +234,24 @@ class TaskItem(Model):
     webhook_url = UnicodeAttribute(null=True)
     webhook_events = ListAttribute(of=UnicodeAttribute, null=True)
     priority = NumberAttribute(null=True)  # queue tier (aigc.domain.capacity): 0 members, 1 (or absent) everyone else
+    provider_account = UnicodeAttribute(null=True)  # the provider account (key id) its job runs on (aigc.providers.accounts)
+    queue_ticket = NumberAttribute(null=True)  # its number in its pool's queue, tier `priority` (aigc.domain.capacity)
+    api_key_id = UnicodeAttribute(null=True)  # the API key that submitted it (aigc.domain.api_keys), if any
     points_lots = MapAttribute(null=True)  # {lot spend key: points} the debit took (a refund returns them there)
+    # templates and prices (aigc.domain.templates, aigc.domain.pricing): what the task was made with and charged
+    template_code = UnicodeAttribute(null=True)
+    template_version = NumberAttribute(null=True)
+    template_inputs = MapAttribute(null=True)  # the inputs with their defaults (a retry renders them again)
+    pricing = MapAttribute(null=True)  # {base, factors: [...], total}, as the submit answer showed it
+    media = MapAttribute(null=True)  # the stored first result: {width, height, durationSeconds?, codec?}
+
+    # the admins' search (TasksByTime): "<yyyy-mm-dd>#<shard>" and "<created_at>#<task_no>", set at creation
+    day_shard = UnicodeAttribute(null=True)
+    created_key = UnicodeAttribute(null=True)
 
     user_tasks = UserTasks()
-    unsettled_tasks = Unsettled()
+    unsettled_tasks = Attention()
+    tasks_by_time = TasksByTime()
 
 
 class WebhookSecretItem(Model):
@@ -239,14 +281,119 @@ class SchedulerItem(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
-    seconds = NumberAttribute(null=True)  # DUR#: one observed provider duration
+    samples = ListAttribute(of=NumberAttribute, null=True)  # DUR#<model> / RING: the last durations, oldest first
+    sample_tasks = ListAttribute(of=UnicodeAttribute, null=True)  # DUR#<model> / RING: the jobs they are of
     expires_at = NumberAttribute(null=True)  # TTL
-    holders = MapAttribute(null=True)  # POOL# / SLOTS: {taskNo: lease expiry, epoch seconds}
-    submits = NumberAttribute(null=True)  # POOL# / RATE#<window>: submits sent in that window
-    task_no = UnicodeAttribute(null=True)  # QUEUE#: the waiting task
-    token = UnicodeAttribute(null=True)  # QUEUE#: its execution's task token (set once it waits)
-    enqueued_at = NumberAttribute(null=True)  # QUEUE#: epoch seconds
+    holders = MapAttribute(null=True)  # POOL#<pool>#<account> / SLOTS: {taskNo: lease expiry, epoch seconds}
+    submits = NumberAttribute(null=True)  # RATE#<pool>#<account> / <window>: submits sent in that window
+    issued = NumberAttribute(null=True)  # QUEUE#<pool> / SEQ#<tier>: the last number given out
+    served = NumberAttribute(null=True)  # QUEUE#<pool> / SEQ#<tier>: the last number handed a slot or passed over
+    task_no = UnicodeAttribute(null=True)  # TICKET#: the waiting task; DUR#: the job a sample is of
+    token = UnicodeAttribute(null=True)  # TICKET#: its execution's task token
+    enqueued_at = NumberAttribute(null=True)  # TICKET#: epoch seconds
+    hole_at = NumberAttribute(null=True)  # TICKET#: when a waker found the number without its ticket
+    skipped = BooleanAttribute(null=True)  # TICKET#: a number passed over (its ticket never came)
+    left = BooleanAttribute(null=True)  # TICKET#: the task was settled while it waited
+
+
+# --- the WebSocket push's connections (aigc.domain.push) ---------------------------------------------------
+
+
+class UserConnections(GlobalSecondaryIndex):
+    """A user's open sockets: the push's fan-out reads one user's partition, never the whole table."""
+
+    class Meta:
+        index_name = "UserConnections"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    connection_id = UnicodeAttribute(range_key=True)
+
+
+class ConnectionItem(Model):
+    """CONNECTIONS_TABLE: one open WebSocket (API Gateway's connectionId), whose user, what it may receive."""
+
+    class Meta:
+        table_name = _FromEnvironment("CONNECTIONS_TABLE")
+        region = _REGION
+
+    connection_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    scopes = ListAttribute(of=UnicodeAttribute, default=list)  # the events' scopes it may receive
+    auth = UnicodeAttribute(default="jwt")  # how it authenticated: jwt | apikey
+    key_id = UnicodeAttribute(null=True)  # the API key's id, when it came with a key
+    connected_at = UTCDateTimeAttribute()
+    expires_at = NumberAttribute()  # TTL: API Gateway closes a connection after 2 hours at most
+
+    by_user = UserConnections()
+
+
+# --- API keys (aigc.domain.api_keys) ---------------------------------------------------------------------
+
+
+class UserKeys(GlobalSecondaryIndex):
+    """A user's keys (listing, revoking by keyId): one user's partition, at most MAX_KEYS_PER_USER items."""
+
+    class Meta:
+        index_name = "UserKeys"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    key_id = UnicodeAttribute(range_key=True)
+
+
+class ApiKeyItem(Model):
+    """API_KEYS_TABLE: one API key, found by the SHA-256 of its secret (the secret itself is never stored).
+
+    Immutable once created but for `last_used_at`; revoking deletes the item.
+    """
+
+    class Meta:
+        table_name = _FromEnvironment("API_KEYS_TABLE")
+        region = _REGION
+
+    key_hash = UnicodeAttribute(hash_key=True)  # hex SHA-256 of the whole key
+    key_id = UnicodeAttribute()  # public id (key_...)
+    user_id = UnicodeAttribute()  # the owner: the key acts as this user
+    name = UnicodeAttribute()
+    prefix = UnicodeAttribute()  # the key's first 12 characters, shown in lists
+    scopes = ListAttribute(of=UnicodeAttribute)
+    models = ListAttribute(of=UnicodeAttribute, null=True)  # allowlist; None: every model
+    daily_points_limit = NumberAttribute(null=True)  # None: no limit of its own
+    groups = ListAttribute(of=UnicodeAttribute, default=list)  # the creating token's groups (queue tier)
+    created_at = UTCDateTimeAttribute()
+    expire_at = UTCDateTimeAttribute(null=True)  # None: never expires
+    last_used_at = UTCDateTimeAttribute(null=True)  # at most once a minute
+    expires_at = NumberAttribute(null=True)  # TTL: an expired key is deleted a week after its expiry
+
+    by_user = UserKeys()
+
+
+class StatsItem(Model):
+    """STATS_TABLE: the business numbers (aigc.domain.stats): sharded counter items, the markers of stream
+    records already counted (`REC#<eventID>`) and of users already counted active (`USER#<userId>`).
+
+    A counter item's numbers are named by the data (an error code, a histogram bucket): they are written
+    as plain paths (aigc.store.aggregates) and every number of an item read is in `counters`.
+    """
+
+    class Meta:
+        table_name = _FromEnvironment("STATS_TABLE")
+        region = _REGION
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    seen = UnicodeSetAttribute(null=True)  # USER# markers: the hours and days already counted
+    expires_at = NumberAttribute(null=True)  # TTL of the markers; counter items do not expire
+
+    @classmethod
+    def from_raw_data(cls, data):
+        item = super().from_raw_data(data)
+        item.counters = {name: int(value["N"]) for name, value in data.items()
+                         if "N" in value and name != "expires_at"}
+        return item
 
 
 # Every table model, for code that must treat them alike (aigc.core.snapstart drops their connections).
-MODELS = (PointsItem, LotItem, OrderItem, TaskItem, WebhookSecretItem, SchedulerItem)
+MODELS = (PointsItem, LotItem, OrderItem, TaskItem, WebhookSecretItem, SchedulerItem, ConnectionItem,
+          ApiKeyItem, StatsItem)
