@@ -24,7 +24,7 @@ import requests
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import imaging
+from . import imaging, video
 
 log = logging.getLogger("local.simulator")
 
@@ -74,6 +74,8 @@ class SimConfig:
     result_ttl_seconds: float = 3600.0
     pending_fraction: float = 0.3  # share of a job's duration spent PENDING before RUNNING
     public_url: str | None = None  # base for result links; default: the Host the request came to
+    video_fps: float = 8.0  # frames a second of the clips made (DashScope's are 30; tests want few frames)
+    video_scale: float = 1.0  # the clips' size relative to the size asked for (tests: 0.25)
 
     def update(self, changes: dict) -> None:
         fields = {f.name: f for f in dataclasses.fields(self)}
@@ -101,6 +103,10 @@ class SimConfig:
             raise ValueError("max_concurrency must be >= 1")
         if not 0.0 <= new.pending_fraction < 1.0:
             raise ValueError("pending_fraction must be within 0..1")
+        if not (1.0 <= new.video_fps <= 30.0 and float(new.video_fps).is_integer()):
+            raise ValueError("video_fps must be a whole number within 1..30")
+        if not 0.05 <= new.video_scale <= 1.0:
+            raise ValueError("video_scale must be within 0.05..1")
         for f in fields:
             setattr(self, f, getattr(new, f))
 
@@ -113,7 +119,7 @@ class Job:
     task_id: str
     api_key: str
     model: str
-    kind: str  # outpainting | t2i | i2i
+    kind: str  # outpainting | t2i | i2i | t2v | i2v
     submit: float
     pending: float
     duration: float
@@ -125,6 +131,8 @@ class Job:
     outcome_code: str | None = None  # failure found by the work (download, format...)
     outcome_message: str | None = None
     outputs: list[bytes] = dataclasses.field(default_factory=list)
+    usage: dict = dataclasses.field(default_factory=dict)  # video: video_duration, video_ratio
+    prompt: str | None = None
 
     @property
     def end(self) -> float:
@@ -239,8 +247,8 @@ class Simulator:
     def _sign(self, path: str, expires: int) -> str:
         return hmac.new(self._secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
-    def _result_url(self, base: str, key: str, n: int, expires: float) -> str:
-        path = f"/results/{key}/{n}.png"
+    def _result_url(self, base: str, key: str, n: int, expires: float, ext: str = "png") -> str:
+        path = f"/results/{key}/{n}.{ext}"
         exp = int(math.ceil(expires))  # OSS-style whole epoch seconds, never before the real expiry
         return f"{base}{path}?Expires={exp}&Signature={self._sign(path, exp)}"
 
@@ -279,6 +287,8 @@ class Simulator:
             job.outcome_code = "InvalidParameter.ImageFormat"
         except imaging.OutputTooLarge:
             job.outcome_code = "InvalidParameter.DataInspection"
+        except video.ImageRejected as rejected:
+            job.outcome_code, job.outcome_message = rejected.code, rejected.message
         except Exception:
             log.exception("simulated job %s crashed", job.task_id)
             job.outcome_code = "InternalError.Algo"
@@ -360,10 +370,14 @@ class Simulator:
             png = imaging.encode_png(imaging.sample_picture(name, int(w), int(h)))
             return Response(png, mimetype="image/png", headers={"Cache-Control": "public, max-age=3600"})
 
+        @app.get("/results/<key>/<int:n>.mp4")
+        def video_result(key: str, n: int):
+            return result(key, n, "mp4")
+
         @app.get("/results/<key>/<int:n>.png")
-        def result(key: str, n: int):
+        def result(key: str, n: int, ext: str = "png"):
             exp_s, sig = request.args.get("Expires", ""), request.args.get("Signature", "")
-            path = f"/results/{key}/{n}.png"
+            path = f"/results/{key}/{n}.{ext}"
             if not exp_s.isdigit() or not hmac.compare_digest(sig, sim._sign(path, int(exp_s))):
                 return _oss_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match.")
             if time.time() > int(exp_s):
@@ -378,7 +392,7 @@ class Simulator:
                 return _oss_error(403, "AccessDenied", "Request has expired.")
             if n >= len(outputs):
                 return _oss_error(404, "NoSuchKey", "The specified key does not exist.")
-            return Response(outputs[n], mimetype="image/png")
+            return Response(outputs[n], mimetype="video/mp4" if ext == "mp4" else "image/png")
 
         # ---- DashScope: create ----
         def ds_create(kind: str):
@@ -401,14 +415,15 @@ class Simulator:
             if not isinstance(model, str) or not model:
                 return ds_error("InvalidParameter", "Model not exist.")
             prompt = inp.get("prompt")
-            image_url = inp.get("image_url") if kind == "outpainting" else inp.get("base_image_url")
+            image_url = inp.get({"outpainting": "image_url", "i2v": "img_url"}.get(kind, "base_image_url"))
             directives = parse_directives(prompt if isinstance(prompt, str) else None,
                                           image_url if isinstance(image_url, str) else None)
             if directives.get("submit_error"):
                 code = directives["submit_error"]
                 return ds_error(code)
 
-            bad = _validate_dashscope(kind, model, inp, params)
+            bad = (video.validate(model, kind, inp, params) if kind in ("t2v", "i2v")
+                   else _validate_dashscope(kind, model, inp, params))
             if bad:
                 return ds_error("InvalidParameter", bad if bad == "Model not exist."
                                 else f"the parameters must conform to the specification: {bad}")
@@ -433,14 +448,16 @@ class Simulator:
                     task_id=str(uuid.uuid4()), api_key=sim.config.dashscope_api_key, model=model, kind=kind,
                     submit=now, pending=min(pending, duration), duration=max(duration, pending),
                     base_url=sim._base_url(), n=int(params.get("n", 1)) if kind != "outpainting" else 1,
-                    fail_code=fail_code,
+                    fail_code=fail_code, prompt=prompt if isinstance(prompt, str) else None,
                 )
                 if fail_code:
                     job.outcome_message = DASHSCOPE_ERRORS.get(fail_code, (500, "simulated failure"))[1]
                     job.done_at = now
                 sim._jobs[job.task_id] = job
             if not fail_code:
-                sim._executor.submit(sim._run_job, job, _work_for(sim, kind, job, inp, params))
+                work = (_video_work(sim, kind, job, inp, params, directives) if kind in ("t2v", "i2v")
+                        else _work_for(sim, kind, job, inp, params))
+                sim._executor.submit(sim._run_job, job, work)
             return jsonify({"output": {"task_status": "PENDING", "task_id": job.task_id},
                             "request_id": str(uuid.uuid4())})
 
@@ -455,6 +472,12 @@ class Simulator:
         @app.post("/api/v1/services/aigc/image2image/image-synthesis")
         def create_i2i():
             return ds_create("i2i")
+
+        @app.post("/api/v1/services/aigc/video-generation/video-synthesis")
+        def create_video():
+            body = request.get_json(silent=True)
+            model = body.get("model") if isinstance(body, dict) else None
+            return ds_create("i2v" if isinstance(model, str) and "i2v" in model else "t2v")
 
         # ---- DashScope: query / cancel ----
         @app.get("/api/v1/tasks/<task_id>")
@@ -706,12 +729,33 @@ def _work_for(sim: Simulator, kind: str, job: Job, inp: dict, params: dict):
     return work
 
 
+def _video_work(sim: Simulator, kind: str, job: Job, inp: dict, params: dict, directives: dict):
+    """A closure that makes the job's clip (an MP4) and returns it."""
+    prompt = strip_directives(inp.get("prompt"))
+    config = sim.config
+
+    def work():
+        first = video.check_first_frame(sim._download(inp["img_url"])) if kind == "i2v" else None
+        if directives.get("corrupt_video"):
+            clip = video.corrupt_clip(job.task_id)
+            width, height = video.output_size(kind, params, first, config.video_scale)
+        else:
+            clip = video.make_clip(kind, prompt, params, first_frame=first, fps=config.video_fps,
+                                   scale=config.video_scale, seed=job.task_id)
+            width, height = video.output_size(kind, params, first, config.video_scale)
+        job.usage = {"video_duration": int(params.get("duration", 5)), "video_ratio": f"{width}*{height}",
+                     "video_count": 1}
+        return [clip]
+    return work
+
+
 def _task_body(sim: Simulator, job: Job, status: str) -> dict:
     rid = str(uuid.uuid4())
     if status == "UNKNOWN":
         return {"request_id": rid, "output": {"task_id": job.task_id, "task_status": "UNKNOWN"}}
     out: dict = {"task_id": job.task_id, "task_status": status, "submit_time": _ts(job.submit)}
-    wanx = job.kind != "outpainting"
+    wanx = job.kind in ("t2i", "i2i")
+    is_video = job.kind in ("t2v", "i2v")
     if status != "PENDING" and status != "CANCELED":
         out["scheduled_time"] = _ts(job.submit + job.pending)
     if status in ("SUCCEEDED", "FAILED"):
@@ -721,7 +765,14 @@ def _task_body(sim: Simulator, job: Job, status: str) -> dict:
     body: dict = {"request_id": rid, "output": out}
     if status == "SUCCEEDED":
         expires = job.end + sim.config.result_ttl_seconds
-        urls = [sim._result_url(job.base_url, job.task_id, i, expires) for i in range(len(job.outputs))]
+        urls = [sim._result_url(job.base_url, job.task_id, i, expires, "mp4" if is_video else "png")
+                for i in range(len(job.outputs))]
+        if is_video:
+            out["video_url"] = urls[0]
+            out["orig_prompt"] = strip_directives(job.prompt) if job.prompt else ""
+            out["actual_prompt"] = out["orig_prompt"]
+            body["usage"] = dict(job.usage)
+            return body
         if wanx:
             out["results"] = [{"url": u} for u in urls]
             out["task_metrics"] = {"TOTAL": job.n, "SUCCEEDED": len(urls), "FAILED": job.n - len(urls)}

@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from aigc.core.catalog import get_model
 from aigc.core.config import get_settings
 from aigc.core.vocab import JobStatus, LedgerKind, TaskStatus
-from aigc.domain import capacity, durations, points, tasks
+from aigc.domain import capacity, durations, points, pricing, tasks
 from aigc.providers import base
 from aigc.store import executions, storage
 from aigc.store.db import PointsItem, SchedulerItem, TaskItem
@@ -258,7 +258,7 @@ def new_task(user: str = "alice", model: str = OUTPAINTING, *, priority: int | N
     settings = get_settings()
     task = tasks.new_task(user_id=user, model=spec, prompt=None, negative_prompt=None,
                           image_urls=["https://example.com/picture.png"], provider_parameters={},
-                          effect=None, points_cost=cost if cost is not None else spec.price({}),
+                          effect=None, points_cost=cost if cost is not None else pricing.quote(spec.pricing, {}).total,
                           **accepted(tasks.new_task, task_deadline_seconds=settings.task_deadline_seconds,
                                      queue_timeout_seconds=settings.queue_timeout_seconds))
     task.priority = priority

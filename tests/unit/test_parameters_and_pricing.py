@@ -4,6 +4,7 @@ from aigc.api.parameters import SCHEMAS, OutpaintingParameters
 from aigc.api.schemas import parse_image_urls
 from aigc.core.catalog import get_model, load_catalog
 from aigc.core.errors import BadRequest, NotFound
+from aigc.domain.pricing import quote
 from aigc.domain.tasks import new_task_no
 from pydantic import ValidationError
 
@@ -53,10 +54,10 @@ def test_camel_and_snake_case_are_both_accepted():
 
 
 def test_prices_come_from_the_catalog_and_parameters():
-    assert OUTPAINT.price({"best_quality": False}) == 10
-    assert OUTPAINT.price({"best_quality": True}) == 20
+    assert quote(OUTPAINT.pricing, {"best_quality": False}).total == 10
+    assert quote(OUTPAINT.pricing, {"best_quality": True}).total == 20
     wanx = get_model("wanx-v1")
-    assert wanx.price({"n": 3}, image_count=3) == 60
+    assert quote(wanx.pricing, {"n": 3}).total == 60
     catalog = load_catalog()
     assert {m.pricing.points for n, m in catalog.items() if n.startswith("sc_soraimg_text_")} == {30}
     assert {m.pricing.points for n, m in catalog.items() if n.startswith("sc_soraimg_img2img_")} == {35}

@@ -189,11 +189,65 @@ class OpenAIImagesParameters(_Parameters):
         return {"size": self.SIZES[model.aspect_ratio or "auto"], "n": 1}
 
 
+VideoSize = Literal["832*480", "480*832", "624*624", "1280*720", "720*1280", "960*960", "1088*832", "832*1088"]
+
+
+class _VideoParameters(_Parameters):
+    """DashScope Wan video synthesis: what every video model takes. Which durations, sizes and resolutions
+    a model accepts is the catalog's (`video`), checked in provider_parameters."""
+
+    duration: Int | None = Field(None, ge=1, le=10, description="seconds; the model's allowed values (GET /models)")
+    prompt_extend: StrictBool = Field(True, description="let the provider rewrite the prompt with more detail")
+    seed: Int | None = Field(None, ge=0, le=MAX_SEED)
+    negative_prompt: Text | None = Field(None, max_length=500)
+    watermark: StrictBool = Field(False, description="an 'AI generated' mark in a corner")
+
+    def _common(self, model: ModelSpec) -> dict:
+        options = model.video
+        duration = self.duration if self.duration is not None else (
+            5 if 5 in options.durations else max(options.durations))
+        if duration not in options.durations:
+            raise BadRequest(f"parameters.duration: model {model.name} makes clips of "
+                             f"{', '.join(map(str, options.durations))} seconds")
+        params: dict = {"duration": duration, "prompt_extend": self.prompt_extend, "watermark": self.watermark}
+        if self.seed is not None:
+            params["seed"] = self.seed
+        return params
+
+
+class DashScopeText2VideoParameters(_VideoParameters):
+    """DashScope Wan text-to-video (wanx2.1-t2v-*): `size` is width*height of one of the model's tiers."""
+
+    size: VideoSize | None = Field(None, description="width*height; the model's allowed sizes (GET /models)")
+
+    def provider_parameters(self, model: ModelSpec) -> dict:
+        size = self.size or model.video.default_size
+        if size not in (model.video.sizes or []):
+            raise BadRequest(f"parameters.size: model {model.name} takes one of {', '.join(model.video.sizes or [])}")
+        return {"size": size, **self._common(model)}
+
+
+class DashScopeImage2VideoParameters(_VideoParameters):
+    """DashScope Wan image-to-video (wanx2.1-i2v-*): the image is the first frame; `resolution` is the tier
+    (the clip keeps the image's aspect ratio)."""
+
+    resolution: Literal["480P", "720P"] | None = Field(None, description="the model's allowed tiers (GET /models)")
+
+    def provider_parameters(self, model: ModelSpec) -> dict:
+        resolution = self.resolution or model.video.default_resolution
+        if resolution not in (model.video.resolutions or []):
+            raise BadRequest(f"parameters.resolution: model {model.name} takes one of "
+                             f"{', '.join(model.video.resolutions or [])}")
+        return {"resolution": resolution, **self._common(model)}
+
+
 SCHEMAS: dict[str, type[_Parameters]] = {
     "outpainting": OutpaintingParameters,
     "dashscope_text2image": DashScopeText2ImageParameters,
     "dashscope_imageedit": DashScopeImageEditParameters,
     "openai_images": OpenAIImagesParameters,
+    "dashscope_text2video": DashScopeText2VideoParameters,
+    "dashscope_image2video": DashScopeImage2VideoParameters,
 }
 
 

@@ -1,32 +1,84 @@
-"""The model catalog: models, providers and prices, as data (`catalog.json`).
+"""The model catalog: models, providers, pricing rules and video options, as data (`catalog.json`).
 
-Adding a model to an existing provider is a new entry in catalog.json, not code.
+Adding a model to an existing provider is a new entry in catalog.json, not code. Prices are rules
+(a base, per image or per second, multipliers and surcharges on parameters), evaluated once at
+submit by `aigc.domain.pricing`.
 """
 from __future__ import annotations
 
 import json
-import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aigc.core.errors import NotFound
 
-TaskType = Literal["outpainting", "text_to_image", "image_to_image"]
+TaskType = Literal["outpainting", "text_to_image", "image_to_image", "text_to_video", "image_to_video"]
+ResultType = Literal["image", "video"]
+VIDEO_TASK_TYPES = frozenset({"text_to_video", "image_to_video"})
 
 
-class PriceMultiplier(BaseModel):
+def result_type(task_type: str) -> ResultType:
+    """What a task of this type produces: a video for the *_to_video types, else images."""
+    return "video" if task_type in VIDEO_TASK_TYPES else "image"
+
+
+class PriceRule(BaseModel):
+    """One rule on a provider parameter (snake_case, as sent to the provider): when it `equals` a value
+    (or is `in` a list), multiply by `factor` (a multiplier) or add `points` (a surcharge)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
     parameter: str
-    equals: Any
-    factor: float = Field(gt=0)
+    equals: Any = None
+    one_of: list[Any] | None = Field(None, alias="in")
+    factor: float | None = Field(None, gt=0)
+    points: float | None = Field(None, gt=0)
+    label: str | None = Field(None, description="what the rule is, for people (GET /models, the submit answer)")
+
+    def matches(self, parameters: dict) -> bool:
+        value = parameters.get(self.parameter)
+        if self.one_of is not None:
+            return value in self.one_of
+        return value == self.equals
+
+
+PriceMultiplier = PriceRule  # the name catalog readers knew
 
 
 class Pricing(BaseModel):
+    """Points for one task: `points` per task, or per image (`perImage`, the parameter `n`) or per second
+    (`perSecond` names the duration parameter); then the multipliers, then the surcharges; rounded up."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
     points: int = Field(gt=0)
     per_image: bool = Field(False, alias="perImage")
-    multipliers: list[PriceMultiplier] = Field(default_factory=list)
+    per_second: str | None = Field(None, alias="perSecond")
+    multipliers: list[PriceRule] = Field(default_factory=list)
+    surcharges: list[PriceRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rules_have_their_number(self):
+        for rule in self.multipliers:
+            if rule.factor is None:
+                raise ValueError(f"multiplier on {rule.parameter} needs a factor")
+        for rule in self.surcharges:
+            if rule.points is None:
+                raise ValueError(f"surcharge on {rule.parameter} needs points")
+        return self
+
+
+class VideoOptions(BaseModel):
+    """What a video model accepts (DashScope's documented values per model)."""
+
+    durations: list[int] = Field(min_length=1)  # seconds
+    sizes: list[str] | None = None  # text-to-video: "W*H"
+    resolutions: list[str] | None = None  # image-to-video: "480P", "720P"
+    default_size: str | None = Field(None, alias="defaultSize")
+    default_resolution: str | None = Field(None, alias="defaultResolution")
 
 
 class PollSchedule(BaseModel):
@@ -58,6 +110,7 @@ class ModelSpec(BaseModel):
     aspect_ratio: str | None = Field(None, alias="aspectRatio")
     inputs: Inputs
     pricing: Pricing
+    video: VideoOptions | None = None
     expected_seconds: int = Field(alias="expectedSeconds", ge=1)
     deadline_seconds: int = Field(alias="deadlineSeconds", ge=30)
     poll: PollSchedule
@@ -68,15 +121,9 @@ class ModelSpec(BaseModel):
         """The capacity pool (aigc.domain.capacity): by default one per provider model, as DashScope counts."""
         return self.pool_name or f"{self.provider}:{self.provider_model}"
 
-    def price(self, provider_parameters: dict, image_count: int = 1) -> int:
-        """Points for one task with these (provider-shaped) parameters."""
-        cost = float(self.pricing.points)
-        for rule in self.pricing.multipliers:
-            if provider_parameters.get(rule.parameter) == rule.equals:
-                cost *= rule.factor
-        if self.pricing.per_image:
-            cost *= max(1, image_count)
-        return int(math.ceil(cost))
+    @property
+    def result_type(self) -> ResultType:
+        return result_type(self.task_type)
 
 
 def _merge(defaults: dict, entry: dict) -> dict:

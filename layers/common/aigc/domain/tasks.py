@@ -39,6 +39,10 @@ def new_task(
     task_no: str | None = None,
     webhook_url: str | None = None,
     webhook_events: list[str] | None = None,
+    template_code: str | None = None,
+    template_version: int | None = None,
+    template_inputs: dict | None = None,
+    pricing: dict | None = None,
     task_deadline_seconds: int,
     queue_timeout_seconds: int,
 ) -> TaskItem:
@@ -73,6 +77,10 @@ def new_task(
         attention_at=iso_ms(deadline_at + SWEEP_SLACK),
         webhook_url=webhook_url,
         webhook_events=webhook_events,
+        template_code=template_code,
+        template_version=template_version,
+        template_inputs=template_inputs,
+        pricing=pricing,
     )
 
 
@@ -214,8 +222,9 @@ def record_provider_outputs(task: TaskItem, provider_status: str, outputs: list[
     )
 
 
-def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None) -> bool:
-    """Mark completed. False when the task was cancelled or refunded first (it then stays so)."""
+def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None, media: dict | None = None) -> bool:
+    """Mark completed (`media`: the first result's size, and a video's length). False when the task was
+    cancelled or refunded first (it then stays so)."""
     if task.status == TaskStatus.COMPLETED:
         return True
     now = utcnow()
@@ -225,6 +234,7 @@ def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None) 
             TaskItem.status.set(TaskStatus.COMPLETED),
             TaskItem.result_keys.set(result_keys),
             TaskItem.thumbnail_key.set(thumbnail_key),
+            TaskItem.media.set(media) if media else TaskItem.media.remove(),
             TaskItem.completed_at.set(now),
             TaskItem.error_code.remove(),
             TaskItem.error_message.remove(),
@@ -233,9 +243,24 @@ def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None) 
     )
 
 
+def plain_map(value) -> dict | None:
+    """A MapAttribute as read back (or a dict as written) as a plain dict; None stays None."""
+    if value is None:
+        return None
+    return value.as_dict() if hasattr(value, "as_dict") else dict(value)
+
+
+def deadline_cap(model: ModelSpec) -> int:
+    """How long a task of this model may run once at the provider: the model's deadline, at most
+    TaskDeadlineSeconds for images and VideoTaskDeadlineSeconds for videos (minutes-long jobs)."""
+    settings = get_settings()
+    cap = settings.video_task_deadline_seconds if model.result_type == "video" else settings.task_deadline_seconds
+    return min(model.deadline_seconds, cap)
+
+
 def deadline_seconds(task: TaskItem) -> int:
     """How long the task may run once at the provider."""
-    return min(get_model(task.model_name).deadline_seconds, get_settings().task_deadline_seconds)
+    return deadline_cap(get_model(task.model_name))
 
 
 def progress(task: TaskItem, now: datetime | None = None) -> int:

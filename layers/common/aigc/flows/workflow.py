@@ -19,7 +19,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 
-from aigc.core.catalog import get_model
+from aigc.core.catalog import get_model, result_type
 from aigc.core.config import get_settings
 from aigc.core.errors import ProviderRejected
 from aigc.core.i18n import Message, _
@@ -247,8 +247,11 @@ def store_step(event: dict) -> dict:
         return _state(task, Outcome.SETTLED)
     settings = get_settings()
     prefix = storage.result_prefix(task.user_id, task.task_no)
+    if result_type(task.task_type) == "video":
+        return _store_video(task, settings, prefix)
     keys: list[str] = []
     thumbnail_key = None
+    media = None
     try:
         for index, ref in enumerate(task.provider_outputs or [], start=1):
             with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as spool:
@@ -269,12 +272,48 @@ def store_step(event: dict) -> dict:
                 keys.append(key)
                 if index == 1:
                     thumbnail_key = storage.write_thumbnail(spool, settings.results_bucket, f"{prefix}thumbnail.jpg")
+                    size = storage.image_size(spool)
+                    media = {"width": size[0], "height": size[1]} if size else None
     except ProviderRejected as error:
         logger.warning("could not store results", extra={"error_code": error.code})
         return _failed(task, error.code, error.message)
     if not keys:
         return _failed(task, "NoOutput", "the provider returned no image")
-    completed = tasks.complete(task, keys, thumbnail_key)
+    return _complete(task, keys, thumbnail_key, media)
+
+
+def _store_video(task: TaskItem, settings, prefix: str) -> dict:
+    """A video job's one MP4: streamed to /tmp (refused before the copy when larger than MAX_VIDEO_BYTES),
+    checked and its first frame written as the poster (thumbnail.jpg) with PyAV, then copied to
+    results/<user>/<task>/1.mp4 in parts. A file that is not a playable video fails the task (refunded)."""
+    outputs = list(task.provider_outputs or [])
+    if not outputs:
+        return _failed(task, "NoOutput", "the provider returned no video")
+    ref = outputs[0]
+    thumbnail_key = f"{prefix}thumbnail.jpg"
+    try:
+        with tempfile.NamedTemporaryFile(suffix=".mp4") as spool:
+            if ref.startswith("s3://"):
+                key = storage.result_location_allowed(ref, settings.results_bucket, prefix)
+                if key is None:
+                    raise ProviderRejected(f"an output outside the task's results: {ref}", code="ResultLocationNotAllowed")
+                storage.download_to(settings.results_bucket, key, spool)
+                spool.flush()
+                media = storage.video_poster(spool.name, settings.results_bucket, thumbnail_key)
+            else:
+                content_type = storage.download_video(ref, spool, allowed_hosts=settings.result_hosts,
+                                                      max_bytes=settings.max_video_bytes)
+                media = storage.video_poster(spool.name, settings.results_bucket, thumbnail_key)
+                key = storage.upload_video(spool.name, settings.results_bucket, f"{prefix}1.mp4", content_type)
+    except ProviderRejected as error:
+        logger.warning("could not store the video", extra={"error_code": error.code})
+        capacity.finish(task)
+        return _failed(task, error.code, error.message)
+    return _complete(task, [key], thumbnail_key, dict(media))
+
+
+def _complete(task: TaskItem, keys: list[str], thumbnail_key: str | None, media: dict | None) -> dict:
+    completed = tasks.complete(task, keys, thumbnail_key, media)
     capacity.finish(task)  # normally already free (the poll that saw the end released it)
     if not completed:
         logger.warning("task was settled before it could complete; results left unused", extra={"keys": keys})

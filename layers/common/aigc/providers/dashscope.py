@@ -13,8 +13,19 @@ Documented HTTP contract used here:
                      "input": {"function", "prompt", "base_image_url"},
                      "parameters": {"n", "seed"?, "strength"?, "watermark"?}}
   answer ``{"output": {"task_id", "task_status"}, "request_id"}``.
+  - text_to_video:  POST /api/v1/services/aigc/video-generation/video-synthesis   (wanx2.1-t2v-turbo/-plus)
+                    {"model", "input": {"prompt", "negative_prompt"?},
+                     "parameters": {"size": "1280*720", "duration": 5, "prompt_extend", "seed"?, "watermark"}}
+  - image_to_video: POST /api/v1/services/aigc/video-generation/video-synthesis   (wanx2.1-i2v-turbo/-plus)
+                    {"model", "input": {"img_url", "prompt"?, "negative_prompt"?},
+                     "parameters": {"resolution": "720P", "duration": 3..5, "prompt_extend", "seed"?, "watermark"}}
+    Video jobs take minutes; the result is one MP4 (H.264, 30 fps) at ``output.video_url`` (valid 24 h),
+    ``usage.video_duration``/``video_ratio`` say what was made. An image the provider cannot use (not
+    downloadable, not JPEG/PNG/BMP/WEBP, a side outside 360..2000 px, over 10 MB, or content moderation)
+    is refused: HTTP 400 at create, or the job ends FAILED with the code.
 * query:  GET  /api/v1/tasks/{task_id} -> ``output.task_status`` and ``output.output_image_url``
-  (out-painting) or ``output.results[].url`` (wanx); ``output.code``/``output.message`` on failure.
+  (out-painting), ``output.results[].url`` (wanx images) or ``output.video_url`` (video);
+  ``output.code``/``output.message`` on failure.
 * cancel: POST /api/v1/tasks/{task_id}/cancel -> 200 ``{"request_id"}``; only PENDING tasks can be
   canceled, otherwise 400 ``UnsupportedOperation``.
 * errors: ``{"code", "message", "request_id"}`` with the HTTP status.
@@ -37,6 +48,7 @@ log = logging.getLogger(__name__)
 OUTPAINTING_PATH = "/api/v1/services/aigc/image2image/out-painting"
 TEXT_TO_IMAGE_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
 IMAGE_TO_IMAGE_PATH = "/api/v1/services/aigc/image2image/image-synthesis"
+VIDEO_PATH = "/api/v1/services/aigc/video-generation/video-synthesis"
 TASK_PATH = "/api/v1/tasks/{task_id}"
 CANCEL_PATH = "/api/v1/tasks/{task_id}/cancel"
 
@@ -140,7 +152,22 @@ class DashScopeProvider:
                 "input": {"function": function, "prompt": req.prompt, "base_image_url": image_url},
                 "parameters": params,
             }
+        if task_type in ("text_to_video", "image_to_video"):
+            return VIDEO_PATH, {"model": req.model, "input": self._video_input(req), "parameters": params}
         raise ProviderRejected(f"unsupported task_type for DashScope: {task_type!r}", code="InvalidParameter")
+
+    def _video_input(self, req: ProviderRequest) -> dict[str, Any]:
+        """text_to_video: the prompt (required); image_to_video: the first frame's URL, the prompt optional."""
+        inp: dict[str, Any] = {}
+        if req.task_type == "image_to_video":
+            inp["img_url"] = self._first_image(req)
+        elif not req.prompt:
+            raise ProviderRejected("text_to_video needs a prompt", code="InvalidParameter")
+        if req.prompt:
+            inp["prompt"] = req.prompt
+        if req.negative_prompt:
+            inp["negative_prompt"] = req.negative_prompt
+        return inp
 
     @staticmethod
     def parse_task(provider_task_id: str, data: Any) -> ProviderJob:
@@ -154,6 +181,8 @@ class DashScopeProvider:
         urls: list[str] = []
         if output.get("output_image_url"):
             urls.append(output["output_image_url"])
+        if output.get("video_url"):
+            urls.append(output["video_url"])
         result_errors: list[dict] = []
         for item in output.get("results") or []:
             if isinstance(item, dict):
@@ -170,7 +199,7 @@ class DashScopeProvider:
                 code = code or result_errors[0].get("code")
                 message = message or result_errors[0].get("message")
             code = code or "InternalError"
-            message = message or "the task finished without any output image"
+            message = message or "the task finished without any output"
         return ProviderJob(
             provider_task_id=output.get("task_id") or provider_task_id,
             status=status,

@@ -1,4 +1,5 @@
-"""S3: streaming copies of provider outputs, thumbnails, presigned URLs. The only module touching S3."""
+"""S3: streaming copies of provider outputs, thumbnails and video posters, presigned URLs. The only module
+touching S3."""
 from __future__ import annotations
 
 import base64
@@ -20,6 +21,8 @@ CHUNK = 1024 * 1024
 PART_SIZE = 8 * CHUNK
 PART_CONCURRENCY = 2
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+VIDEO_TOO_LARGE = "VideoTooLarge"
+VIDEO_CORRUPT = "ResultCorrupt"
 
 
 class HostNotAllowed(ProviderRejected):
@@ -102,33 +105,117 @@ def copy_url_to_s3(url: str, bucket: str, key_stem: str, *, allowed_hosts: list[
     are followed here, at most 3) must be on an allowed host (`host_allowed`) and connects only to a
     public address (aigc.store.outbound; `allow_private` defaults to ALLOW_PRIVATE_HOSTS, the local stack).
     """
-    import requests  # only the store step downloads: keep it out of the API's cold start
+    from aigc.store import outbound  # only the store step downloads: keep requests out of the API's cold start
+
+    session = outbound.session(allow_private=allow_private)
+    with session:
+        response, current = _open_result(session, url, allowed_hosts)
+        with response:
+            return _stream_to_s3(response, current, bucket, key_stem, max_bytes, spool)
+
+
+def _open_result(session, url: str, allowed_hosts: list[str]):
+    """(the streamed response, its final URL): redirects followed here, at most 3, each hop on an allowed host."""
+    import requests
 
     from aigc.store import outbound
 
-    session = outbound.session(allow_private=allow_private)
     current = url
-    with session:
-        for _ in range(4):
-            if not host_allowed(current, allowed_hosts):
-                raise HostNotAllowed("refusing to fetch a result from a host that is not allowed: "
-                                     f"{_host_port(current)}", code="ResultHostNotAllowed")
-            try:
-                response = session.get(current, stream=True, timeout=(5, 60), allow_redirects=False)
-            except outbound.BlockedAddress:
-                raise HostNotAllowed(f"the result host {_host_port(current)} is not a public address",
-                                     code="ResultAddressNotAllowed") from None
-            except requests.RequestException as error:
-                raise ProviderUnavailable(f"could not download the result: {type(error).__name__}") from None
-            if response.is_redirect and response.headers.get("Location"):
-                current = requests.compat.urljoin(current, response.headers["Location"])
-                response.close()
-                continue
-            break
-        else:
-            raise ProviderRejected("too many redirects fetching the result", code="ResultRedirects")
+    for _ in range(4):
+        if not host_allowed(current, allowed_hosts):
+            raise HostNotAllowed("refusing to fetch a result from a host that is not allowed: "
+                                 f"{_host_port(current)}", code="ResultHostNotAllowed")
+        try:
+            response = session.get(current, stream=True, timeout=(5, 60), allow_redirects=False)
+        except outbound.BlockedAddress:
+            raise HostNotAllowed(f"the result host {_host_port(current)} is not a public address",
+                                 code="ResultAddressNotAllowed") from None
+        except requests.RequestException as error:
+            raise ProviderUnavailable(f"could not download the result: {type(error).__name__}") from None
+        if response.is_redirect and response.headers.get("Location"):
+            current = requests.compat.urljoin(current, response.headers["Location"])
+            response.close()
+            continue
+        return response, current
+    raise ProviderRejected("too many redirects fetching the result", code="ResultRedirects")
+
+
+def download_video(url: str, spool: IO[bytes], *, allowed_hosts: list[str], max_bytes: int,
+                   allow_private: bool | None = None) -> str:
+    """Stream a provider's video into `spool` (a file on /tmp), never into memory; returns its content type.
+
+    A video whose Content-Length is over `max_bytes` is refused before a byte of it is read (VideoTooLarge);
+    one that turns out larger while streaming is refused then. The same hosts and redirect rules as
+    `copy_url_to_s3`; the copy to S3 is `upload_video`, once the file is known to be a video."""
+    from aigc.store import outbound
+
+    with outbound.session(allow_private=allow_private) as session:
+        response, current = _open_result(session, url, allowed_hosts)
         with response:
-            return _stream_to_s3(response, current, bucket, key_stem, max_bytes, spool)
+            if response.status_code in (403, 404, 410):
+                raise ProviderRejected("the provider's result has expired or is gone", code="ResultExpired")
+            if response.status_code >= 400:
+                raise ProviderUnavailable(f"could not download the result: HTTP {response.status_code}")
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise ProviderRejected(f"the video is {int(declared)} bytes, over the {max_bytes} bytes we store",
+                                       code=VIDEO_TOO_LARGE)
+            response.raw.decode_content = True
+            size = 0
+            while chunk := response.raw.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ProviderRejected(f"the video is over the {max_bytes} bytes we store", code=VIDEO_TOO_LARGE)
+                spool.write(chunk)
+            spool.flush()
+            content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    return content_type if content_type.startswith("video/") else "video/mp4"
+
+
+class VideoInfo(dict):
+    """{width, height, durationSeconds, codec, frames}: what the stored clip really is (the task view's)."""
+
+
+def video_poster(path: str, bucket: str, key: str) -> VideoInfo:
+    """Check that the file at `path` is a playable video and write its first frame as the JPEG poster
+    (the task's thumbnail). PyAV (FFmpeg in its wheel) reads the container, decodes one frame for the
+    poster and walks every packet, so a truncated or damaged file is found here: ResultCorrupt, the
+    provider's fault (the task fails and is refunded), never a crash of the step."""
+    import av  # only the store step of a video task pays for PyAV (StoreResultsFunction ships it)
+
+    try:
+        with av.open(path, mode="r") as container:
+            if not container.streams.video:
+                raise ProviderRejected("the result has no video stream", code=VIDEO_CORRUPT)
+            stream = container.streams.video[0]
+            poster = next(container.decode(stream), None)
+            if poster is None:
+                raise ProviderRejected("the video has no decodable frame", code=VIDEO_CORRUPT)
+            image = poster.to_image()
+            container.seek(0)
+            packets = sum(1 for packet in container.demux(stream) if packet.size)
+            seconds = (float(stream.duration * stream.time_base) if stream.duration
+                       else (container.duration or 0) / av.time_base)
+            info = VideoInfo(width=stream.codec_context.width, height=stream.codec_context.height,
+                             durationSeconds=round(seconds, 3), codec=stream.codec_context.name, frames=packets)
+    except ProviderRejected:
+        raise
+    except (av.FFmpegError, ValueError, IndexError, OSError, EOFError) as error:
+        raise ProviderRejected(f"the result is not a playable video: {type(error).__name__}",
+                               code=VIDEO_CORRUPT) from None
+    if info["frames"] < 1 or info["durationSeconds"] <= 0 or not (info["width"] and info["height"]):
+        raise ProviderRejected("the video has no frames or no length", code=VIDEO_CORRUPT)
+    _save_thumbnail(image, bucket, key)
+    return info
+
+
+def upload_video(path: str, bucket: str, key: str, content_type: str = "video/mp4") -> str:
+    """Copy the checked video file to S3 in parts read from disk one at a time (memory stays flat)."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_chunksize=PART_SIZE, max_concurrency=PART_CONCURRENCY)
+    _s3().upload_file(path, bucket, key, ExtraArgs={"ContentType": content_type}, Config=config)
+    return key
 
 
 def _host_port(url: str) -> str:
@@ -179,13 +266,29 @@ def write_thumbnail(image_file: IO[bytes], bucket: str, key: str) -> str:
     image_file.seek(0)
     with Image.open(image_file) as image:
         image.draft("RGB", (THUMBNAIL_SIZE[0] * 2, THUMBNAIL_SIZE[1] * 2))
-        image = image.convert("RGB")
-        image.thumbnail(THUMBNAIL_SIZE)
-        with tempfile.SpooledTemporaryFile(max_size=2 * CHUNK) as out:
-            image.save(out, "JPEG", quality=85)
-            out.seek(0)
-            _s3().upload_fileobj(out, bucket, key, ExtraArgs={"ContentType": "image/jpeg"})
+        _save_thumbnail(image, bucket, key)
     return key
+
+
+def image_size(image_file: IO[bytes]) -> tuple[int, int] | None:
+    """(width, height) of the image in `image_file` from its header, or None when it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    image_file.seek(0)
+    try:
+        with Image.open(image_file) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def _save_thumbnail(image, bucket: str, key: str) -> None:
+    image = image.convert("RGB")
+    image.thumbnail(THUMBNAIL_SIZE)
+    with tempfile.SpooledTemporaryFile(max_size=2 * CHUNK) as out:
+        image.save(out, "JPEG", quality=85)
+        out.seek(0)
+        _s3().upload_fileobj(out, bucket, key, ExtraArgs={"ContentType": "image/jpeg"})
 
 
 def presigned_get(bucket: str, key: str, expires: int) -> str:
