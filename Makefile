@@ -13,6 +13,7 @@
 #   make bench                     benchmarks
 #   make dlq ARGS="--stack aigc-prod list"   inspect / replay dead-letter queues (docs/runbook.md)
 #   make openapi                   regenerate docs/openapi.json from the code, and docs/api.md from it
+#   make messages                  message catalogs: extract the msgids, merge them into each .po, compile the .mo
 #   make clean
 
 SHELL := /bin/bash
@@ -36,7 +37,7 @@ VENV_STAMP     := $(VENV)/.stamp-requirements-dev
 VENV_SAM_STAMP := $(VENV_SAM)/.stamp-sam-$(SAM_VERSION)-cfnlint-$(CFN_LINT_VERSION)
 VENV_CHECKOV_STAMP := $(VENV_CHECKOV)/.stamp-checkov-$(CHECKOV_VERSION)
 
-.PHONY: help venv venv-sam venv-checkov test lint build dev token held redrive bench dlq openapi clean
+.PHONY: help venv venv-sam venv-checkov test lint build dev token held redrive bench dlq openapi messages clean
 
 help:
 	@sed -n '1,/^$$/p' $(MAKEFILE_LIST) | sed 's/^# \{0,1\}//'
@@ -112,6 +113,10 @@ dlq: venv
 openapi: venv
 	$(PY) -m local.openapi docs/openapi.json
 	$(PY) -m local.apidoc docs/openapi.json docs/api.md
+
+# Translate the msgstr it lists as missing in layers/common/aigc/core/locale/*/LC_MESSAGES/aigc.po, then run it again.
+messages: venv
+	$(PY) -m local.messages
 
 clean:
 	rm -rf .aws-sam .pytest_cache

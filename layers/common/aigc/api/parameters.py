@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 from aigc.api.schemas import Text
 from aigc.core.catalog import ModelSpec
 from aigc.core.errors import BadRequest
+from aigc.core.i18n import Message, _
 
 MAX_OFFSET_PIXELS = 10000
 MAX_SEED = 2147483647
@@ -23,7 +24,7 @@ MAX_SEED = 2147483647
 
 def _at_most_4_decimals(value: float) -> float:
     if value != round(value, 4):
-        raise ValueError("at most 4 decimal places")
+        raise ValueError(_("at most 4 decimal places"))
     return value
 
 
@@ -46,7 +47,7 @@ class _Parameters(BaseModel):
     def provider_parameters(self, model: ModelSpec) -> dict:
         raise NotImplementedError
 
-    def effect(self) -> str | None:
+    def effect(self) -> Message | None:
         """A sentence for the user about which settings took effect, when that is not obvious."""
         return None
 
@@ -96,10 +97,10 @@ class OutpaintingParameters(_Parameters):
 
     def provider_parameters(self, model: ModelSpec) -> dict:
         if self.mode == "none":
-            raise BadRequest(
+            raise BadRequest(_(
                 "parameters: outpainting needs an expansion: set outputRatio, xScale/yScale above 1.0, "
                 "an offset above 0, or an angle between 1 and 359"
-            )
+            ))
         params: dict = {
             "angle": self.angle,
             "best_quality": self.best_quality,
@@ -115,22 +116,21 @@ class OutpaintingParameters(_Parameters):
             params.update({name: getattr(self, name) for name in self.OFFSETS})
         return params
 
-    def effect(self) -> str:
+    def effect(self) -> Message:
         mode = self.mode
         described = {
-            "output_ratio": f"outputRatio {self.output_ratio}",
-            "scale": f"xScale {self.x_scale:g} / yScale {self.y_scale:g}",
-            "offsets": "offsets (left {0}, right {1}, top {2}, bottom {3})".format(
-                *(getattr(self, n) for n in self.OFFSETS)
-            ),
-            "rotate_only": "rotation only",
+            "output_ratio": _("outputRatio {ratio}", ratio=self.output_ratio),
+            "scale": _("xScale {x} / yScale {y}", x=f"{self.x_scale:g}", y=f"{self.y_scale:g}"),
+            "offsets": _("offsets (left {left}, right {right}, top {top}, bottom {bottom})",
+                         **{n.removesuffix("_offset"): getattr(self, n) for n in self.OFFSETS}),
+            "rotate_only": _("rotation only"),
         }[mode]
-        text = f"expansion by {described}"
+        text = _("expansion by {described}", described=described)
         if self.angle and mode != "rotate_only":
-            text = f"rotation by {self.angle} degrees, then {text}"
+            text = _("rotation by {angle} degrees, then {expansion}", angle=self.angle, expansion=text)
         ignored = self._ignored()
         if ignored:
-            text += f"; ignored (lower priority): {', '.join(ignored)}"
+            text = _("{effect}; ignored (lower priority): {ignored}", effect=text, ignored=", ".join(ignored))
         return text
 
 

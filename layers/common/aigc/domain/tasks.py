@@ -3,18 +3,27 @@ from __future__ import annotations
 
 import re
 import secrets
+import zlib
 from datetime import datetime, timedelta
+from typing import Iterator
 
 from aigc.core.catalog import ModelSpec, get_model
 from aigc.core.config import get_settings
+from aigc.core import i18n
 from aigc.core.errors import NotFound
+from aigc.core.i18n import Message, _
 from aigc.core.timeutil import iso_ms, utcnow
 from aigc.core.vocab import ACTIVE_STATUSES, TaskStatus
 from aigc.store.db import TaskItem
 from aigc.store.dynamo import conditional, get_or_none
 from aigc.store.paging import Cursor, Page, read_page
 
-UNSETTLED = "1"
+# The sweep's index (Attention) spreads unsettled tasks over this many partitions by task number, so no
+# partition key is written by every task (a task from before the shards has "1", one of them).
+ATTENTION_SHARDS = 16
+# The admins' search index (TasksByTime, aigc.domain.task_search) spreads each day's tasks over this many
+# partitions, so no partition key is written by every task.
+SEARCH_SHARDS = 4
 # The workflow settles a task by its deadline; the sweep looks only this long after it.
 SWEEP_SLACK = timedelta(minutes=15)
 
@@ -25,6 +34,17 @@ def new_task_no(now: datetime | None = None) -> str:
     return f"TASK-{now.strftime('%Y%m%d%H%M%S')}{now.microsecond // 1000:03d}-{secrets.token_hex(8)}"
 
 
+def attention_shard(task_no: str) -> str:
+    """The task's partition in the sweep's Attention index."""
+    return str(zlib.crc32(task_no.encode()) % ATTENTION_SHARDS)
+
+
+def search_keys(task_no: str, created_at: str) -> dict[str, str]:
+    """A task's keys in TasksByTime: its day and shard, and a sort key unique to it."""
+    return {"day_shard": f"{created_at[:10]}#{zlib.crc32(task_no.encode()) % SEARCH_SHARDS}",
+            "created_key": f"{created_at}#{task_no}"}
+
+
 def new_task(
     *,
     user_id: str,
@@ -33,7 +53,7 @@ def new_task(
     negative_prompt: str | None,
     image_urls: list[str],
     provider_parameters: dict,
-    effect: str | None,
+    effect: Message | str | None,
     points_cost: int,
     source: str = "api",
     task_no: str | None = None,
@@ -45,6 +65,7 @@ def new_task(
     pricing: dict | None = None,
     task_deadline_seconds: int,
     queue_timeout_seconds: int,
+    language: str | None = None,
 ) -> TaskItem:
     now = utcnow()
     task_no = task_no or new_task_no(now)
@@ -66,14 +87,16 @@ def new_task(
         negative_prompt=negative_prompt,
         image_urls=image_urls,
         parameters=provider_parameters,
-        effect=effect,
+        effect=str(effect) if effect is not None else None,
+        effect_text=i18n.stored(effect),
+        language=language,
         points_cost=points_cost,
         expected_seconds=model.expected_seconds,
         deadline_at=deadline_at,
         updated_at=now,
         refunded=False,
         execution_name=task_no,
-        unsettled=UNSETTLED,
+        unsettled=attention_shard(task_no),
         attention_at=iso_ms(deadline_at + SWEEP_SLACK),
         webhook_url=webhook_url,
         webhook_events=webhook_events,
@@ -81,19 +104,27 @@ def new_task(
         template_version=template_version,
         template_inputs=template_inputs,
         pricing=pricing,
+        **search_keys(task_no, iso_ms(now)),
     )
 
 
+def error_actions(message: Message | str) -> list:
+    """Set a task's errorMessage: the English text, and the Message to render in each reader's language."""
+    text = i18n.stored(message)
+    return [TaskItem.error_message.set(str(message)),
+            TaskItem.error_text.set(text) if text else TaskItem.error_text.remove()]
+
+
 def rejected_task(*, task_no: str, user_id: str, model: ModelSpec, source: str, image_urls: list[str],
-                  error_code: str, error_message: str) -> TaskItem:
+                  error_code: str, error_message: Message | str) -> TaskItem:
     """A task refused before any charge (uploads): visible to the user, never billed."""
     now = utcnow()
     return TaskItem(
         task_no, user_id=user_id, created_at=iso_ms(now), model_name=model.name, task_type=model.task_type,
         provider=model.provider, provider_model=model.provider_model, status=TaskStatus.FAILED, source=source,
         image_urls=image_urls, parameters={}, points_cost=0, expected_seconds=model.expected_seconds,
-        deadline_at=now, completed_at=now, updated_at=now, error_code=error_code, error_message=error_message,
-        refunded=False,
+        deadline_at=now, completed_at=now, updated_at=now, error_code=error_code, error_message=str(error_message),
+        error_text=i18n.stored(error_message), refunded=False, **search_keys(task_no, iso_ms(now)),
     )
 
 
@@ -104,7 +135,7 @@ def exists(task_no: str) -> bool:
 def get_task(task_no: str) -> TaskItem:
     task = get_or_none(TaskItem, task_no)
     if task is None:
-        raise NotFound(f"task '{task_no}' not found")
+        raise NotFound(_("task '{task_no}' not found", task_no=task_no))
     return task
 
 
@@ -112,7 +143,7 @@ def get_user_task(user_id: str, task_no: str) -> TaskItem:
     """A task of this user; another user's task is indistinguishable from a missing one."""
     task = get_task(task_no)
     if task.user_id != user_id:
-        raise NotFound(f"task '{task_no}' not found")
+        raise NotFound(_("task '{task_no}' not found", task_no=task_no))
     return task
 
 
@@ -170,10 +201,10 @@ def hold(task: TaskItem, reason: str, grace_seconds: int) -> bool:
         TaskItem.hold_until.set(until),
         TaskItem.attention_at.set(iso_ms(until)),
         TaskItem.error_code.set("InternalError.Retryable"),
-        TaskItem.error_message.set(
-            f"the task stopped because of an internal error ({reason[:120]}); operators may retry it within "
-            f"{minutes} minutes, otherwise your points are refunded automatically"
-        ),
+        *error_actions(_(
+            "the task stopped because of an internal error ({reason}); operators may retry it within "
+            "{minutes} minutes, otherwise your points are refunded automatically", reason=reason[:120], minutes=minutes,
+        )),
     ], TaskItem.status.is_in(*ACTIVE_STATUSES) & (TaskItem.refunded == False))
 
 
@@ -187,13 +218,20 @@ def resume_if_held(task: TaskItem) -> bool:
         TaskItem.attention_at.set(iso_ms(task.deadline_at + SWEEP_SLACK)),
         TaskItem.error_code.remove(),
         TaskItem.error_message.remove(),
+        TaskItem.error_text.remove(),
     ], (TaskItem.status == TaskStatus.FAILED) & TaskItem.hold_until.exists() & (TaskItem.refunded == False))
 
 
-def due_for_attention(limit: int = 200) -> list[TaskItem]:
-    """Unsettled tasks whose deadline (plus slack) or hold window has passed."""
+def due_for_attention(limit_per_shard: int = 100) -> Iterator[TaskItem]:
+    """Unsettled tasks whose deadline (plus slack) or hold window has passed, shard by shard, oldest first.
+    The index holds keys only: each task is read from the table (consistent, a batch per shard)."""
     now = iso_ms(utcnow())
-    return list(TaskItem.unsettled_tasks.query(UNSETTLED, TaskItem.attention_at <= now, limit=limit))
+    for shard in range(ATTENTION_SHARDS):
+        found = TaskItem.unsettled_tasks.query(str(shard), TaskItem.attention_at <= now, limit=limit_per_shard,
+                                               attributes_to_get=["task_no"])
+        numbers = [item.task_no for item in found]
+        if numbers:
+            yield from (task for task in TaskItem.batch_get(numbers, consistent_read=True) if task.unsettled)
 
 
 def postpone_attention(task: TaskItem) -> None:
@@ -213,6 +251,8 @@ def record_provider_job(task: TaskItem, provider_task_id: str | None, provider_s
         actions.append(TaskItem.provider_task_id.set(provider_task_id))
     if task.started_at is None:
         actions.append(TaskItem.started_at.set(utcnow()))
+    if task.provider_account:  # the account it was given a slot on (aigc.domain.capacity): polls and cancels use it
+        actions.append(TaskItem.provider_account.set(task.provider_account))
     return _update_active(task, actions)
 
 
@@ -238,6 +278,7 @@ def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None, 
             TaskItem.completed_at.set(now),
             TaskItem.error_code.remove(),
             TaskItem.error_message.remove(),
+            TaskItem.error_text.remove(),
             *settled_actions(),
         ],
     )

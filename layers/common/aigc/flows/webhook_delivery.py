@@ -12,7 +12,7 @@ from functools import lru_cache
 import requests
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from aigc.api.views import task_view
+from aigc.api.views import pushed_language, task_view
 from aigc.core.config import get_settings
 from aigc.core.observability import count, logger
 from aigc.domain.webhooks import (
@@ -51,8 +51,9 @@ def enqueue_change(record: dict) -> list[str]:
 # --- deliveries (WebhookQueue) ---------------------------------------------------------------------
 
 def render(event: str, task: TaskItem) -> str:
-    """The body: the task exactly as GET /user/ai/tasks/{taskNo} shows it, plus the event name."""
-    data = task_view(task, queue=False).model_dump(mode="json", by_alias=True)
+    """The body: the task exactly as GET /user/ai/tasks/{taskNo} shows it, plus the event name; its
+    messages in the language the task was submitted in (`pushed_language`)."""
+    data = task_view(task, queue=False, language=pushed_language(task)).model_dump(mode="json", by_alias=True)
     return json.dumps({"event": event, "data": data}, separators=(",", ":"), ensure_ascii=False)
 
 
