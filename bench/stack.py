@@ -35,8 +35,9 @@ class LocalStack:
     def __init__(self, *, params: dict | None = None, sim: dict | None = None, ports: tuple | None = None,
                  wait_scale: float | None = None):
         self.port, self.moto_port, self.sim_port = ports or (free_port(), free_port(), free_port())
+        self.ws_port = free_port()
         args = [sys.executable, "-m", "local", "--port", str(self.port), "--moto-port", str(self.moto_port),
-                "--sim-port", str(self.sim_port), "--quiet"]
+                "--sim-port", str(self.sim_port), "--ws-port", str(self.ws_port), "--quiet"]
         if wait_scale is not None:
             args += ["--wait-scale", str(wait_scale)]
         for key, value in (params or {}).items():
@@ -48,6 +49,7 @@ class LocalStack:
         self.http = requests.Session()
         self.url = f"http://127.0.0.1:{self.port}"
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
+        self.ws_url = f"ws://127.0.0.1:{self.ws_port}/"
         aws = dict(endpoint_url=f"http://127.0.0.1:{self.moto_port}", region_name="us-east-1",
                    aws_access_key_id="x", aws_secret_access_key="x")
         self.sfn = boto3.client("stepfunctions", **aws)

@@ -55,7 +55,7 @@ class EventSourceMappings:
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._streams: dict[str, dict] = {}
+        self._streams: dict[tuple[str, str], dict] = {}
         self.sources: list = []
         for logical, spec in cfn.functions(deployment.template).items():
             if not deployment.resolver.resource_enabled(logical):
@@ -109,7 +109,8 @@ class EventSourceMappings:
 
         found, shard = current()
         arn = f"{found.table_arn}/stream/{found.latest_stream_label}"
-        state = self._streams.setdefault(table, {"position": shard.starting_sequence_number, "done": {}})
+        # Per mapping: two functions reading one stream (webhooks, push) each see every record.
+        state = self._streams.setdefault((function, table), {"position": shard.starting_sequence_number, "done": {}})
         done = state["done"]  # the state survives a restart of this pump
         while not self._stop.is_set():
             with moto_dynamodb.LOCK:  # moto's tables change only under this lock: read them under it too

@@ -53,6 +53,7 @@ class Stack:
     moto_port: int
     sim_port: int
     log_path: Path
+    ws_port: int = 0
     http: requests.Session = field(default_factory=requests.Session)
 
     @property
@@ -62,6 +63,10 @@ class Stack:
     @property
     def sim_url(self) -> str:
         return f"http://127.0.0.1:{self.sim_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
@@ -161,19 +166,19 @@ def _stop_leftovers() -> None:
 
 
 def start_stack(log_dir: Path, *extra: str, name: str = "stack") -> Stack:
-    port, moto_port, sim_port = free_port(), free_port(), free_port()
+    port, moto_port, sim_port, ws_port = free_port(), free_port(), free_port(), free_port()
     log_path = log_dir / f"{name}-{port}.log"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT)])
     env.pop("PORT", None)
     command = [sys.executable, "-m", "local", "--port", str(port), "--moto-port", str(moto_port),
-               "--sim-port", str(sim_port), "--wait-scale", WAIT_SCALE, "--quiet",
+               "--sim-port", str(sim_port), "--ws-port", str(ws_port), "--wait-scale", WAIT_SCALE, "--quiet",
                "--param", "SubmitRateLimitPerMinute=1000", *FAST_SIM, *extra]
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     _STARTED.add(proc)
-    stack = Stack(proc, port, moto_port, sim_port, log_path)
+    stack = Stack(proc, port, moto_port, sim_port, log_path, ws_port=ws_port)
     deadline = time.monotonic() + BOOT_TIMEOUT
     try:
         while time.monotonic() < deadline:

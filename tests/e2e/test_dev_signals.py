@@ -48,16 +48,16 @@ def test_sigint_to_python_m_local_stops_everything(log_dir):
         assert stack.proc.wait(STOP_TIMEOUT) == 0, stack.log()
         assert _group_gone(stack.proc.pid), "a process of the stack's group is still running"
         assert "stopping the local stack" in stack.log()
-        assert all(_port_free(p) for p in (stack.port, stack.moto_port, stack.sim_port))
+        assert all(_port_free(p) for p in (stack.port, stack.moto_port, stack.sim_port, stack.ws_port))
     finally:
         stack.stop()
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
 def test_sigint_to_make_dev_stops_the_stack(log_dir):
-    port, moto_port, sim_port = free_port(), free_port(), free_port()
+    port, moto_port, sim_port, ws_port = free_port(), free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PORT", "MAKEFLAGS", "MAKELEVEL")}
-    dev_args = f"--port {port} --moto-port {moto_port} --sim-port {sim_port} --quiet --wait-scale 0.05"
+    dev_args = f"--port {port} --moto-port {moto_port} --sim-port {sim_port} --ws-port {ws_port} --quiet --wait-scale 0.05"
     log_path = log_dir / f"make-dev-{port}.log"
     with open(log_path, "wb") as log_file:
         # The real Makefile's dev target, with this interpreter; -o: never (re)build the virtualenv here.
@@ -82,7 +82,7 @@ def test_sigint_to_make_dev_stops_the_stack(log_dir):
             pytest.fail(f"make dev still running {STOP_TIMEOUT} s after SIGINT\n{log_path.read_text()[-3000:]}")
         assert _group_gone(make.pid), "a process of make dev's group is still running"
         assert "stopping the local stack" in log_path.read_text()
-        assert all(_port_free(p) for p in (port, moto_port, sim_port))
+        assert all(_port_free(p) for p in (port, moto_port, sim_port, ws_port))
     finally:
         if make.poll() is None or not _group_gone(make.pid, 0.1):
             try:

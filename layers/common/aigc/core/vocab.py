@@ -62,3 +62,10 @@ class LedgerKind(StrEnum):
     DEBIT = "DEBIT"
     REFUND = "REFUND"
     GRANT = "GRANT"
+
+
+class PushEvent(StrEnum):
+    """What the WebSocket push sends (aigc.domain.push): a message's `type`."""
+
+    TASK_UPDATED = "task.updated"
+    POINTS_CHANGED = "points.changed"

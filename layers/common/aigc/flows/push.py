@@ -1,0 +1,160 @@
+"""Push to browsers: the WebSocket API's routes (SocketFunction) and the streams' consumer (PushFunction).
+
+- `authenticate_socket(token)`: the one place a socket's token becomes a user. Today it checks a JWT
+  as the HTTP API's JWT authorizer does (the issuer's JWKS, RS256, iss, aud or client_id, exp, nbf,
+  iat); the shared JWT-or-API-key authenticator replaces its body when it lands.
+- `handle_socket(event)`: $connect (refused with 401 without a valid `?token=`), $disconnect,
+  $default (`{"action": "ping"}` answers `{"type": "pong"}` through the route response).
+- `handle_stream(event, context)`: TasksTable and PointsTable stream records -> `task.updated` (the
+  task view, as GET /user/ai/tasks/{taskNo}) and `points.changed` (the balance view) -> each of the
+  user's connections allowed to read it, concurrently, each connection's messages in stream order.
+  A connection API Gateway reports gone (410) is forgotten.
+
+The rules (who receives what, message shapes) are aigc.domain.push; the policy is told once, in
+docs/ARCHITECTURE.md, "Push".
+"""
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+import jwt
+
+from aigc.api.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID
+from aigc.api.views import balance_view, pushed_language, task_view
+from aigc.core.config import get_settings
+from aigc.core.errors import Unauthorized
+from aigc.core.observability import count, logger
+from aigc.core.vocab import PushEvent
+from aigc.domain import push
+from aigc.domain.push import SocketIdentity
+from aigc.store import jwks, sockets
+from aigc.store.db import PointsItem, TaskItem
+
+SEND_WORKERS = 16  # connections served at once; one slow connection holds one worker, not the batch
+
+
+# --- who opened the socket ------------------------------------------------------------------------------
+
+def authenticate_socket(token: str | None) -> SocketIdentity:
+    """The socket's user (and what it may receive) from its `?token=`; Unauthorized otherwise.
+
+    The one seam for the shared authenticator (a JWT or an API key): point this at it."""
+    if not token:
+        raise Unauthorized("no token: open the socket with ?token=<JWT or API key>")
+    claims = _verify_jwt(token.strip().removeprefix("Bearer ").strip())
+    user_id = str(claims.get("sub") or "")
+    if not user_id or len(user_id) > MAX_USER_ID_CHARS or not re.fullmatch(SAFE_USER_ID, user_id):
+        raise Unauthorized("the token's subject (sub) is not a valid user id")
+    return SocketIdentity(user_id)
+
+
+def _verify_jwt(token: str) -> dict:
+    """What the HTTP API's JWT authorizer checks (and local/auth.py emulates)."""
+    settings = get_settings()
+    issuer = settings.jwt_issuer
+    audiences = {a.strip() for a in settings.jwt_audience.split(",") if a.strip()}
+    jwks_url = settings.jwks_url or issuer.rstrip("/") + "/.well-known/jwks.json"
+    try:
+        if jwt.get_unverified_header(token).get("alg") != "RS256":
+            raise Unauthorized("the token is not RS256")
+        claims = jwt.decode(token, jwks.signing_key(jwks_url, token), algorithms=["RS256"], issuer=issuer,
+                            options={"require": ["exp", "iss"], "verify_aud": False})
+    except (jwt.PyJWTError, jwks.KeysUnavailable) as error:
+        raise Unauthorized(f"invalid token: {type(error).__name__}") from None
+    for name in ("exp", "nbf", "iat"):  # NumericDate (RFC 7519), never a string
+        if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], (int, float))):
+            raise Unauthorized(f"invalid token: {name} is not a number")
+    aud = claims.get("aud", claims.get("client_id"))
+    if not set(aud if isinstance(aud, list) else [aud]) & audiences:
+        raise Unauthorized("invalid token: audience not allowed")
+    return claims
+
+
+# --- SocketFunction: the WebSocket API's routes ---------------------------------------------------------
+
+def handle_socket(event: dict) -> dict:
+    context = event.get("requestContext") or {}
+    route, connection_id = context.get("routeKey"), context.get("connectionId")
+    if route == "$connect":
+        try:
+            identity = authenticate_socket((event.get("queryStringParameters") or {}).get("token"))
+        except Unauthorized as refused:
+            count("PushConnectsRefused")
+            logger.info("socket refused", extra={"reason": refused.message})
+            return {"statusCode": 401, "body": "Unauthorized"}
+        push.open_connection(connection_id, identity)
+        logger.info("socket connected", extra={"user_id": identity.user_id, "connection_id": connection_id})
+        return {"statusCode": 200}
+    if route == "$disconnect":
+        push.close_connection(connection_id)
+        return {"statusCode": 200}
+    return {"statusCode": 200, "body": push.reply(event.get("body"))}
+
+
+# --- PushFunction: stream records -> messages ----------------------------------------------------------
+
+def _images(record: dict, model):
+    images = record.get("dynamodb") or {}
+    old, new = images.get("OldImage"), images.get("NewImage")
+    return (model.from_raw_data(old) if old else None), (model.from_raw_data(new) if new else None)
+
+
+def events_of_record(record: dict) -> list[tuple[str, PushEvent, dict]]:
+    """(user, event, data) for one stream record of the tasks or the points table."""
+    keys = (record.get("dynamodb") or {}).get("Keys") or {}
+    if "task_no" in keys:
+        old, new = _images(record, TaskItem)
+        if push.task_updated(old, new):
+            # no request here: messages in the language the task was submitted in
+            data = task_view(new, queue=False, language=pushed_language(new)).model_dump(mode="json", by_alias=True)
+            return [(new.user_id, PushEvent.TASK_UPDATED, data)]
+    elif "entry" in keys:
+        old, new = _images(record, PointsItem)
+        if push.points_changed(old, new):
+            data = balance_view(new.user_id, int(new.balance)).model_dump(mode="json", by_alias=True)
+            return [(new.user_id, PushEvent.POINTS_CHANGED, data)]
+    return []
+
+
+def _send_all(endpoint: str, connection_id: str, messages: list[bytes]) -> str:
+    """One connection's messages, in order: "sent", "gone" (forgotten) or "failed"."""
+    try:
+        for data in messages:
+            if not sockets.post(endpoint, connection_id, data):
+                push.close_connection(connection_id)
+                return "gone"
+    except sockets.SendFailed as error:
+        logger.warning("push failed", extra={"connection_id": connection_id, "error": str(error)})
+        return "failed"
+    return "sent"
+
+
+def handle_stream(event: dict, context=None) -> dict:
+    """A batch of stream records. Messages are gathered in stream order until a record cannot be read
+    (its connections lookup failed): that record and the ones after it are reported failed, so the
+    stream hands them again, and what was gathered before it is sent."""
+    outbox: OrderedDict[str, list[bytes]] = OrderedDict()
+    connections: dict[str, list] = {}  # user -> their connections, looked up once per batch
+    failed: list[dict] = []
+    for record in event.get("Records") or []:
+        try:
+            for user_id, kind, data in events_of_record(record):
+                if user_id not in connections:
+                    connections[user_id] = push.connections_of(user_id)
+                for connection_id in push.recipients(connections[user_id], kind):
+                    outbox.setdefault(connection_id, []).append(push.message(kind, data))
+        except Exception:
+            logger.exception("push: stream record not handled", extra={"event_id": record.get("eventID")})
+            failed = [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]
+            break
+    if outbox:
+        endpoint = get_settings().websocket_management_url
+        with ThreadPoolExecutor(max_workers=min(SEND_WORKERS, len(outbox))) as pool:
+            outcomes = list(pool.map(lambda item: _send_all(endpoint, *item), outbox.items()))
+        for outcome in ("sent", "gone", "failed"):
+            if outcomes.count(outcome):
+                count({"sent": "PushDelivered", "gone": "PushConnectionsGone", "failed": "PushFailed"}[outcome],
+                      outcomes.count(outcome))
+    return {"batchItemFailures": failed}
