@@ -51,10 +51,15 @@ BAD_TOKENS = _bad_tokens()
 
 @pytest.mark.parametrize("case", list(BAD_TOKENS))
 def test_bad_tokens_are_401_like_api_gateway(stack, case):
+    """A JWT-only route (API Gateway's JWT authorizer answers itself), and a route of the Lambda authorizer
+    (JWT or API key: the function answers 401 with the envelope, tests/e2e/test_api_keys.py)."""
     headers = {"Authorization": BAD_TOKENS[case]} if BAD_TOKENS[case] is not None else {}
-    response = requests.get(f"{stack.url}/user/points/consumption/balance", headers=headers, timeout=10)
+    response = requests.get(f"{stack.url}/user/webhooks/secret", headers=headers, timeout=10)
     assert response.status_code == 401, response.text
     assert response.json() == UNAUTHORIZED
+    response = requests.get(f"{stack.url}/user/points/consumption/balance", headers=headers, timeout=10)
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == 401 and response.json()["data"] is None
 
 
 def test_valid_token_with_or_without_the_bearer_prefix(stack):

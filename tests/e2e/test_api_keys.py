@@ -38,7 +38,7 @@ def test_a_key_submits_and_reads_tasks_within_its_scopes(stack):
             "completed", "failed", "cancelled"):
         assert time.monotonic() < deadline, task
         time.sleep(0.2)
-    assert task["status"] == "completed"
+    assert task["status"] == "completed", (task["errorCode"], task["errorMessage"])
     listed = with_key(stack, "GET", "/user/ai/tasks/list", key).json()["data"]
     assert [t["taskNo"] for t in listed["records"]] == [task_no]
     # outside its scopes, and on routes that need a signed-in user: 403 naming why

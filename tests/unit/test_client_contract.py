@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from aigc_client.models import Balance, LedgerEntry, ModelInfo, Task, Upload
+from aigc_client.models import ApiKey, Balance, LedgerEntry, ModelInfo, Task, Upload
 from pydantic import BaseModel, Field
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -32,12 +32,16 @@ ANSWERS = [
     ("get", "/user/points/consumption/balance", Balance),
     ("get", "/models", [ModelInfo]),
     ("post", "/user/uploads", Upload),
+    ("post", "/user/api-keys", ApiKey),
+    ("get", "/user/api-keys", [ApiKey]),
+    ("delete", "/user/api-keys/{keyId}", ApiKey),
 ]
 PAGES = [("get", "/user/ai/tasks/list", Task), ("get", "/user/points/consumption/records", LedgerEntry)]
 # What the client sends (client.py): body fields and query parameters.
 BODIES = [("post", "/user/ai/tasks/submit", {"modelName", "prompt", "imageUrl", "parameters", "webhook",
                                              "webhookEventsFilter"}),
-          ("post", "/user/uploads", {"fileName", "contentType", "parameters"})]
+          ("post", "/user/uploads", {"fileName", "contentType", "parameters"}),
+          ("post", "/user/api-keys", {"name", "scopes", "expiresInDays", "dailyPointsLimit", "models"})]
 QUERIES = [("get", "/user/ai/tasks/list", {"page", "size", "status", "taskType", "nextToken"}),
            ("get", "/user/points/consumption/records", {"page", "size", "nextToken"})]
 

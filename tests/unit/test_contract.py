@@ -50,6 +50,27 @@ def test_every_template_route_is_documented_with_its_auth(document):
         assert public == (not routes[route]), route
 
 
+def test_api_key_routes_name_their_scope_and_both_schemes(document):
+    """Routes an API key may call say which scope it needs (`x-api-key-scope`) and take the bearer or the
+    X-API-Key scheme; the others take the bearer (a JWT) only, or nothing (public)."""
+    assert document["components"]["securitySchemes"]["apiKeyAuth"] == {
+        "type": "apiKey", "in": "header", "name": "X-API-Key",
+        "description": document["components"]["securitySchemes"]["apiKeyAuth"]["description"]}
+    scopes = {}
+    for method, path, operation in _operations(document):
+        scope = operation.get("x-api-key-scope")
+        if scope is None:
+            assert operation.get("security") in (None, []), (method, path)
+            continue
+        scopes[(method, path)] = scope
+        assert operation["security"] == [{"bearerAuth": []}, {"apiKeyAuth": []}], (method, path)
+    assert scopes[("POST", "/user/ai/tasks/submit")] == "tasks:write"
+    assert scopes[("GET", "/user/ai/tasks/list")] == "tasks:read"
+    assert scopes[("GET", "/user/points/consumption/records")] == "points:read"
+    assert set(scopes.values()) == {"tasks:write", "tasks:read", "points:read"}
+    assert not [route for route in scopes if "api-keys" in route[1] or route[1].startswith(("/admin", "/user/web"))]
+
+
 def test_answers_are_the_envelope_never_422(document):
     schemas = document["components"]["schemas"]
     for method, path, operation in _operations(document):
@@ -72,7 +93,7 @@ def test_request_bodies_are_typed_and_strict(document):
     schemas = document["components"]["schemas"]
     bodies = {(m, p): op["requestBody"] for m, p, op in _operations(document) if "requestBody" in op}
     assert set(bodies) == {("POST", "/user/ai/tasks/submit"), ("POST", "/user/uploads"), ("POST", "/admin/points/grant"),
-                           ("POST", "/admin/tasks/{taskNo}/refund")}
+                           ("POST", "/admin/tasks/{taskNo}/refund"), ("POST", "/user/api-keys")}
     submit = schemas[bodies[("POST", "/user/ai/tasks/submit")]["content"]["application/json"]["schema"]["$ref"]
                      .rsplit("/", 1)[-1]]
     assert submit["required"] == ["modelName"] and submit["additionalProperties"] is False
