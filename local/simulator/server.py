@@ -25,6 +25,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import imaging, video
+from . import stripe as stripe_routes
 
 log = logging.getLogger("local.simulator")
 
@@ -76,6 +77,11 @@ class SimConfig:
     public_url: str | None = None  # base for result links; default: the Host the request came to
     video_fps: float = 8.0  # frames a second of the clips made (DashScope's are 30; tests want few frames)
     video_scale: float = 1.0  # the clips' size relative to the size asked for (tests: 0.25)
+    # Stripe (local/simulator/stripe.py): the secret key the app must send, the webhook signing secret,
+    # and where signed events go (the local stack's POST /payments/stripe/webhook; None: not sent)
+    stripe_api_key: str = "sk_test_aigc_local_simulator"
+    stripe_webhook_secret: str = "whsec_aigcLocalStackTestSigningSecretNotForProduction"
+    stripe_webhook_url: str | None = None
 
     def update(self, changes: dict) -> None:
         fields = {f.name: f for f in dataclasses.fields(self)}
@@ -85,7 +91,7 @@ class SimConfig:
         new = dataclasses.replace(self)
         for k, v in changes.items():
             cur = getattr(self, k)
-            if k == "public_url":
+            if k in ("public_url", "stripe_webhook_url"):
                 setattr(new, k, None if v in (None, "") else str(v).rstrip("/"))
             elif isinstance(cur, bool) or isinstance(v, bool):
                 raise ValueError(f"{k}: bad value")
@@ -190,6 +196,7 @@ class Simulator:
         self.stats = self._new_stats()
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sim-work")
         self._http = requests.Session()
+        self.stripe = None  # set by local.simulator.stripe.register, in _build_app
         self.app = self._build_app()
 
     # --- control -----------------------------------------------------------------------------
@@ -201,6 +208,7 @@ class Simulator:
             self._inflight_sync.clear()
             self.config = dataclasses.replace(self._initial)
             self.stats = self._new_stats()
+            self.stripe.reset()
 
     @staticmethod
     def _new_stats() -> dict:
@@ -214,6 +222,7 @@ class Simulator:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._http.close()
+        self.stripe.close()
 
     # --- job state ---------------------------------------------------------------------------
 
@@ -303,6 +312,7 @@ class Simulator:
     def _build_app(self) -> Flask:
         app = Flask("local.simulator")
         sim = self
+        stripe_routes.register(app, sim)  # the part of Stripe the app calls (local/simulator/stripe.py)
 
         def ds_error(code: str, message: str | None = None, status: int | None = None):
             st, msg = DASHSCOPE_ERRORS.get(code, (400, code))

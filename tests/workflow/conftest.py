@@ -34,6 +34,7 @@ def local_parameters(sim) -> dict:
         "JwtAudience": "aigc-local",
         "DashScopeBaseUrl": sim.url,
         "OpenAIBaseUrl": sim.url,
+        "StripeApiBase": sim.url,
         "ResultHostAllowlist": f"127.0.0.1:{sim.port}",
         "SubmitRateLimitPerMinute": "100",
     }
@@ -152,7 +153,9 @@ def _deployed_app(simulator, wait_scale):
         cleanup.callback(_restore_environment, dict(os.environ))  # deploy() gives the handlers their env
         deployment = deploy(
             parameters=local_parameters(simulator),
-            secret={"dashscope_api_key": "sim-dashscope-key", "openai_api_key": "sim-openai-key"},
+            secret={"dashscope_api_key": "sim-dashscope-key", "openai_api_key": "sim-openai-key",
+                    "stripe_api_key": simulator.config.stripe_api_key,
+                    "stripe_webhook_secret": simulator.config.stripe_webhook_secret},
         )
         cleanup.callback(install_router(deployment.router))
         cleanup.callback(sfn_redrive.install())  # RedriveExecution, as the local stack has it

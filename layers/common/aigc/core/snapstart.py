@@ -22,6 +22,8 @@ import sys
 _CACHED_CALLABLES = (
     ("aigc.core.config", "get_settings"),
     ("aigc.core.catalog", "load_catalog"),
+    ("aigc.core.packs", "load_packs"),
+    ("aigc.store.payments", "_client"),
     ("aigc.flows.submission", "_idempotency"),
     ("aigc.store.storage", "_s3"),
     ("aigc.store.executions", "_sfn"),

@@ -59,9 +59,30 @@ class WebhookEvent(StrEnum):
 
 
 class LedgerKind(StrEnum):
+    """A ledger entry's kind (the records list shows it lower-cased). Amounts are signed: DEBIT, EXPIRE and
+    CLAWBACK take points, the others give them."""
+
     DEBIT = "DEBIT"
     REFUND = "REFUND"
     GRANT = "GRANT"
+    PURCHASE = "PURCHASE"  # a paid order's points (aigc.domain.orders)
+    EXPIRE = "EXPIRE"  # what was left of a lot when it expired, or a refund's part of a lot that had expired
+    CLAWBACK = "CLAWBACK"  # the unspent points of an order the buyer was refunded or disputed
+
+
+class LotCategory(StrEnum):
+    """Promotional lots are spent before paid ones (aigc.domain.lots)."""
+
+    PROMOTIONAL = "promotional"
+    PAID = "paid"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"
 
 
 class PushEvent(StrEnum):

@@ -152,7 +152,8 @@ def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_me
             )
             if lost:
                 tx.save(_ledger_entry(task.user_id, task.task_no, LedgerKind.EXPIRE, -lost,
-                                      "refunded to a lot that had expired", "system", lots=expired),
+                                      "refunded to a lot that has expired (or whose order was refunded)", "system",
+                                      lots=expired),
                         condition=PointsItem.entry.does_not_exist())
             tx.update(PointsItem(task.user_id, BALANCE), actions=[
                 PointsItem.balance.add(cost - lost), PointsItem.ledger_count.add(2 if lost else 1),

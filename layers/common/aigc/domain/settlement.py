@@ -7,17 +7,23 @@ the workflow's own refund: refunds are keyed by task.
 from __future__ import annotations
 
 import json
+import time
 
 from aigc.core.errors import Conflict, NotFound
+from aigc.core.i18n import Message, _
 from aigc.core.observability import count, logger
 from aigc.core.vocab import TaskStatus
-from aigc.domain import capacity, points, tasks
+from aigc.domain import capacity, lots, points, tasks
 from aigc.providers import cancel_quietly
 from aigc.store import executions
 from aigc.store.db import TaskItem
 
+# The reconciler's timeout is 300 s: the sweep stops taking tasks after this, leaving room for the queues,
+# the points lots' expiry and a slow last refund.
+SWEEP_BUDGET_SECONDS = 200.0
 
-def refund(task: TaskItem, *, status: str, code: str, message: str) -> bool:
+
+def refund(task: TaskItem, *, status: str, code: str, message: Message | str) -> bool:
     """Refund once (points.refund_task) and record it; False when the task was already settled."""
     refunded = points.refund_task(task, status=status, error_code=code, error_message=message)
     if refunded:
@@ -39,20 +45,22 @@ def _stop_execution(task: TaskItem, cause: str) -> None:
 
 
 def _cancel_at_provider(task: TaskItem) -> None:
-    cancel_quietly(task.provider, task.provider_task_id)
+    cancel_quietly(task.provider, task.provider_task_id, task.provider_account)  # the account its job runs on
 
 
 def cancel_task(user_id: str, task_no: str) -> TaskItem:
     """The user's cancel: refund and mark cancelled, or 409 when the task already finished."""
     task = tasks.get_user_task(user_id, task_no)
     if tasks.is_settled(task):
-        raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
+        raise Conflict(_("task {task_no} is already {status}; only queued or processing tasks can be cancelled",
+                         task_no=task_no, status=task.status))
     # Settle first: cancelling at the provider first lets the workflow see CANCELED and settle the
     # task as failed before this refund, and the user's cancel would answer 409.
     if not refund(task, status=TaskStatus.CANCELLED, code="Cancelled",
-                   message="cancelled by the user; your points were refunded"):
+                   message=_("cancelled by the user; your points were refunded")):
         task.refresh(consistent_read=True)
-        raise Conflict(f"task {task_no} is already {task.status}; only queued or processing tasks can be cancelled")
+        raise Conflict(_("task {task_no} is already {status}; only queued or processing tasks can be cancelled",
+                         task_no=task_no, status=task.status))
     count("TasksCancelled", model=task.model_name)
     _cancel_at_provider(task)
     _stop_execution(task, "cancelled by the user")
@@ -64,9 +72,14 @@ def operator_refund(task_no: str, reason: str) -> TaskItem:
     """An operator's manual refund of an unsettled or held task (the runbook's supported path)."""
     task = tasks.get_task(task_no)
     if not int(task.points_cost or 0):
-        raise Conflict(f"task {task_no} was never charged (errorCode {task.error_code}); nothing to refund")
-    if not refund(task, status=TaskStatus.FAILED, code="RefundedByOperator", message=f"refunded by an operator: {reason}"):
-        raise Conflict(f"task {task_no} is {task.status}{' and already refunded' if task.refunded else ''}; nothing to refund")
+        raise Conflict(_("task {task_no} was never charged (errorCode {error_code}); nothing to refund",
+                         task_no=task_no, error_code=task.error_code))
+    if not refund(task, status=TaskStatus.FAILED, code="RefundedByOperator",
+                  message=_("refunded by an operator: {reason}", reason=reason)):
+        if task.refunded:
+            raise Conflict(_("task {task_no} is {status} and already refunded; nothing to refund",
+                             task_no=task_no, status=task.status))
+        raise Conflict(_("task {task_no} is {status}; nothing to refund", task_no=task_no, status=task.status))
     _stop_execution(task, f"refunded by an operator: {reason}")
     task.refresh(consistent_read=True)
     return task
@@ -119,22 +132,28 @@ def on_execution_ended(detail: dict, *, hold_grace_seconds: int) -> str:
             return "held"
         return "already-settled"
     code = "ExecutionTimedOut" if status == "TIMED_OUT" else "ExecutionAborted"
-    message = ("the task ran too long and was stopped; your points were refunded" if status == "TIMED_OUT"
-               else "the task was stopped by an operator; your points were refunded")
+    message = (_("the task ran too long and was stopped; your points were refunded") if status == "TIMED_OUT"
+               else _("the task was stopped by an operator; your points were refunded"))
     _cancel_at_provider(task)
     return "refunded" if refund(task, status=TaskStatus.FAILED, code=code, message=message) else "already-settled"
 
 
-def sweep() -> dict:
-    """Settle tasks whose hold window passed or that outlived their deadline without an execution."""
+def sweep(budget_seconds: float = SWEEP_BUDGET_SECONDS) -> dict:
+    """Settle tasks whose hold window passed or that outlived their deadline without an execution, as many
+    as `budget_seconds` allow (the next run goes on where this one stopped), then let every pool's queue
+    move (its pools read from the catalog: nothing is scanned)."""
     outcome = {"refunded": 0, "postponed": 0, "seen": 0}
+    stop_at = time.monotonic() + budget_seconds
     for task in tasks.due_for_attention():
+        if time.monotonic() > stop_at:
+            outcome["unfinished"] = True
+            break
         outcome["seen"] += 1
         logger.append_keys(task_no=task.task_no)
         if tasks.is_held(task):
             if refund(task, status=TaskStatus.FAILED, code="InternalError",
-                       message="the task failed because of an internal error and was not retried in time; "
-                               "your points were refunded"):
+                       message=_("the task failed because of an internal error and was not retried in time; "
+                                 "your points were refunded")):
                 outcome["refunded"] += 1
             continue
         if tasks.is_settled(task):
@@ -145,7 +164,7 @@ def sweep() -> dict:
             continue
         _cancel_at_provider(task)
         if refund(task, status=TaskStatus.FAILED, code="Timeout",
-                   message="the task did not finish in time; your points were refunded"):
+                   message=_("the task did not finish in time; your points were refunded")):
             outcome["refunded"] += 1
     outcome["woken"] = capacity.pump_all()  # expired leases back, waiting tasks woken (a lost wake-up)
     logger.info("sweep done", extra=outcome)
@@ -153,7 +172,8 @@ def sweep() -> dict:
 
 
 def handle_reconcile_event(event: dict, *, hold_grace_seconds: int) -> dict:
-    """One entry point for the reconciler: execution status changes and the scheduled sweep."""
+    """One entry point for the reconciler: execution status changes, and the schedule: the sweep, then the
+    points lots whose expiry has come (aigc.domain.lots.expire_due)."""
     if event.get("detail-type") == "Step Functions Execution Status Change":
         return {"outcome": on_execution_ended(event.get("detail") or {}, hold_grace_seconds=hold_grace_seconds)}
-    return sweep()
+    return {**sweep(), "lotsExpired": lots.expire_due()}

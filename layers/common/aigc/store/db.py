@@ -120,6 +120,7 @@ class LotItem(Model):
     expire_time = UnicodeAttribute(null=True)  # ISO-8601 UTC with ms; absent: never expires
     expiry_shard = UnicodeAttribute(null=True)  # present until the expiry handled the lot (LotsByExpiry)
     expired_at = UnicodeAttribute(null=True)  # set when the expiry handled it: nothing returns to it after
+    closed_at = UnicodeAttribute(null=True)  # its order was refunded or disputed in full: nothing returns to it
 
     lots_by_expiry = LotsByExpiry()
 
