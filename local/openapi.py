@@ -24,6 +24,8 @@ PLACEHOLDER_ENVIRONMENT = {
     "ADMIN_GROUP": "admins", "POWERTOOLS_SERVICE_NAME": "aigc", "POWERTOOLS_METRICS_NAMESPACE": "Aigc/openapi",
     "POWERTOOLS_LOG_LEVEL": "INFO", "UPLOAD_TRIGGER": "Enabled", "UPLOAD_MAX_BYTES": "10485760",
     "MAX_GRANT_POINTS": "100000", "API_KEYS_TABLE": "api-keys",
+    "STRIPE_API_BASE": "https://api.stripe.com", "CHECKOUT_SUCCESS_URL": "https://example.com/points/success",
+    "CHECKOUT_CANCEL_URL": "https://example.com/points/cancelled",
 }
 
 
