@@ -109,7 +109,7 @@ def quote(request: SubmitTaskRequest) -> dict:
     task = prepare_task("quote", request)
     return {"modelName": task.model_name, "taskType": task.task_type, "resultType": result_type(task.task_type),
             "templateCode": task.template_code, "templateVersion": task.template_version,
-            "parameters": dict(task.parameters), "pricing": task.pricing}
+            "parameters": tasks.plain_map(task.parameters), "pricing": tasks.plain_map(task.pricing)}
 
 
 def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api",

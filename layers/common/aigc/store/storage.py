@@ -193,6 +193,7 @@ def video_poster(path: str, bucket: str, key: str) -> VideoInfo:
                 raise ProviderRejected("the video has no decodable frame", code=VIDEO_CORRUPT)
             image = poster.to_image()
             container.seek(0)
+            expected_frames = stream.frames
             packets = sum(1 for packet in container.demux(stream) if packet.size)
             seconds = (float(stream.duration * stream.time_base) if stream.duration
                        else (container.duration or 0) / av.time_base)
@@ -205,6 +206,9 @@ def video_poster(path: str, bucket: str, key: str) -> VideoInfo:
                                code=VIDEO_CORRUPT) from None
     if info["frames"] < 1 or info["durationSeconds"] <= 0 or not (info["width"] and info["height"]):
         raise ProviderRejected("the video has no frames or no length", code=VIDEO_CORRUPT)
+    if expected_frames and info["frames"] < expected_frames:  # the index names frames the file does not hold
+        raise ProviderRejected(f"the video is truncated: {info['frames']} of {expected_frames} frames",
+                               code=VIDEO_CORRUPT)
     _save_thumbnail(image, bucket, key)
     return info
 
