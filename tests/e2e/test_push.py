@@ -110,7 +110,8 @@ def test_each_user_receives_only_their_own_events_and_the_end_within_a_second(st
             assert {b["userId"] for b in sockets[user].balances()} == {user}
             assert [b["balance"] for b in sockets[user].balances()] == [100, 80]  # the grant, then the debit
             balance = stack.call("GET", "/user/points/consumption/balance", user=user).json()["data"]
-            assert sockets[user].balances()[-1] == balance
+            pushed = sockets[user].balances()[-1]
+            assert {k: pushed[k] for k in ("userId", "balance")} == {k: balance[k] for k in ("userId", "balance")}
             assert tasks[other] not in json.dumps([m for _, m in sockets[user].messages])
     finally:
         for client in sockets.values():
@@ -179,3 +180,51 @@ def test_connections_are_forgotten_on_disconnect_and_when_gone(stack):
     assert len(_connections(stack, user)) == 1
     stack.grant(user, 10)  # a balance change to push
     client.wait_for(lambda: _connections(stack, user) == [], 10)
+
+
+def test_client_watch_follows_the_push_and_falls_back_to_polling(stack):
+    from aigc_client import Client
+
+    from tests.e2e.conftest import free_port
+
+    user = new_user("push-watch")
+    stack.grant(user, 100)
+    with Client(stack.url, stack.token(user), ws_url=stack.ws_url) as client:
+        seen = []
+        task = client.submit("wanx-v1", prompt="a red kite")
+        started = time.monotonic()
+        # No poll comes within the minute: only the push can end this wait in time.
+        done = client.watch(task, timeout=30, poll_interval=60, on_progress=seen.append)
+        assert done.status == "completed" and time.monotonic() - started < 20
+        assert seen[-1].status == "completed" and done.result_urls
+    with Client(stack.url, stack.token(user), ws_url=f"ws://127.0.0.1:{free_port()}/") as client:  # no socket
+        assert client.watch(client.submit("wanx-v1", prompt="a red kite"), timeout=30).status == "completed"
+
+
+def test_aigc_submit_wait_uses_the_push(stack, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    user = new_user("push-cli")
+    stack.grant(user, 100)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIGC_")}
+    env.update(PYTHONPATH=str(stack_root() / "clients" / "python" / "src"), AIGC_BASE_URL=stack.url,
+               AIGC_TOKEN=stack.token(user), AIGC_WS_URL=stack.ws_url, NO_COLOR="1")
+    command = subprocess.Popen([sys.executable, "-m", "aigc_client", "submit", "wanx-v1", "--prompt", "a kite",
+                                "--wait"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    sockets_seen = 0
+    while command.poll() is None:
+        sockets_seen = max(sockets_seen, len(_connections(stack, user)))
+        time.sleep(0.05)
+    out, err = command.communicate()
+    assert command.returncode == 0, err
+    assert out.splitlines()[-2].endswith("completed 100%"), out
+    assert sockets_seen == 1  # the CLI followed the task on a socket
+
+
+def stack_root():
+    from tests.e2e.conftest import ROOT
+
+    return ROOT

@@ -139,7 +139,7 @@ def _finish(state: State, task: Task, *, wait: bool, download: Path | None, time
         return
     with progress_view(err if state.as_json else out) as show:  # --json: stdout holds only the JSON
         try:
-            task = state.client.wait(task, timeout=timeout, on_progress=show)
+            task = state.client.watch(task, timeout=timeout, on_progress=show)  # push, else polling
         except WaitTimeout as error:
             err.print(f"error: {error.message}; follow it with: aigc wait {error.task.task_no}")
             raise typer.Exit(EXIT_TASK)

@@ -1,13 +1,14 @@
 """`Client`: the AIGC points API over HTTP (httpx), returning typed models and raising typed errors."""
 from __future__ import annotations
 
+import json
 import mimetypes
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import httpx
 from pydantic import BaseModel
@@ -16,6 +17,7 @@ from aigc_client.errors import AigcError, NetworkError, RateLimited, ServerError
 from aigc_client.models import ApiKey, Balance, LedgerEntry, ModelInfo, Page, Task, Upload
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8081"
+DEFAULT_WS_URL = "ws://127.0.0.1:8082/"  # the push of `make dev`
 WAIT_POLL_FAILURES = 5  # consecutive failed polls `wait` rides out
 M = TypeVar("M", bound=BaseModel)
 TaskRef = Task | str
@@ -36,7 +38,8 @@ class Client:
     """
 
     def __init__(self, base_url: str = DEFAULT_BASE_URL, token: str | None = None, *, api_key: str | None = None,
-                 timeout: float = 30.0, retries: int = 2):
+                 timeout: float = 30.0, retries: int = 2,
+                 ws_url: str | None = None):
         headers = {"Accept": "application/json", "User-Agent": "aigc-client/0.1"}
         if api_key is None and not token:
             api_key = os.environ.get("AIGC_API_KEY") or None
@@ -44,6 +47,12 @@ class Client:
             headers["Authorization"] = f"Bearer {token}"
         if api_key:
             headers["X-API-Key"] = api_key
+        # The push (`watch`): the stack's WebSocketUrl; AIGC_WS_URL, or make dev's when talking to make dev.
+        if ws_url is None:
+            ws_url = os.environ.get("AIGC_WS_URL") or (
+                DEFAULT_WS_URL if base_url.rstrip("/") == DEFAULT_BASE_URL else None)
+        self.ws_url = ws_url or None
+        self._socket_token = token or api_key or None
         # retries: connection failures only (httpx never repeats a request the server has seen).
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout,
                                   transport=httpx.HTTPTransport(retries=retries))
@@ -172,6 +181,71 @@ class Client:
                 failures += 1
                 if failures > WAIT_POLL_FAILURES:
                     raise
+
+    def watch(self, task: TaskRef, *, timeout: float | None = 600, on_progress: Callable[[Task], None] | None = None,
+              poll_interval: float = 15.0) -> Task:
+        """Follow a task to its end by push (the WebSocket, `task.updated`), polling only as the fallback.
+
+        Opens the socket (`ws_url`, with the client's token or API key as `?token=`), then reads the task
+        once (a change made before the socket opened is not pushed again), then takes the pushed states;
+        a GET every `poll_interval` seconds covers a message lost on the way. Without a socket (no
+        `ws_url`, refused, unreachable) or when it closes, it goes on as `wait` does (a GET every second).
+        `on_progress` sees every new state. Raises WaitTimeout (with the last state) after `timeout` s.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        current = task if isinstance(task, Task) else None
+        socket = self._open_socket()
+        if socket is not None:
+            with socket:
+                current = self._follow(socket, _task_no(task), deadline, on_progress, poll_interval)
+            if current.done:
+                return current
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self.wait(current or _task_no(task), timeout=left, on_progress=on_progress)
+
+    def _open_socket(self):
+        """The push socket, or None when there is none to open (the caller polls instead)."""
+        if not self.ws_url or not self._socket_token:
+            return None
+        try:
+            from websockets.exceptions import WebSocketException
+            from websockets.sync.client import connect
+        except ImportError:  # the push is optional: polling works without the package
+            return None
+        separator = "&" if "?" in self.ws_url else "?"
+        try:
+            return connect(f"{self.ws_url}{separator}token={quote(self._socket_token, safe='')}", open_timeout=5,
+                           user_agent_header="aigc-client/0.1")
+        except (OSError, TimeoutError, WebSocketException):
+            return None
+
+    def _follow(self, socket, task_no: str, deadline: float | None, on_progress, poll_interval: float) -> Task:
+        """The task's states as the socket pushes them, until it ends, the deadline passes or the socket closes."""
+        from websockets.exceptions import ConnectionClosed
+
+        current, shown, polled = self.get(task_no), None, time.monotonic()
+        while True:
+            if on_progress and current != shown:
+                on_progress(current)
+                shown = current
+            if current.done:
+                return current
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise WaitTimeout(f"task {task_no} is still {current.status} after the wait", current)
+            pause = polled + poll_interval - now if deadline is None else min(polled + poll_interval, deadline) - now
+            try:
+                message = json.loads(socket.recv(timeout=max(0.01, pause)))
+            except TimeoutError:
+                current, polled = self.get(task_no), time.monotonic()
+                continue
+            except ConnectionClosed:
+                return current
+            except ValueError:
+                continue
+            data = message.get("data") if isinstance(message, dict) else None
+            if message.get("type") == "task.updated" and isinstance(data, dict) and data.get("taskNo") == task_no:
+                current = Task.model_validate(data)
 
     # ---------------------------------------------------------------- points and catalog
     def balance(self) -> Balance:
