@@ -285,16 +285,21 @@ def test_webhook_secrets_are_read_and_created_by_exactly_what_needs_them() -> No
 # condition on a Put or Update is part of that action, not a ConditionCheckItem); pynamodb 6 never
 # calls DescribeTable for gets, queries or transactions.
 POINTS_TABLE_ACTIONS = {
-    # debit (update BALANCE and RATE#, put DEBIT), refunds (cancel, operator, a start that failed),
-    # grants (update BALANCE, put GRANT); get BALANCE (balance, totals); a task's entries (Query by key);
-    # the ledger's pages (Query on LedgerByTime)
-    "ApiFunction": {"table": {"dynamodb:getitem", "dynamodb:query", "dynamodb:putitem", "dynamodb:updateitem"},
+    # debit (update BALANCE, RATE# and lots, put DEBIT), refunds (cancel, operator, a start that failed),
+    # grants and purchases (update BALANCE and the order, put lots and entries); get BALANCE (balance, totals,
+    # the spending order); batch-get the lots a debit may spend (consistent); a task's entries and the
+    # user's orders (Query by key); the ledger's pages (Query on LedgerByTime)
+    "ApiFunction": {"table": {"dynamodb:getitem", "dynamodb:batchgetitem", "dynamodb:query", "dynamodb:putitem",
+                              "dynamodb:updateitem"},
                     "index/LedgerByTime": {"dynamodb:query"}},
-    # has_account (get BALANCE), debit, refund of a start that failed, a rejected upload's count
-    "UploadFunction": {"table": {"dynamodb:getitem", "dynamodb:putitem", "dynamodb:updateitem"}},
-    # refund_task: update BALANCE, put REFUND
-    "RefundFunction": {"table": {"dynamodb:putitem", "dynamodb:updateitem"}},
-    "ReconcileFunction": {"table": {"dynamodb:putitem", "dynamodb:updateitem"}},
+    # has_account (get BALANCE), debit (batch-get its lots), refund of a start that failed, a rejected upload's count
+    "UploadFunction": {"table": {"dynamodb:getitem", "dynamodb:batchgetitem", "dynamodb:putitem",
+                                 "dynamodb:updateitem"}},
+    # refund_task: update BALANCE and lots, put REFUND (get BALANCE: a task debited before lots existed)
+    "RefundFunction": {"table": {"dynamodb:getitem", "dynamodb:putitem", "dynamodb:updateitem"}},
+    # the reconciler's refunds, and the schedule's expiry: query each shard of LotsByExpiry, get each due lot
+    "ReconcileFunction": {"table": {"dynamodb:getitem", "dynamodb:putitem", "dynamodb:updateitem"},
+                          "index/LotsByExpiry": {"dynamodb:query"}},
 }
 POINTS_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/points"
 
@@ -318,8 +323,9 @@ def _points_table_grants(cfn: dict, function: str) -> dict[str, set[str]]:
 
 
 def test_the_ledger_is_least_privilege(template: dict) -> None:
-    """Each function may do to the points table exactly what aigc.domain.points does for it: nothing
-    deletes, scans or batch-writes the ledger, and only the API queries it (and its one index)."""
+    """Each function may do to the points table exactly what aigc.domain.points (lots, orders) does for it:
+    nothing deletes, scans or batch-writes the ledger; only the API queries it (and LedgerByTime), only the
+    reconciler the due lots (LotsByExpiry)."""
     _require_sam()
     cfn = _transformed()
     problems = []
@@ -539,6 +545,8 @@ def test_dynamodb_tables_build_in_moto(template: dict) -> None:
         assert [i["IndexName"] for i in points["LocalSecondaryIndexes"]] == ["LedgerByTime"]
         assert ttl_attribute(template, "PointsTable") == "expires_at"
         tasks = client.describe_table(TableName="test-TasksTable")["Table"]
+        assert [(i["IndexName"], i["Projection"]["ProjectionType"]) for i in points["GlobalSecondaryIndexes"]] == [
+            ("LotsByExpiry", "KEYS_ONLY")]  # spending a lot never writes the index
         assert sorted(i["IndexName"] for i in tasks["GlobalSecondaryIndexes"]) == ["Unsettled", "UserTasks"]
         assert ttl_attribute(template, "TasksTable") is None
         assert ttl_attribute(template, "IdempotencyTable") == "expiration"
@@ -633,6 +641,11 @@ def test_http_routes(template: dict) -> None:
         if logical != "ApiFunction":
             assert http_routes(template, logical) == []
 
+        ("GET", "/points/packs", False),
+        ("POST", "/user/points/checkout", True),
+        ("GET", "/user/points/orders", True),
+        ("GET", "/user/points/orders/{orderNo}", True),
+        ("POST", "/payments/stripe/webhook", False),  # Stripe signs it (Stripe-Signature): no token
 
 # ------------------------------------------------------------------ the workflow (ASL)
 
