@@ -1,5 +1,5 @@
 """Python client for the AIGC points API: `Client(base_url, token, api_key=...)` and the `aigc` command line."""
-from aigc_client.client import DEFAULT_BASE_URL, Client
+from aigc_client.client import DEFAULT_BASE_URL, Client, language_from_environment
 from aigc_client.errors import (
     AigcError,
     ApiError,
@@ -18,5 +18,5 @@ from aigc_client.models import FINAL_STATUSES, ApiKey, Balance, LedgerEntry, Mod
 __all__ = [
     "DEFAULT_BASE_URL", "FINAL_STATUSES", "AigcError", "ApiError", "ApiKey", "AuthError", "Balance", "BadRequest", "Client",
     "Conflict", "InsufficientPoints", "LedgerEntry", "ModelInfo", "NetworkError", "NotFound", "Page", "RateLimited",
-    "ServerError", "Task", "Upload", "WaitTimeout",
+    "ServerError", "Task", "Upload", "WaitTimeout", "language_from_environment",
 ]

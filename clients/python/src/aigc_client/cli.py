@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aigc_client.client import DEFAULT_BASE_URL, Client
+from aigc_client.client import DEFAULT_BASE_URL, Client, language_from_environment
 from aigc_client.errors import (
     AigcError,
     AuthError,
@@ -49,14 +49,16 @@ Limit = Annotated[int, typer.Option(help="At most this many (0: all).")]
 
 
 class State:
-    def __init__(self, base_url: str, token: str | None, as_json: bool, api_key: str | None = None):
+    def __init__(self, base_url: str, token: str | None, as_json: bool, api_key: str | None = None,
+                 language: str | None = None):
         self.base_url, self.token, self.as_json, self.api_key = base_url, token, as_json, api_key
+        self.language = language
         self._client: Client | None = None
 
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.base_url, self.token, api_key=self.api_key or "")
+            self._client = Client(self.base_url, self.token, api_key=self.api_key or "", language=self.language)
         return self._client
 
 
@@ -69,8 +71,11 @@ def _options(
     api_key: Annotated[Optional[str], typer.Option(envvar="AIGC_API_KEY", help="API key (aigc_...): tasks and "
                                                    "points commands, within its scopes.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.", metavar="")] = False,
+    language: Annotated[Optional[str], typer.Option(
+        "--language", help="The API's messages in this language (Accept-Language: zh-CN for Chinese); default: "
+        "from LANGUAGE, LC_ALL, LC_MESSAGES or LANG.", show_default=False)] = None,
 ) -> None:
-    state = State(base_url, token, as_json, api_key)
+    state = State(base_url, token, as_json, api_key, language or language_from_environment())
     ctx.obj = state
     ctx.call_on_close(lambda: state._client and state._client.close())
 

@@ -5,7 +5,7 @@ import json
 import mimetypes
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlparse
@@ -27,6 +27,25 @@ def _task_no(task: TaskRef) -> str:
     return task.task_no if isinstance(task, Task) else task
 
 
+def language_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
+    """An Accept-Language for the user's locale, read as gettext reads it: LANGUAGE (a list, `zh_CN:en`),
+    then the first set of LC_ALL, LC_MESSAGES, LANG (`zh_CN.UTF-8` -> `zh-CN`). None for the C/POSIX
+    locale or none set (the API then answers in English)."""
+    environ = os.environ if environ is None else environ
+    locale = next((environ[name] for name in ("LC_ALL", "LC_MESSAGES", "LANG") if environ.get(name)), "")
+    if locale.split(".")[0] in ("C", "POSIX"):
+        return None  # gettext ignores LANGUAGE in the C locale too
+    names = [name for name in (environ.get("LANGUAGE") or "").split(":") if name] or ([locale] if locale else [])
+    tags = []
+    for name in names:
+        tag = name.split(".")[0].split("@")[0].replace("_", "-")
+        if tag and tag not in ("C", "POSIX") and tag not in tags and all(part.isalnum() for part in tag.split("-")):
+            tags.append(tag)
+    if not tags:
+        return None
+    return ", ".join([tags[0]] + [f"{tag};q={max(0.1, 1 - 0.1 * index):.1f}" for index, tag in enumerate(tags[1:], 1)])
+
+
 class Client:
     """A client of one API for one user (the bearer token's subject, or the API key's owner).
 
@@ -35,12 +54,17 @@ class Client:
     `api_key` (`aigc_...`, default: the AIGC_API_KEY environment variable when no token is given) is sent as
     `X-API-Key`: tasks and points routes accept it within its scopes; managing keys and webhook secrets need
     the `token` (a JWT). With both, each route takes the credential it accepts.
+
+    `language` is sent as Accept-Language: the API's messages (errors, a task's errorMessage) are Chinese for
+    `zh-CN`, English otherwise; `language_from_environment()` reads it from LANG and its kin, as the CLI does.
     """
 
     def __init__(self, base_url: str = DEFAULT_BASE_URL, token: str | None = None, *, api_key: str | None = None,
-                 timeout: float = 30.0, retries: int = 2,
+                 timeout: float = 30.0, retries: int = 2, language: str | None = None,
                  ws_url: str | None = None):
         headers = {"Accept": "application/json", "User-Agent": "aigc-client/0.1"}
+        if language:
+            headers["Accept-Language"] = language
         if api_key is None and not token:
             api_key = os.environ.get("AIGC_API_KEY") or None
         if token:
