@@ -232,3 +232,17 @@ def test_twenty_concurrent_submits_never_pass_the_daily_limit_by_one_point(atomi
     assert points.get_balance("alice") == 1000 - 40
     spend = PointsItem.get("alice", f"KEYSPEND#key_race#{utcnow().strftime('%Y%m%d')}")
     assert spend.expires_at is not None
+
+
+def test_an_unreachable_jwks_is_503_not_the_tokens_fault():
+    from local import auth as local_auth
+
+    token = local_auth.mint("alice")
+    down = auth.JwtVerifier(local_auth.ISSUER, local_auth.AUDIENCE, "http://127.0.0.1:9/.well-known/jwks.json")
+    with pytest.raises(auth.AuthUnavailable):
+        auth.authenticate(token, verifier=down)
+    key = local_auth.load_or_create_key()
+    up = auth.JwtVerifier(local_auth.ISSUER, [local_auth.AUDIENCE], key_for=lambda _token: key.public_key())
+    assert auth.authenticate(f"Bearer {token}", verifier=up) == auth.Principal("alice")
+    response = auth.authorizer_response({"headers": {"Authorization": f"Bearer {token}"}}, down)
+    assert response == {"isAuthorized": True, "context": {"authError": "unavailable"}}

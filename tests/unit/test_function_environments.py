@@ -37,7 +37,20 @@ def test_upload_defaults_are_a_json_object() -> None:
 def test_every_function_has_a_model_and_optional_variables_are_not_required() -> None:
     assert set(ENVIRONMENTS) == {"ApiFunction", "ProviderSubmitFunction", "ProviderPollFunction",
                                  "StoreResultsFunction", "RefundFunction", "WebhookFunction", "UploadFunction",
-                                 "ReconcileFunction"}
+                                 "ReconcileFunction", "AuthorizerFunction"}
     for model in ENVIRONMENTS.values():
         assert "ALLOW_PRIVATE_HOSTS" not in model.variable_names()
         assert {"POINTS_TABLE", "RESULTS_BUCKET", "POWERTOOLS_SERVICE_NAME"} <= model.variable_names()
+
+
+def test_the_authorizer_needs_its_issuer_and_keys_table_and_may_be_told_where_the_jwks_is() -> None:
+    from aigc.core.config import AuthorizerEnv
+
+    base = {**PLACEHOLDER_ENVIRONMENT, "JWT_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/pool",
+            "JWT_AUDIENCE": "client-a,client-b"}
+    env = AuthorizerEnv.load(base)
+    assert env.api_keys_table == PLACEHOLDER_ENVIRONMENT["API_KEYS_TABLE"] and env.jwks_url == ""
+    assert "JWKS_URL" not in AuthorizerEnv.variable_names()
+    assert {"API_KEYS_TABLE", "JWT_ISSUER", "JWT_AUDIENCE"} <= AuthorizerEnv.variable_names()
+    with pytest.raises(EnvironmentError_, match="JWT_ISSUER"):
+        AuthorizerEnv.load({**base, "JWT_ISSUER": "not-a-url"})

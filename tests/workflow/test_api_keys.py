@@ -25,7 +25,7 @@ def jwks_server():
     hits = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        def do_GET(self):
             hits.append(self.path)
             self.send_response(200 if self.path == "/.well-known/jwks.json" else 404)
             self.send_header("Content-Type", "application/json")

@@ -42,7 +42,7 @@ SPEND_KEPT_SECONDS = 2 * 86400
 
 def _base62(number: int, width: int) -> str:
     digits = []
-    for _ in range(width):
+    for _position in range(width):
         number, digit = divmod(number, 62)
         digits.append(ALPHABET[digit])
     return "".join(reversed(digits))

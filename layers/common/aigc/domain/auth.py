@@ -109,7 +109,7 @@ class JwtVerifier:
         self._key_for = key_for or (lambda token: jwks.signing_key(self.jwks_url, token))
 
     def verify(self, token: str) -> dict:
-        """The token's claims, or Unauthenticated."""
+        """The token's claims; Unauthenticated, or AuthUnavailable when the issuer's keys cannot be fetched."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -118,6 +118,8 @@ class JwtVerifier:
             raise Unauthenticated(f"algorithm {header.get('alg')!r} is not RS256")
         try:
             key = self._key_for(token)
+        except jwks.KeysUnreachable as error:  # the issuer's JWKS is down: 503, not the token's fault
+            raise AuthUnavailable(f"the issuer's keys could not be fetched: {error}") from None
         except jwks.KeysUnavailable as error:
             raise Unauthenticated(f"no key of the issuer for this token: {error}") from None
         try:
