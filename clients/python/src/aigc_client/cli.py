@@ -41,6 +41,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 TaskNo = Annotated[str, typer.Argument(metavar="TASK_NO")]
+ModelArgument = Annotated[Optional[str], typer.Argument(help="Model name (see: aigc models); or use --template.")]
+TemplateOption = Annotated[Optional[str], typer.Option("--template", help="Template code (see: aigc templates).")]
+TemplateVersionOption = Annotated[Optional[int], typer.Option("--template-version",
+                                                              help="That version of the template (default: latest).")]
+InputOption = Annotated[Optional[list[str]], typer.Option("--input", help="Template input k=v (v parsed as JSON "
+                                                                          "when it can be). Repeatable.")]
 # Flags take no value: metavar "" keeps typer's help from showing a "<bool>" value after them.
 WaitFlag = Annotated[bool, typer.Option("--wait", help="Wait until the task finishes.", metavar="")]
 DownloadTo = Annotated[Optional[Path], typer.Option(help="Wait, then save the results into this folder.")]
@@ -165,7 +171,10 @@ def _finish(state: State, task: Task, *, wait: bool, download: Path | None, time
 @app.command()
 def submit(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="Model name (see: aigc models).")],
+    model: ModelArgument = None,
+    template: TemplateOption = None,
+    template_version: TemplateVersionOption = None,
+    input_: InputOption = None,
     prompt: Annotated[Optional[str], typer.Option(help="Text prompt.")] = None,
     image: Annotated[Optional[list[str]], typer.Option(
         help="Image URL, or a local file (uploaded; outpainting models only). Repeatable.")] = None,
@@ -181,12 +190,21 @@ def submit(
     webhook_event: Annotated[Optional[list[str]], typer.Option(help="start and/or completed (default: both). "
                                                                     "Repeatable.")] = None,
 ) -> None:
-    """Start a task (charged now, refunded if it fails)."""
+    """Start a task (charged now, refunded if it fails): a MODEL, or --template CODE with its --input k=v."""
     state = _state(ctx)
     parameters = dict(parse_param(p) for p in param or [])
     images = image or []
     files = [Path(i) for i in images if not _is_url(i)]
-    if files:
+    _one_of(model, template, input_)
+    if template:
+        if files:
+            raise typer.BadParameter("a template takes its image as an http(s) URL", param_hint="--image")
+        task = state.client.submit(template=template, template_version=template_version,
+                                   inputs=dict(parse_param(p) for p in input_ or []), prompt=prompt,
+                                   image_url=(images[0] if len(images) == 1 else images) or None,
+                                   parameters=parameters or None, webhook=webhook, webhook_events=webhook_event,
+                                   idempotency_key=idempotency_key)
+    elif files:
         if webhook or webhook_event:
             raise typer.BadParameter("an upload cannot carry a webhook; give the image as a URL",
                                      param_hint="--webhook")
@@ -197,6 +215,60 @@ def submit(
                                    parameters=parameters or None, webhook=webhook, webhook_events=webhook_event,
                                    idempotency_key=idempotency_key)
     _finish(state, task, wait=wait, download=download, timeout=timeout)
+
+
+def _one_of(model: str | None, template: str | None, inputs: list[str] | None) -> None:
+    if (model is None) == (template is None):
+        raise typer.BadParameter("give a MODEL or --template CODE (exactly one)", param_hint="MODEL")
+    if inputs and not template:
+        raise typer.BadParameter("--input goes with --template", param_hint="--input")
+
+
+@app.command()
+def quote(
+    ctx: typer.Context,
+    model: ModelArgument = None,
+    template: TemplateOption = None,
+    template_version: TemplateVersionOption = None,
+    input_: InputOption = None,
+    prompt: Annotated[Optional[str], typer.Option(help="Text prompt.")] = None,
+    image: Annotated[Optional[list[str]], typer.Option(help="Image URL. Repeatable.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(help="Model parameter k=v. Repeatable.")] = None,
+) -> None:
+    """What a submit with these arguments would charge, and why (nothing is charged)."""
+    state = _state(ctx)
+    _one_of(model, template, input_)
+    images = image or []
+    answer = state.client.quote(model, template=template, template_version=template_version,
+                                inputs=dict(parse_param(p) for p in input_ or []) if template else None,
+                                prompt=prompt, image_url=(images[0] if len(images) == 1 else images) or None,
+                                parameters=dict(parse_param(p) for p in param or []) or None)
+    if state.as_json:
+        _dump(answer.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return
+    made_with = f"{answer.template_code} v{answer.template_version} on " if answer.template_code else ""
+    out.print(f"{answer.pricing.total} points ({made_with}{answer.model_name}, {answer.result_type})")
+    out.print(f"  base {answer.pricing.base}")
+    for factor in answer.pricing.factors:
+        change = f"x{factor.factor:g}" if factor.factor is not None else f"+{factor.points:g}"
+        out.print(f"  {change}  {factor.label}")
+
+
+@app.command()
+def templates(
+    ctx: typer.Context,
+    category: Annotated[Optional[str], typer.Option(help="Only this category.")] = None,
+) -> None:
+    """Ready-made tasks: their code, what they make, their inputs and price (aigc submit --template CODE)."""
+    state = _state(ctx)
+    listed = state.client.templates(category)
+    if state.as_json:
+        _dump([t.model_dump(mode="json", by_alias=True) for t in listed])
+        return
+    _table(["template", "version", "category", "makes", "points", "inputs", "model"],
+           [[t.code, str(t.version), t.category, t.result_type, str(t.example_price) if t.example_price else "",
+             ", ".join(f"{name}{'' if name in t.inputs.get('required', []) else '?'}"
+                       for name in t.inputs.get("properties", {})), t.model_name] for t in listed])
 
 
 def _check_upload(state: State, model: str, files: list[Path], images: list[str], prompt: str | None) -> None:

@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from aigc_client.errors import AigcError, NetworkError, RateLimited, ServerError, WaitTimeout, error_for
 from aigc_client.models import ApiKey, Balance, LedgerEntry, ModelInfo, Page, Task, Upload
 
+from aigc_client.models import Quote, Template  # templates and quotes (issue 19)
+
 DEFAULT_BASE_URL = "http://127.0.0.1:8081"
 DEFAULT_WS_URL = "ws://127.0.0.1:8082/"  # the push of `make dev`
 WAIT_POLL_FAILURES = 5  # consecutive failed polls `wait` rides out
@@ -25,6 +27,23 @@ TaskRef = Task | str
 
 def _task_no(task: TaskRef) -> str:
     return task.task_no if isinstance(task, Task) else task
+
+
+def _task_body(model: str | None, template: str | None, template_version: int | None, inputs: dict | None,
+               prompt: str | None, image_url, parameters: dict | None) -> dict[str, Any]:
+    """A submit's (or a quote's) body: a model with its prompt and parameters, or a template with its inputs."""
+    if (model is None) == (template is None):
+        raise AigcError("give a model or a template (exactly one)")
+    body: dict[str, Any] = {"modelName": model} if model else {"templateCode": template, "inputs": inputs or {}}
+    if template_version is not None:
+        body["templateVersion"] = template_version
+    if prompt is not None:
+        body["prompt"] = prompt
+    if image_url:
+        body["imageUrl"] = image_url
+    if parameters:
+        body["parameters"] = parameters
+    return body
 
 
 def language_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
@@ -141,27 +160,32 @@ class Client:
                 query = query | {"page": page}
 
     # ---------------------------------------------------------------- tasks
-    def submit(self, model: str, *, prompt: str | None = None, image_url: str | list[str] | None = None,
-               parameters: dict[str, Any] | None = None, webhook: str | None = None,
-               webhook_events: list[str] | None = None, idempotency_key: str | None = None) -> Task:
+    def submit(self, model: str | None = None, *, template: str | None = None, template_version: int | None = None,
+               inputs: dict[str, Any] | None = None, prompt: str | None = None,
+               image_url: str | list[str] | None = None, parameters: dict[str, Any] | None = None,
+               webhook: str | None = None, webhook_events: list[str] | None = None,
+               idempotency_key: str | None = None) -> Task:
         """Start a task (debited now, refunded if it fails). A repeated `idempotency_key` returns the same task.
 
-        `webhook`: an https URL that receives the task, signed (Standard Webhooks, see `webhook_secret`),
-        on the `webhook_events` "start" and/or "completed" (the default: both).
+        Give a `model` (with its prompt and parameters) or a `template` (see `templates`) with its `inputs`;
+        `template_version` pins a version (default: the latest). `webhook`: an https URL that receives the
+        task, signed (Standard Webhooks, see `webhook_secret`), on the `webhook_events` "start" and/or
+        "completed" (the default: both).
         """
-        body: dict[str, Any] = {"modelName": model}
-        if prompt is not None:
-            body["prompt"] = prompt
-        if image_url:
-            body["imageUrl"] = image_url
-        if parameters:
-            body["parameters"] = parameters
+        body = _task_body(model, template, template_version, inputs, prompt, image_url, parameters)
         if webhook:
             body["webhook"] = webhook
         if webhook_events:
             body["webhookEventsFilter"] = webhook_events
         return Task.model_validate(self._request("POST", "/user/ai/tasks/submit", json=body,
                                                  idempotency_key=idempotency_key))
+
+    def quote(self, model: str | None = None, *, template: str | None = None, template_version: int | None = None,
+              inputs: dict[str, Any] | None = None, prompt: str | None = None,
+              image_url: str | list[str] | None = None, parameters: dict[str, Any] | None = None) -> Quote:
+        """What `submit` with the same arguments would charge, and why (nothing is submitted or charged)."""
+        body = _task_body(model, template, template_version, inputs, prompt, image_url, parameters)
+        return Quote.model_validate(self._request("POST", "/user/ai/tasks/quote", json=body))
 
     def get(self, task: TaskRef) -> Task:
         return Task.model_validate(self._request("GET", f"/user/ai/tasks/{_task_no(task)}"))
@@ -281,6 +305,11 @@ class Client:
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo.model_validate(m) for m in self._request("GET", "/models")]
+
+    def templates(self, category: str | None = None) -> list[Template]:
+        """The templates (the latest enabled version of each), optionally of one category; no token needed."""
+        params = {"category": category} if category else None
+        return [Template.model_validate(t) for t in self._request("GET", "/templates", params=params)]
 
     def webhook_secret(self, *, rotate: bool = False) -> str:
         """The user's webhook signing secret (`whsec_...`), created on first read; `rotate` replaces it."""

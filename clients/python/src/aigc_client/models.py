@@ -18,6 +18,51 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
 
 
+class PriceFactor(ApiModel):
+    kind: str
+    label: str
+    factor: float | None = None
+    points: float | None = None
+
+
+class Pricing(ApiModel):
+    """A price and why: `base` times each factor, plus each surcharge, rounded up to `total`."""
+
+    base: int
+    factors: list[PriceFactor] = Field(default_factory=list)
+    total: int
+
+
+class Quote(ApiModel):
+    model_name: str
+    task_type: str
+    result_type: str = "image"
+    template_code: str | None = None
+    template_version: int | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    pricing: Pricing
+
+
+class Template(ApiModel):
+    code: str
+    name: str
+    version: int
+    category: str
+    description: str | None = None
+    model_name: str
+    task_type: str
+    result_type: str = "image"
+    preset_parameters: dict[str, Any] = Field(default_factory=dict)
+    prompt_template: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    input_parameters: dict[str, str] = Field(default_factory=dict)
+    images: dict[str, int] = Field(default_factory=dict)
+    example: dict[str, Any] = Field(default_factory=dict)
+    pricing: dict[str, Any] = Field(default_factory=dict)
+    price_rules: list[str] = Field(default_factory=list)
+    example_price: int | None = None
+
+
 class Task(ApiModel):
     task_no: str
     model_name: str
@@ -43,6 +88,12 @@ class Task(ApiModel):
     estimated_start_time: datetime | None = None
     webhook: str | None = None
     webhook_events_filter: list[str] | None = None
+    result_type: str = "image"  # image | video
+    duration_seconds: float | None = None
+    resolution: str | None = None
+    template_code: str | None = None
+    template_version: int | None = None
+    pricing: Pricing | None = None
 
     @property
     def done(self) -> bool:
