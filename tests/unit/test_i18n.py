@@ -151,6 +151,8 @@ def _is_text(node: ast.AST) -> bool:
 
 
 MESSAGE_KEYWORDS = {"message", "error_message"}
+# functions whose argument at this position is a text a user reads (a ledger entry's reason)
+MESSAGE_POSITIONS = {"ledger_entry": 4, "_ledger_entry": 4}
 
 
 def test_user_facing_errors_are_catalog_messages():
@@ -166,6 +168,8 @@ def test_user_facing_errors_are_catalog_messages():
             texts = []
             if name in errors and node.args:
                 texts.append(node.args[0])
+            if name in MESSAGE_POSITIONS and len(node.args) > MESSAGE_POSITIONS[name]:
+                texts.append(node.args[MESSAGE_POSITIONS[name]])
             texts += [keyword.value for keyword in node.keywords if keyword.arg in MESSAGE_KEYWORDS]
             plain += [f"{path.relative_to(ROOT)}:{text.lineno}" for text in texts if _is_text(text)]
     assert not plain, f"user-facing texts not marked with _(): {plain}"
@@ -269,3 +273,29 @@ def test_accept_language_is_negotiated_by_q_value(header, language):
 
 def test_a_huge_header_is_cut_not_parsed_forever():
     assert negotiate_language("fr;q=0.1," * 100_000 + "zh") == "en"
+
+
+# --- the client and the CLI follow the user's locale ----------------------------------------------------
+
+@pytest.mark.parametrize("environ, header", [
+    ({}, None), ({"LANG": "C"}, None), ({"LANG": "C.UTF-8", "LANGUAGE": "zh_CN"}, None),
+    ({"LANG": "zh_CN.UTF-8"}, "zh-CN"), ({"LANG": "en_US.UTF-8", "LC_ALL": "zh_CN.UTF-8"}, "zh-CN"),
+    ({"LANG": "en_US.UTF-8", "LC_MESSAGES": "zh_CN"}, "zh-CN"), ({"LANG": "en_US.UTF-8"}, "en-US"),
+    ({"LANG": "zh_CN.UTF-8", "LANGUAGE": "zh_CN:en"}, "zh-CN, en;q=0.9"), ({"LANG": "zh_TW.Big5"}, "zh-TW"),
+    ({"LANG": "sr_RS@latin"}, "sr-RS"),
+])
+def test_the_client_reads_the_language_as_gettext_does(environ, header):
+    from aigc_client import language_from_environment
+
+    assert language_from_environment(environ) == header
+    if header:
+        assert negotiate_language(header) == (ZH if header.startswith("zh-CN") else "en")
+
+
+def test_the_client_sends_accept_language():
+    from aigc_client import Client
+
+    with Client("http://127.0.0.1:9", "t", language="zh-CN") as client:
+        assert client._http.headers["Accept-Language"] == "zh-CN"
+    with Client("http://127.0.0.1:9", "t") as client:
+        assert "Accept-Language" not in client._http.headers

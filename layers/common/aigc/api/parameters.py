@@ -207,8 +207,8 @@ class _VideoParameters(_Parameters):
         duration = self.duration if self.duration is not None else (
             5 if 5 in options.durations else max(options.durations))
         if duration not in options.durations:
-            raise BadRequest(f"parameters.duration: model {model.name} makes clips of "
-                             f"{', '.join(map(str, options.durations))} seconds")
+            raise BadRequest(_("parameters.duration: model {model} makes clips of {durations} seconds",
+                               model=model.name, durations=", ".join(map(str, options.durations))))
         params: dict = {"duration": duration, "prompt_extend": self.prompt_extend, "watermark": self.watermark}
         if self.seed is not None:
             params["seed"] = self.seed
@@ -223,7 +223,8 @@ class DashScopeText2VideoParameters(_VideoParameters):
     def provider_parameters(self, model: ModelSpec) -> dict:
         size = self.size or model.video.default_size
         if size not in (model.video.sizes or []):
-            raise BadRequest(f"parameters.size: model {model.name} takes one of {', '.join(model.video.sizes or [])}")
+            raise BadRequest(_("parameters.size: model {model} takes one of {sizes}", model=model.name,
+                               sizes=", ".join(model.video.sizes or [])))
         return {"size": size, **self._common(model)}
 
 
@@ -236,8 +237,8 @@ class DashScopeImage2VideoParameters(_VideoParameters):
     def provider_parameters(self, model: ModelSpec) -> dict:
         resolution = self.resolution or model.video.default_resolution
         if resolution not in (model.video.resolutions or []):
-            raise BadRequest(f"parameters.resolution: model {model.name} takes one of "
-                             f"{', '.join(model.video.resolutions or [])}")
+            raise BadRequest(_("parameters.resolution: model {model} takes one of {resolutions}", model=model.name,
+                               resolutions=", ".join(model.video.resolutions or [])))
         return {"resolution": resolution, **self._common(model)}
 
 

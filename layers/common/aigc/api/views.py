@@ -135,7 +135,7 @@ def ledger_view(item: PointsItem) -> LedgerEntry:
         "ref": item.ref,
         "taskNo": item.ref if item.ref and item.ref.startswith("TASK-") else None,
         "orderNo": orders.order_of_ref(item.ref),
-        "reason": item.reason,
+        "reason": i18n.render_stored(item.reason, item.reason_text),
         "createTime": (item.ledger_time or "")[:19] + "Z",
         "lotId": shares[0]["lotId"] if len(shares) == 1 else None,
         "lots": shares,

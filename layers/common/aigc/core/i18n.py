@@ -53,22 +53,24 @@ class Message(str):
     english: str | None
     parts: tuple[Message, ...] | None
     separator: str
+    swap: tuple[str, str] | None
 
     def __new__(cls, template: str, /, **params: Any) -> Message:
         return cls._make(template, params)
 
     @classmethod
     def _make(cls, template: str, params: dict[str, Any], *, english: str | None = None,
-              parts: tuple[Message, ...] | None = None, separator: str = "") -> Message:
+              parts: tuple[Message, ...] | None = None, separator: str = "",
+              swap: tuple[str, str] | None = None) -> Message:
         if english is not None:
             text = english
         elif parts is not None:
-            text = separator.join(parts)
+            text = _swapped(separator.join(parts), swap)
         else:
             text = _format(template, template, params, DEFAULT_LANGUAGE)
         self = super().__new__(cls, text)
-        self.template, self.params, self.english, self.parts, self.separator = (
-            template, params, english, parts, separator)
+        self.template, self.params, self.english, self.parts, self.separator, self.swap = (
+            template, params, english, parts, separator, swap)
         return self
 
     def __reduce__(self):  # copy and pickle make it again from its parts
@@ -80,6 +82,11 @@ class Message(str):
         return cls._make("", {}, parts=tuple(part if isinstance(part, Message) else verbatim(part) for part in parts),
                          separator=separator)
 
+    def relabel(self, field: str, new_field: str) -> Message:
+        """The same message naming `new_field` where it starts with `field` (field names are the same in
+        every language): `parameters.duration: ...` shown as `inputs.seconds: ...`."""
+        return Message._make("", {}, parts=(self,), swap=(field, new_field))
+
     def with_english(self, english: str) -> Message:
         """The same message whose English text is `english` (another library's exact wording)."""
         return Message._make(self.template, self.params, english=english)
@@ -89,7 +96,7 @@ class Message(str):
         if CATALOGS.get(language) is None:
             return str.__str__(self)  # English: the text this str already is
         if self.parts is not None:
-            return self.separator.join(part.render(language) for part in self.parts)
+            return _swapped(self.separator.join(part.render(language) for part in self.parts), self.swap)
         return _format(translate(self.template, language), self.english or self.template, self.params, language)
 
     def __str__(self) -> str:
@@ -101,7 +108,8 @@ class Message(str):
     # ---- stored messages (a task's errorMessage): rendered again in the reader's language
     def to_dict(self) -> dict:
         if self.parts is not None:
-            return {"parts": [part.to_dict() for part in self.parts], "separator": self.separator}
+            data = {"parts": [part.to_dict() for part in self.parts], "separator": self.separator}
+            return {**data, "swap": list(self.swap)} if self.swap else data
         data: dict = {"msgid": self.template}
         if self.params:
             data["params"] = {name: value.to_dict() if isinstance(value, Message) else _plain(value)
@@ -116,7 +124,10 @@ class Message(str):
     @classmethod
     def from_dict(cls, data: dict) -> Message:
         if "parts" in data:
-            return cls.join((cls.from_dict(part) for part in data["parts"]), data.get("separator", "; "))
+            swap = data.get("swap")
+            return cls._make("", {}, parts=tuple(cls.from_dict(part) for part in data["parts"]),
+                             separator=str(data.get("separator", "; ")),
+                             swap=(str(swap[0]), str(swap[1])) if isinstance(swap, list) and len(swap) == 2 else None)
         params = {name: cls.from_dict(value) if isinstance(value, dict) and ("msgid" in value or "parts" in value)
                   else value for name, value in (data.get("params") or {}).items()}
         english = data.get("english")
@@ -125,6 +136,12 @@ class Message(str):
     @classmethod
     def from_json(cls, text: str) -> Message:
         return cls.from_dict(json.loads(text))
+
+
+def _swapped(text: str, swap: tuple[str, str] | None) -> str:
+    if swap and text.startswith(swap[0]):
+        return swap[1] + text[len(swap[0]):]
+    return text
 
 
 def _format(text: str, fallback: str, params: dict[str, Any], language: str) -> str:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aigc.core.catalog import Pricing, load_catalog, result_type
 from aigc.core.errors import NotFound
+from aigc.core.i18n import _
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
 
@@ -26,7 +27,7 @@ CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
 def placeholders(prompt_template: str | None) -> list[str]:
     """The `{name}` fields of a prompt template; only plain names (no attributes, indexes or formats)."""
     names = []
-    for _, field, spec, conversion in string.Formatter().parse(prompt_template or ""):
+    for _text, field, spec, conversion in string.Formatter().parse(prompt_template or ""):
         if field is None:
             continue
         if not field.isidentifier() or spec or conversion:
@@ -108,9 +109,10 @@ def get_template(code: str, version: int | None = None) -> TemplateSpec:
         for spec in versions:
             if spec.version == version and spec.enabled:
                 return spec
-        raise NotFound(f"template '{code}' version {version} is unknown or disabled; "
-                       "GET /templates lists the available templates")
+        raise NotFound(_("template '{code}' version {version} is unknown or disabled; "
+                         "GET /templates lists the available templates", code=code, version=version))
     enabled = [spec for spec in versions if spec.enabled]
     if not enabled:
-        raise NotFound(f"template '{code}' is unknown or disabled; GET /templates lists the available templates")
+        raise NotFound(_("template '{code}' is unknown or disabled; GET /templates lists the available templates",
+                         code=code))
     return max(enabled, key=lambda spec: spec.version)

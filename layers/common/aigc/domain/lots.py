@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aigc.core.errors import Conflict, InsufficientPoints, ServiceUnavailable
-from aigc.core.i18n import _
+from aigc.core import i18n
+from aigc.core.i18n import Message, _
 from aigc.core.observability import count, logger
 from aigc.core.timeutil import iso_ms, utcnow
 from aigc.core.vocab import LedgerKind, LotCategory
@@ -45,9 +46,10 @@ def lot_entry(lot_id: str) -> str:
     return f"{LOT_PREFIX}{lot_id}"
 
 
-def ledger_entry(user_id: str, ref: str, kind: str, amount: int, reason: str, actor: str | None, *,
+def ledger_entry(user_id: str, ref: str, kind: str, amount: int, reason: Message | str | None, actor: str | None, *,
                  lots: dict[str, int] | None = None) -> PointsItem:
-    """An append-only ledger entry; its key (ref, kind) makes the change it records happen once."""
+    """An append-only ledger entry; its key (ref, kind) makes the change it records happen once. A reason we
+    write is a Message (shown in the reader's language); an admin's own words are a plain string."""
     return PointsItem(
         user_id,
         ledger_key(ref, kind),
@@ -55,7 +57,8 @@ def ledger_entry(user_id: str, ref: str, kind: str, amount: int, reason: str, ac
         kind=kind,
         amount=amount,
         ref=ref,
-        reason=reason,
+        reason=str(reason)[:200] if isinstance(reason, Message) else reason,
+        reason_text=i18n.stored(reason),
         actor=actor,
         lots=plain(lots) or None,
     )
@@ -308,7 +311,7 @@ def expire_lot(user_id: str, lot_id: str, *, now: str | None = None) -> int:
                                     LotItem.expired_at.set(now)],
                       condition=(LotItem.remaining == left) & LotItem.expiry_shard.exists())
             if left:
-                tx.save(ledger_entry(user_id, lot_id, LedgerKind.EXPIRE, -left, "the lot expired", "system",
+                tx.save(ledger_entry(user_id, lot_id, LedgerKind.EXPIRE, -left, _("the lot expired"), "system",
                                      lots={key: left}), condition=PointsItem.entry.does_not_exist())
                 tx.update(PointsItem(user_id, BALANCE), actions=[
                     PointsItem.balance.add(-left), PointsItem.ledger_count.add(1),

@@ -275,8 +275,9 @@ def _claw_back(order: OrderItem, *, status: str, share: float, ref: str) -> str 
 
     def write(tx: TransactWrite) -> None:
         tx.save(lots.ledger_entry(user_id, f"{order.order_no}@{ref}", LedgerKind.CLAWBACK, -clawed,
-                                  f"order {order.order_no} {status}: {clawed} unspent points taken back, "
-                                  f"{spent} already spent or expired", PROVIDER, lots=lots.allocation(takes)),
+                                  _("order {order_no} {status}: {clawed} unspent points taken back, "
+                                    "{spent} already spent or expired", order_no=order.order_no, status=status,
+                                    clawed=clawed, spent=spent), PROVIDER, lots=lots.allocation(takes)),
                 condition=PointsItem.entry.does_not_exist())
         tx.update(PointsItem(user_id, BALANCE), actions=[
             PointsItem.balance.add(-clawed), PointsItem.ledger_count.add(1), *lots.emptied(takes)])

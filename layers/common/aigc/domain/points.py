@@ -79,7 +79,7 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int, extra_writ
             )
             lots.take_actions(tx, task.user_id, takes)
             tx.save(
-                _ledger_entry(task.user_id, task.task_no, LedgerKind.DEBIT, -cost, f"task {task.model_name}",
+                _ledger_entry(task.user_id, task.task_no, LedgerKind.DEBIT, -cost, _("task {model}", model=task.model_name),
                               task.user_id, lots=task.points_lots),
                 condition=PointsItem.entry.does_not_exist(),
             )
@@ -146,13 +146,13 @@ def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_me
 
         def write(tx: TransactWrite, returned=returned, expired=expired, lost=lost) -> None:
             tx.save(
-                _ledger_entry(task.user_id, task.task_no, LedgerKind.REFUND, cost, str(error_message)[:200], "system",
+                _ledger_entry(task.user_id, task.task_no, LedgerKind.REFUND, cost, error_message, "system",
                               lots=taken),
                 condition=PointsItem.entry.does_not_exist(),
             )
             if lost:
                 tx.save(_ledger_entry(task.user_id, task.task_no, LedgerKind.EXPIRE, -lost,
-                                      "refunded to a lot that has expired (or whose order was refunded)", "system",
+                                      _("refunded to a lot that has expired (or whose order was refunded)"), "system",
                                       lots=expired),
                         condition=PointsItem.entry.does_not_exist())
             tx.update(PointsItem(task.user_id, BALANCE), actions=[

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from aigc.core.errors import BadRequest
+from aigc.core.i18n import Message, _, verbatim
 from aigc.core.templates import TemplateSpec
 
 
@@ -38,24 +39,45 @@ def validator(template: TemplateSpec):
     return _validator(template.code, template.version, json.dumps(template.inputs, sort_keys=True))
 
 
-def _describe(error) -> str:
+# JSON schema keywords whose failures have a catalog text (English stays jsonschema's own message); the
+# others are shown in jsonschema's English in every language.
+_RULES = {
+    "type": lambda rule: _("should be of type {type}", type=rule if isinstance(rule, str) else ", ".join(rule)),
+    "enum": lambda rule: _("should be one of {values}", values=", ".join(map(repr, rule))),
+    "const": lambda rule: _("should be {value}", value=repr(rule)),
+    "minimum": lambda rule: _("should be at least {limit}", limit=rule),
+    "maximum": lambda rule: _("should be at most {limit}", limit=rule),
+    "exclusiveMinimum": lambda rule: _("should be more than {limit}", limit=rule),
+    "exclusiveMaximum": lambda rule: _("should be less than {limit}", limit=rule),
+    "minLength": lambda rule: _("should have at least {limit} characters", limit=rule),
+    "maxLength": lambda rule: _("should have at most {limit} characters", limit=rule),
+    "pattern": lambda rule: _("should match the pattern '{pattern}'", pattern=rule),
+    "minItems": lambda rule: _("should have at least {limit} items", limit=rule),
+    "maxItems": lambda rule: _("should have at most {limit} items", limit=rule),
+}
+
+
+def _describe(error) -> Message:
     """'inputs.subject: required', 'inputs.seconds: 7 is greater than the maximum of 5'."""
     path = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "?"
-        return f"inputs.{(path + '.') if path else ''}{missing}: required"
+        return _("{field}: {problem}", field=f"inputs.{(path + '.') if path else ''}{missing}", problem=_("required"))
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"inputs.{extra[0] if extra else path}: not an input of this template"
-    return f"inputs{'.' + path if path else ''}: {error.message}"
+        return _("{field}: {problem}", field=f"inputs.{extra[0] if extra else path}",
+                 problem=_("not an input of this template"))
+    rule = _RULES.get(str(error.validator))
+    problem = rule(error.validator_value).with_english(error.message) if rule else verbatim(error.message)
+    return _("{field}: {problem}", field=f"inputs{'.' + path if path else ''}", problem=problem)
 
 
 def check_inputs(template: TemplateSpec, inputs: dict) -> None:
     if not isinstance(inputs, dict):
-        raise BadRequest("inputs: must be an object")
+        raise BadRequest(_("inputs: must be an object"))
     errors = sorted(validator(template).iter_errors(inputs), key=lambda error: list(error.absolute_path))
     if errors:
-        raise BadRequest("; ".join(_describe(error) for error in errors[:3]))
+        raise BadRequest(Message.join(_describe(error) for error in errors[:3]))
 
 
 def with_defaults(template: TemplateSpec, inputs: dict) -> dict:

@@ -25,6 +25,7 @@ from aigc.api.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID
 from aigc.api.views import balance_view, pushed_language, task_view
 from aigc.core.config import get_settings
 from aigc.core.errors import Unauthorized
+from aigc.core.i18n import _
 from aigc.core.observability import count, logger
 from aigc.core.vocab import PushEvent
 from aigc.domain import push
@@ -42,11 +43,11 @@ def authenticate_socket(token: str | None) -> SocketIdentity:
 
     The one seam for the shared authenticator (a JWT or an API key): point this at it."""
     if not token:
-        raise Unauthorized("no token: open the socket with ?token=<JWT or API key>")
+        raise Unauthorized(_("no token: open the socket with ?token=<JWT or API key>"))
     claims = _verify_jwt(token.strip().removeprefix("Bearer ").strip())
     user_id = str(claims.get("sub") or "")
     if not user_id or len(user_id) > MAX_USER_ID_CHARS or not re.fullmatch(SAFE_USER_ID, user_id):
-        raise Unauthorized("the token's subject (sub) is not a valid user id")
+        raise Unauthorized(_("the token's subject (sub) is not a valid user id"))
     return SocketIdentity(user_id)
 
 
@@ -58,17 +59,17 @@ def _verify_jwt(token: str) -> dict:
     jwks_url = settings.jwks_url or issuer.rstrip("/") + "/.well-known/jwks.json"
     try:
         if jwt.get_unverified_header(token).get("alg") != "RS256":
-            raise Unauthorized("the token is not RS256")
+            raise Unauthorized(_("the token is not RS256"))
         claims = jwt.decode(token, jwks.signing_key(jwks_url, token), algorithms=["RS256"], issuer=issuer,
                             options={"require": ["exp", "iss"], "verify_aud": False})
     except (jwt.PyJWTError, jwks.KeysUnavailable) as error:
-        raise Unauthorized(f"invalid token: {type(error).__name__}") from None
+        raise Unauthorized(_("invalid token: {problem}", problem=type(error).__name__)) from None
     for name in ("exp", "nbf", "iat"):  # NumericDate (RFC 7519), never a string
         if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], (int, float))):
-            raise Unauthorized(f"invalid token: {name} is not a number")
+            raise Unauthorized(_("invalid token: {claim} is not a number", claim=name))
     aud = claims.get("aud", claims.get("client_id"))
     if not set(aud if isinstance(aud, list) else [aud]) & audiences:
-        raise Unauthorized("invalid token: audience not allowed")
+        raise Unauthorized(_("invalid token: audience not allowed"))
     return claims
 
 

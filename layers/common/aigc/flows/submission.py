@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from aigc.api.parameters import SCHEMAS
 from aigc.api.schemas import SubmitTaskRequest, TaskView, describe_validation_error, parse_image_urls
+from aigc.api.validation_messages import problem_message
 from aigc.api.views import task_view
 from aigc.core import templates as template_catalog
 from aigc.core.catalog import ModelSpec, Pricing, get_model, result_type
@@ -15,7 +16,7 @@ from aigc.core.templates import TemplateSpec
 from aigc.core.config import get_settings
 from aigc.core import i18n
 from aigc.core.errors import BadRequest, Conflict, ServiceUnavailable
-from aigc.core.i18n import _
+from aigc.core.i18n import Message, _
 from aigc.core.observability import count, logger
 from aigc.core.vocab import TaskStatus
 from aigc.domain import api_keys, capacity, points, settlement, tasks, webhooks
@@ -55,16 +56,16 @@ class _Chosen:
 
 def _choose(request: SubmitTaskRequest) -> _Chosen:
     if (request.model_name is None) == (request.template_code is None):
-        raise BadRequest("modelName or templateCode: give exactly one of the two")
+        raise BadRequest(_("modelName or templateCode: give exactly one of the two"))
     if request.template_code is None:
         for name, value in (("templateVersion", request.template_version), ("inputs", request.inputs)):
             if value is not None:
-                raise BadRequest(f"{name}: only with templateCode")
+                raise BadRequest(_("{field}: only with templateCode", field=name))
         model = get_model(request.model_name)
         return _Chosen(model, request.prompt, request.parameters or {}, model.pricing)
     for name, value in (("prompt", request.prompt), ("parameters", request.parameters)):
         if value is not None:
-            raise BadRequest(f"{name}: not with templateCode (the template sets it; give its inputs)")
+            raise BadRequest(_("{field}: not with templateCode (the template sets it; give its inputs)", field=name))
     template = template_catalog.get_template(request.template_code, request.template_version)
     resolved = templates.resolve(template, request.inputs)
     return _Chosen(get_model(template.model_name), resolved.prompt, resolved.parameters, template.pricing,
@@ -73,10 +74,13 @@ def _choose(request: SubmitTaskRequest) -> _Chosen:
 
 def _check_template_images(template: TemplateSpec, model: ModelSpec, image_urls: list[str]) -> None:
     if len(image_urls) < model.inputs.min_images:
-        raise BadRequest(f"imageUrl: template {template.code} needs {model.inputs.min_images} image URL(s)")
+        raise BadRequest(_("imageUrl: template {template} needs {count} image URL(s)", template=template.code,
+                           count=model.inputs.min_images))
     if len(image_urls) > model.inputs.max_images:
-        raise BadRequest(f"imageUrl: template {template.code} takes "
-                         + (f"at most {model.inputs.max_images} image URL(s)" if model.inputs.max_images else "no image"))
+        if not model.inputs.max_images:
+            raise BadRequest(_("imageUrl: template {template} takes no image", template=template.code))
+        raise BadRequest(_("imageUrl: template {template} takes at most {count} image URL(s)", template=template.code,
+                           count=model.inputs.max_images))
 
 
 def _validate_parameters(model: ModelSpec, chosen: _Chosen):
@@ -91,8 +95,9 @@ def _validate_parameters(model: ModelSpec, chosen: _Chosen):
         problem = error.errors()[0]
         field = str(problem.get("loc", ("?",))[0])
         source = templates.parameter_input(chosen.template, field)
-        where = f"inputs.{source}" if source else f"template {chosen.template.code} (parameter {field})"
-        raise BadRequest(f"{where}: {problem.get('msg', 'invalid')}") from None
+        where = f"inputs.{source}" if source else _("template {template} (parameter {field})",
+                                                     template=chosen.template.code, field=field)
+        raise BadRequest(_("{field}: {problem}", field=where, problem=problem_message(problem))) from None
     except BadRequest as error:
         if chosen.template is None:
             raise
@@ -100,7 +105,15 @@ def _validate_parameters(model: ModelSpec, chosen: _Chosen):
         source = templates.parameter_input(chosen.template, field)
         if source is None:
             raise
-        raise BadRequest(f"inputs.{source}:{str(error.message).split(':', 1)[1]}") from None
+        raise BadRequest(_relabeled(error.text, field, f"inputs.{source}")) from None
+
+
+def _relabeled(text: Message | str, field: str, new_field: str) -> Message | str:
+    """A parameter's error named by the template input that set it (in every language)."""
+    for old in (f"parameters.{field}", field):
+        if str(text).startswith(old + ":"):
+            return text.relabel(old, new_field) if isinstance(text, Message) else new_field + str(text)[len(old):]
+    return text
 
 
 def quote(request: SubmitTaskRequest) -> dict:

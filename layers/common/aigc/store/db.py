@@ -77,7 +77,8 @@ class PointsItem(Model):
     kind = UnicodeAttribute(null=True)
     amount = NumberAttribute(null=True)
     ref = UnicodeAttribute(null=True)
-    reason = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)  # English
+    reason_text = UnicodeAttribute(null=True)  # a reason we wrote, as a Message (aigc.core.i18n, JSON)
     actor = UnicodeAttribute(null=True)
     lots = MapAttribute(null=True)  # {spend key: points} the entry took from or gave to each lot
     # rate-limit counters
