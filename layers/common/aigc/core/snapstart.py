@@ -21,6 +21,7 @@ import sys
 
 _CACHED_CALLABLES = (
     ("aigc.core.config", "get_settings"),
+    ("aigc.domain.auth", "default_verifier"),  # the issuer's settings, read once
     ("aigc.core.catalog", "load_catalog"),
     ("aigc.core.packs", "load_packs"),
     ("aigc.store.payments", "_client"),
