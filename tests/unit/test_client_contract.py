@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from aigc_client.models import ApiKey, Balance, LedgerEntry, ModelInfo, Task, Upload
+from aigc_client.models import ApiKey, Balance, LedgerEntry, ModelInfo, Order, Pack, Task, Upload
 from pydantic import BaseModel, Field
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -35,15 +35,21 @@ ANSWERS = [
     ("post", "/user/api-keys", ApiKey),
     ("get", "/user/api-keys", [ApiKey]),
     ("delete", "/user/api-keys/{keyId}", ApiKey),
+    ("get", "/points/packs", [Pack]),
+    ("post", "/user/points/checkout", Order),
+    ("get", "/user/points/orders/{orderNo}", Order),
 ]
-PAGES = [("get", "/user/ai/tasks/list", Task), ("get", "/user/points/consumption/records", LedgerEntry)]
+PAGES = [("get", "/user/ai/tasks/list", Task), ("get", "/user/points/consumption/records", LedgerEntry),
+         ("get", "/user/points/orders", Order)]
 # What the client sends (client.py): body fields and query parameters.
 BODIES = [("post", "/user/ai/tasks/submit", {"modelName", "prompt", "imageUrl", "parameters", "webhook",
                                              "webhookEventsFilter"}),
           ("post", "/user/uploads", {"fileName", "contentType", "parameters"}),
-          ("post", "/user/api-keys", {"name", "scopes", "expiresInDays", "dailyPointsLimit", "models"})]
+          ("post", "/user/api-keys", {"name", "scopes", "expiresInDays", "dailyPointsLimit", "models"}),
+          ("post", "/user/points/checkout", {"packId", "successUrl", "cancelUrl"})]
 QUERIES = [("get", "/user/ai/tasks/list", {"page", "size", "status", "taskType", "nextToken"}),
-           ("get", "/user/points/consumption/records", {"page", "size", "nextToken"})]
+           ("get", "/user/points/consumption/records", {"page", "size", "nextToken"}),
+           ("get", "/user/points/orders", {"page", "size", "nextToken"})]
 
 
 @pytest.fixture(scope="module")

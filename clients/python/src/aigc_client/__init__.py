@@ -13,10 +13,22 @@ from aigc_client.errors import (
     ServerError,
     WaitTimeout,
 )
-from aigc_client.models import FINAL_STATUSES, ApiKey, Balance, LedgerEntry, ModelInfo, Page, Task, Upload
+from aigc_client.models import (
+    FINAL_STATUSES,
+    ApiKey,
+    Balance,
+    LedgerEntry,
+    Lot,
+    ModelInfo,
+    Order,
+    Pack,
+    Page,
+    Task,
+    Upload,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL", "FINAL_STATUSES", "AigcError", "ApiError", "ApiKey", "AuthError", "Balance", "BadRequest", "Client",
     "Conflict", "InsufficientPoints", "LedgerEntry", "ModelInfo", "NetworkError", "NotFound", "Page", "RateLimited",
-    "ServerError", "Task", "Upload", "WaitTimeout", "language_from_environment",
+    "ServerError", "Task", "Upload", "WaitTimeout", "language_from_environment", "Lot", "Order", "Pack",
 ]

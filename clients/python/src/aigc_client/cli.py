@@ -357,23 +357,94 @@ def retry(
 
 @app.command()
 def balance(ctx: typer.Context) -> None:
-    """Your points balance."""
+    """Your points balance and the lots that hold it (spent in this order)."""
     state = _state(ctx)
     result = state.client.balance()
-    _dump(result.model_dump(mode="json", by_alias=True)) if state.as_json else out.print(
-        f"{result.balance} points")
+    if state.as_json:
+        _dump(result.model_dump(mode="json", by_alias=True))
+        return
+    expiry = f", the first {_time(result.expire_time)} UTC" if result.expire_time else ""
+    out.print(f"{result.balance} points" + (f" (some expire{expiry})" if result.expire_time else ""))
+    if result.lots:
+        _table(["lot", "category", "source", "remaining", "granted", "expires"],
+               [[lot.lot_id, lot.category, lot.source or "", str(lot.remaining), str(lot.granted),
+                 _time(lot.expire_time) or "never"] for lot in result.lots])
+
+
+@app.command()
+def packs(ctx: typer.Context) -> None:
+    """The point packs you can buy (aigc buy PACK_ID)."""
+    state = _state(ctx)
+    found = state.client.packs()
+    if state.as_json:
+        _dump([p.model_dump(mode="json", by_alias=True) for p in found])
+        return
+    _table(["pack", "points", "bonus", "price", "valid"],
+           [[p.pack_id, str(p.points), f"+{p.bonus_points} ({p.bonus_valid_days} days)" if p.bonus_points else "",
+             p.price.text, f"{p.valid_days} days" if p.valid_days else "never expire"] for p in found])
+
+
+@app.command()
+def buy(
+    ctx: typer.Context,
+    pack_id: Annotated[str, typer.Argument(metavar="PACK_ID", help="A pack of: aigc packs.")],
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the order is paid.")] = True,
+    timeout: Timeout = 900,
+    idempotency_key: Annotated[Optional[str], typer.Option(help="A repeat with the same key answers the same "
+                                                                "order.")] = None,
+) -> None:
+    """Buy a pack: prints the checkout URL to pay at, then waits (a spinner) until the order is paid."""
+    state = _state(ctx)
+    order = state.client.buy(pack_id, idempotency_key=idempotency_key)
+    if state.as_json and not wait:
+        _dump(order.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return
+    shown = err if state.as_json else out
+    shown.print(f"order {order.order_no}: pay at")
+    print(order.checkout_url, file=sys.stderr if state.as_json else sys.stdout, flush=True)
+    if not wait:
+        return
+    try:
+        with shown.status(f"waiting for the payment of {order.order_no} ...", spinner="dots"):
+            order = state.client.wait_order(order, timeout=timeout)
+    except WaitTimeout as error:
+        err.print(f"error: {error.message}; see it with: aigc orders")
+        raise typer.Exit(EXIT_TASK)
+    if state.as_json:
+        _dump(order.model_dump(mode="json", by_alias=True, exclude_none=True))
+    elif order.status == "paid":
+        bonus = f" + {order.bonus_points} bonus" if order.bonus_points else ""
+        out.print(f"paid: {order.points}{bonus} points added; balance {state.client.balance().balance}")
+    if order.status != "paid":
+        err.print(f"order {order.order_no} {order.status}" + (f": {order.problem}" if order.problem else ""))
+        raise typer.Exit(EXIT_TASK)
+
+
+@app.command()
+def orders(ctx: typer.Context, limit: Limit = 20) -> None:
+    """Your point orders, newest first."""
+    state = _state(ctx)
+    rows = _take(state.client.orders(page_size=_page_size(limit)), limit)
+    if state.as_json:
+        _dump([o.model_dump(mode="json", by_alias=True) for o in rows])
+        return
+    _table(["orderNo", "pack", "status", "points", "price", "created", "paid"],
+           [[o.order_no, o.pack_id or "", o.status, str(o.points + o.bonus_points),
+             f"{(o.amount or 0) / 100:.2f} {(o.currency or '').upper()}", _time(o.create_time), _time(o.paid_time)]
+            for o in rows])
 
 
 @app.command()
 def records(ctx: typer.Context, limit: Limit = 20) -> None:
-    """Your points ledger (grants, debits, refunds), newest first."""
+    """Your points ledger (grants, purchases, debits, refunds, expiries, clawbacks), newest first."""
     state = _state(ctx)
     rows = _take(state.client.records(page_size=_page_size(limit)), limit)
     if state.as_json:
         _dump([e.model_dump(mode="json", by_alias=True) for e in rows])
         return
-    _table(["time", "type", "amount", "taskNo", "reason"],
-           [[_time(e.create_time), e.type, f"{e.amount:+d}", e.task_no or "", e.reason or ""] for e in rows])
+    _table(["time", "type", "amount", "task or order", "lots", "reason"],
+           [[_time(e.create_time), e.type, f"{e.amount:+d}", e.task_no or e.order_no or "",
+             ", ".join(f"{share.lot_id}:{share.points}" for share in e.lots), e.reason or ""] for e in rows])
 
 
 @app.command()

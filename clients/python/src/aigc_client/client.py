@@ -14,7 +14,7 @@ import httpx
 from pydantic import BaseModel
 
 from aigc_client.errors import AigcError, NetworkError, RateLimited, ServerError, WaitTimeout, error_for
-from aigc_client.models import ApiKey, Balance, LedgerEntry, ModelInfo, Page, Task, Upload
+from aigc_client.models import ApiKey, Balance, LedgerEntry, ModelInfo, Order, Pack, Page, Task, Upload
 
 from aigc_client.models import Quote, Template  # templates and quotes (issue 19)
 
@@ -142,7 +142,7 @@ class Client:
             data = Page[model].model_validate(self._request("GET", path, params=query))
             for record in data.records:
                 # Page numbers over a newest-first list shift when records are added meanwhile.
-                key = getattr(record, "task_no", None) if model is Task else getattr(record, "id", None)
+                key = getattr(record, {Task: "task_no", Order: "order_no"}.get(model, "id"), None)
                 if key is not None:
                     if key in seen:
                         continue
@@ -302,6 +302,49 @@ class Client:
     def records(self, *, page_size: int = 100) -> Iterator[LedgerEntry]:
         """The user's ledger (debits, refunds, grants), newest first, all pages."""
         return self._pages("/user/points/consumption/records", LedgerEntry, {}, page_size)
+
+    def packs(self) -> list[Pack]:
+        """The point packs on sale (no token needed)."""
+        return [Pack.model_validate(p) for p in self._request("GET", "/points/packs")]
+
+    def buy(self, pack_id: str, *, idempotency_key: str | None = None, success_url: str | None = None,
+            cancel_url: str | None = None) -> Order:
+        """A pending order for the pack and its `checkout_url` (Stripe Checkout): open it to pay. The points
+        come when the payment provider confirms the payment; `wait_order` waits for that. A repeated
+        `idempotency_key` answers the same order."""
+        body: dict[str, Any] = {"packId": pack_id}
+        if success_url:
+            body["successUrl"] = success_url
+        if cancel_url:
+            body["cancelUrl"] = cancel_url
+        return Order.model_validate(self._request("POST", "/user/points/checkout", json=body,
+                                                  idempotency_key=idempotency_key))
+
+    def order(self, order_no: str | Order) -> Order:
+        number = order_no.order_no if isinstance(order_no, Order) else order_no
+        return Order.model_validate(self._request("GET", f"/user/points/orders/{quote(number, safe='')}"))
+
+    def orders(self, *, page_size: int = 100) -> Iterator[Order]:
+        """The user's orders, newest first, all pages."""
+        return self._pages("/user/points/orders", Order, {}, page_size)
+
+    def wait_order(self, order_no: str | Order, *, timeout: float | None = 900, interval: float = 2.0,
+                   on_progress: Callable[[Order], None] | None = None) -> Order:
+        """Poll until the order is paid (or expired, refunded, disputed). Raises WaitTimeout after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        current = self.order(order_no)
+        while True:
+            if on_progress:
+                on_progress(current)
+            if current.done:
+                return current
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"order {current.order_no} is still {current.status} after {timeout} s", None)
+            time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
+            try:
+                current = self.order(current.order_no)
+            except (NetworkError, ServerError):
+                pass  # a blip while polling does not end the wait
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo.model_validate(m) for m in self._request("GET", "/models")]

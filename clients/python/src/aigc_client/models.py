@@ -127,20 +127,86 @@ class Page(ApiModel, Generic[T]):
     next_token: str | None = None
 
 
+class Lot(ApiModel):
+    """Points from one grant, purchase or bonus; `promotional` lots are spent before `paid` ones, earliest
+    expiry first."""
+
+    lot_id: str
+    category: str
+    source: str | None = None
+    granted: int = 0
+    remaining: int
+    expire_time: datetime | None = None
+
+
 class Balance(ApiModel):
     user_id: str
     balance: int
-    expire_time: datetime | None = None
+    expire_time: datetime | None = None  # the earliest expiry among the lots that hold points
+    lots: list[Lot] = Field(default_factory=list)  # in spending order
+
+
+class LotShare(ApiModel):
+    lot_id: str
+    points: int
 
 
 class LedgerEntry(ApiModel):
     id: str | None = None
-    type: str
+    type: str  # debit, refund, grant, purchase, expire, clawback
     amount: int
     ref: str | None = None
     task_no: str | None = None
+    order_no: str | None = None
     reason: str | None = None
     create_time: datetime | None = None
+    lot_id: str | None = None
+    lots: list[LotShare] = Field(default_factory=list)
+
+
+class PackPrice(ApiModel):
+    amount: int  # in the currency's minor unit (cents, fen)
+    currency: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.amount / 100:.2f} {self.currency.upper()}"
+
+
+class Pack(ApiModel):
+    pack_id: str
+    name: str
+    description: str | None = None
+    points: int
+    valid_days: int | None = None
+    bonus_points: int = 0
+    bonus_valid_days: int | None = None
+    price: PackPrice
+
+
+ORDER_FINAL_STATUSES = frozenset({"paid", "expired", "refunded", "disputed"})
+
+
+class Order(ApiModel):
+    """A pack bought through Stripe Checkout: `pending` until the payment provider's signed event says it is paid."""
+
+    order_no: str
+    status: str  # pending, paid, expired, refunded, disputed
+    pack_id: str | None = None
+    points: int = 0
+    bonus_points: int = 0
+    amount: int | None = None
+    currency: str | None = None
+    provider: str | None = None
+    provider_session_id: str | None = None
+    checkout_url: str | None = None
+    create_time: datetime | None = None
+    paid_time: datetime | None = None
+    problem: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ORDER_FINAL_STATUSES
 
 
 class ModelInputs(ApiModel):

@@ -13,6 +13,8 @@ so a debit reads only the lots it may spend, never the user's history of lots.
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,8 +36,14 @@ EXPIRY_SHARDS = 16
 # its ledger entry and the task: it may touch at most this many lots.
 MAX_LOTS_PER_DEBIT = 90
 FIRST_READ = 4  # lots read first (in spending order); most debits are covered by the first lot
-PLAN_ATTEMPTS = 4  # a lot changed between the read and the write: read again, this many times
+PLAN_ATTEMPTS = 6  # a lot changed between the read and the write: read again (after a jittered pause), this often
 EXPIRY_BATCH = 500  # lots one scheduled run expires at most; the next run takes the rest
+
+
+def pause(attempt: int) -> None:
+    """Between two tries of a transaction whose lots moved: a short jittered wait, longer each time, so
+    requests of one user that met on the same lot do not meet again."""
+    time.sleep(random.uniform(0, 0.01 * 2 ** attempt))
 
 
 def ledger_key(ref: str, kind: str) -> str:

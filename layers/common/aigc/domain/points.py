@@ -106,6 +106,7 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int, extra_writ
             if failed.get("ledger") or failed.get("task"):
                 raise Conflict(_("this task number already exists; please retry")) from None
             # the balance or a lot moved since they were read (another request of this user): read them again
+            lots.pause(_attempt)
     raise ServiceUnavailable(_("your points changed while this task was charged; please retry"), retry_after=1)
 
 
