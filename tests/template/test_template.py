@@ -413,7 +413,14 @@ def test_admin_routes_accept_only_the_admins_pool(template: dict) -> None:
             if name == "NONE":
                 assert not route[1].startswith("/admin"), route
                 continue
-            jwt = resolver.resolve(schemes[name]["x-amazon-apigateway-authorizer"]["jwtConfiguration"])
+            authorizer = schemes[name]["x-amazon-apigateway-authorizer"]
+            if "jwtConfiguration" in authorizer:
+                jwt = resolver.resolve(authorizer["jwtConfiguration"])
+            else:  # the Lambda authorizer (JWT or API key): the issuer its function checks JWTs against
+                assert route not in admin_routes, route
+                env = cfn["Resources"]["AuthorizerFunction"]["Properties"]["Environment"]["Variables"]
+                jwt = {"issuer": resolver.resolve(env["JWT_ISSUER"]),
+                       "audience": resolver.resolve(env["JWT_AUDIENCE"]).split(",")}
             expected = admins if route in admin_routes else users
             assert (jwt["issuer"], jwt["audience"]) == expected, (route, name, parameters)
     assert {route for route, name in routes.items() if name == "AdminJwtAuthorizer"} == admin_routes
