@@ -23,7 +23,7 @@ PLACEHOLDER_ENVIRONMENT = {
     "HOLD_GRACE_SECONDS": "3600", "QUEUE_TIMEOUT_SECONDS": "1800", "PROVIDER_CAPACITY": "", "MEMBER_GROUP": "members",
     "ADMIN_GROUP": "admins", "POWERTOOLS_SERVICE_NAME": "aigc", "POWERTOOLS_METRICS_NAMESPACE": "Aigc/openapi",
     "POWERTOOLS_LOG_LEVEL": "INFO", "UPLOAD_TRIGGER": "Enabled", "UPLOAD_MAX_BYTES": "10485760",
-    "MAX_GRANT_POINTS": "100000", "API_KEYS_TABLE": "api-keys",
+    "MAX_GRANT_POINTS": "100000", "API_KEYS_TABLE": "api-keys", "STATS_TABLE": "stats",
     "STRIPE_API_BASE": "https://api.stripe.com", "CHECKOUT_SUCCESS_URL": "https://example.com/points/success",
     "CHECKOUT_CANCEL_URL": "https://example.com/points/cancelled",
 }

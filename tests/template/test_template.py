@@ -51,7 +51,7 @@ SAM_ENV = {
 # What each function may touch (docs/ARCHITECTURE.md, "Functions").
 ALLOWED_RESOURCES = {
     "ApiFunction": {"PointsTable", "TasksTable", "IdempotencyTable", "TaskStateMachine", "ResultsBucket",
-                    "ProviderKeysSecret", "WebhookSecretsTable", "SchedulerTable", "ApiKeysTable"},
+                    "ProviderKeysSecret", "WebhookSecretsTable", "SchedulerTable", "ApiKeysTable", "StatsTable"},
     # the HttpApi's Lambda authorizer: finds a key by its hash, notes its last use
     "AuthorizerFunction": {"ApiKeysTable"},
     "ProviderSubmitFunction": {"TasksTable", "ProviderKeysSecret", "ResultsBucket", "SchedulerTable"},
@@ -69,6 +69,8 @@ ALLOWED_RESOURCES = {
     "SocketFunction": {"ConnectionsTable"},
     # reads the two streams (SAM's stream policy), finds a user's sockets, posts to the stage, presigns results
     "PushFunction": {"ConnectionsTable", "WebSocketApi", "WebSocketStage", "ResultsBucket"},
+    # reads the two streams (SAM's stream policy), counts into the stats table, dead-letters what it cannot
+    "StatsFunction": {"StatsTable", "StatsDeadLetterQueue"},
 }
 SENSITIVE_SERVICES = ("dynamodb", "s3", "secretsmanager", "states", "lambda", "kms")
 LAMBDA_SERVICE_ERRORS = {
@@ -402,7 +404,7 @@ def test_admin_routes_accept_only_the_admins_pool(template: dict) -> None:
                 "AdminUserPool": "admins-pool", "AdminUserPoolClient": "admins-client"}
     cognito = "https://cognito-idp.us-east-1.amazonaws.com/"
     admin_routes = {(m, p) for m, p, authorized in http_routes(template, "ApiFunction") if p.startswith("/admin/")}
-    assert len(admin_routes) == 3
+    assert len(admin_routes) == 6
     for parameters, users, admins in [
         ({}, (cognito + "users-pool", ["users-client"]), (cognito + "admins-pool", ["admins-client"])),
         ({"JwtIssuer": "https://issuer.example", "JwtAudience": "aud"},
@@ -538,7 +540,7 @@ def test_each_function_environment_is_exactly_its_model(template: dict) -> None:
 def test_dynamodb_tables_build_in_moto(template: dict) -> None:
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
     assert set(tables) == {"PointsTable", "TasksTable", "IdempotencyTable", "WebhookSecretsTable", "SchedulerTable",
-                           "ApiKeysTable", "ConnectionsTable"}
+                           "ApiKeysTable", "ConnectionsTable", "StatsTable"}
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         for logical in tables:
@@ -638,6 +640,9 @@ def test_http_routes(template: dict) -> None:
         ("POST", "/user/uploads", True),
         ("GET", "/admin/tasks/{taskNo}", True),
         ("POST", "/admin/tasks/{taskNo}/refund", True),
+        ("GET", "/admin/stats", True),
+        ("GET", "/admin/tasks", True),
+        ("GET", "/admin/users/{userId}", True),
         ("GET", "/openapi.json", False),
         ("GET", "/docs", False),
         ("GET", "/user/webhooks/secret", True),

@@ -37,7 +37,7 @@ def test_upload_defaults_are_a_json_object() -> None:
 def test_every_function_has_a_model_and_optional_variables_are_not_required() -> None:
     assert set(ENVIRONMENTS) == {"ApiFunction", "ProviderSubmitFunction", "ProviderPollFunction",
                                  "StoreResultsFunction", "RefundFunction", "WebhookFunction", "UploadFunction",
-                                 "ReconcileFunction", "AuthorizerFunction"}
+                                 "ReconcileFunction", "AuthorizerFunction", "StatsFunction"}
     for model in ENVIRONMENTS.values():
         assert "ALLOW_PRIVATE_HOSTS" not in model.variable_names()
         assert {"POINTS_TABLE", "RESULTS_BUCKET", "POWERTOOLS_SERVICE_NAME"} <= model.variable_names()
