@@ -299,3 +299,43 @@ def test_the_client_sends_accept_language():
         assert client._http.headers["Accept-Language"] == "zh-CN"
     with Client("http://127.0.0.1:9", "t") as client:
         assert "Accept-Language" not in client._http.headers
+
+
+# --- bodies sent without a request: the task's language ---------------------------------------------------
+
+def _failed_task(language: str | None):
+    from datetime import datetime, timezone
+
+    from aigc.providers.error_messages import user_message
+    from aigc.store.db import TaskItem
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    return TaskItem("TASK-20260101000000000-0123456789abcdef", user_id="alice", created_at="2026-01-01T00:00:00.000Z",
+                    model_name="wanx-v1", task_type="text_to_image", provider="dashscope", provider_model="wanx-v1",
+                    status="failed", points_cost=10, expected_seconds=10, deadline_at=now, completed_at=now,
+                    refunded=True, error_code="DataInspectionFailed",
+                    error_message=str(user_message("DataInspectionFailed")),
+                    error_text=i18n.stored(user_message("DataInspectionFailed")), language=language,
+                    webhook_url="https://example.com/hook")
+
+
+@pytest.mark.parametrize("language, expected", [
+    ("zh-CN", "您的提示词或图像可能包含不当内容，请修改后重试。"),
+    ("en", "Your prompt or image may contain inappropriate content. Please change it and try again."),
+    (None, "Your prompt or image may contain inappropriate content. Please change it and try again."),
+])
+def test_webhook_and_socket_bodies_are_in_the_language_of_the_submit(language, expected):
+    import json
+
+    from aigc.flows import push, webhook_delivery
+
+    task = _failed_task(language)
+    body = json.loads(webhook_delivery.render("completed", task))
+    assert body["data"]["errorMessage"] == expected
+    old = _failed_task(language)
+    old.status, old.refunded = "processing", False
+    record = {"dynamodb": {"Keys": {"task_no": {"S": task.task_no}}, "NewImage": task.serialize(),
+                           "OldImage": old.serialize()}}
+    with i18n.use_language("zh-CN" if language != "zh-CN" else "en"):  # whatever else is current
+        [(user, _event, data)] = push.events_of_record(record)
+    assert user == "alice" and data["errorMessage"] == expected
