@@ -112,3 +112,27 @@ def test_the_admin_read_routes_refuse_users_and_bad_ranges(app):
     assert status == 400, body
     status, body = app.api("GET", "/admin/tasks", user="root", admin=True, query={"nextToken": "bm9wZQ"})
     assert status == 400 and "nextToken" in body["message"], body
+
+
+def test_a_dead_lettered_stream_range_replayed_counts_once(app):
+    """The stats mapping's on-failure record names a range of the stream; `ops.dlq replay stats` sends it
+    back to StatsFunction, which reads the range again: counted once however often it is replayed."""
+    import boto3
+    from moto.dynamodb.models import dynamodb_backends
+
+    app.grant("alice", 100)
+    status, body = app.submit("alice", modelName=WANX, prompt="a kite")
+    assert status == 200, body
+    assert app.wait_execution(body["data"]["taskNo"])["status"] == "SUCCEEDED"
+    name = app.deployment.name("TasksTable")
+    table = dynamodb_backends["123456789012"]["us-east-1"].get_table(name)
+    numbers = [int(r.to_json()["dynamodb"]["SequenceNumber"]) for r in table.stream_shard.items]
+    info = {"shardId": table.stream_shard.id, "startSequenceNumber": str(min(numbers)),
+            "endSequenceNumber": str(max(numbers)), "batchSize": len(numbers),
+            "streamArn": boto3.client("dynamodb").describe_table(TableName=name)["Table"]["LatestStreamArn"]}
+    for _ in range(2):
+        answer = app.invoke("StatsFunction", {"requestContext": {"condition": "RetryAttemptsExhausted"},
+                                              "DDBStreamBatchInfo": info})
+    assert answer == {"counted": 0}  # the second time: every record already counted
+    tasks = _stats(app, "hour", timedelta(hours=1))["totals"]["tasks"]
+    assert (tasks["created"], tasks["completed"], tasks["successRate"]) == (1, 1, 1.0)

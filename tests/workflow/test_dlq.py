@@ -53,7 +53,9 @@ def test_list_names_every_queue_and_what_it_replays_to(app, capsys):
     code, listed = _run(capsys, "list")
     assert code == 0
     by_name = {q["queue"]: q for q in listed}
-    assert set(by_name) == {"upload", "reconcile", "events", "webhook"}
+    assert set(by_name) == {"upload", "reconcile", "events", "webhook", "stats"}
+    # a dead-lettered stream range goes back to StatsFunction, which reads it again
+    assert by_name["stats"]["replaysTo"] == f"{app.deployment.name('StatsFunction')}:live"
     assert by_name["upload"]["replaysTo"] == f"{app.deployment.name('UploadFunction')}:live"
     assert by_name["upload"]["holds"] == "lambda" and by_name["events"]["holds"] == "events"
     assert by_name["events"]["replaysTo"] == by_name["reconcile"]["replaysTo"]

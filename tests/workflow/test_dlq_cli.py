@@ -58,7 +58,7 @@ def test_local_list_without_credentials_uses_the_local_stacks(local_endpoint):
     result = _dlq("--local", "list", AWS_ENDPOINT_URL=local_endpoint)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    assert {q["queue"] for q in json.loads(result.stdout)} == {"upload", "reconcile", "events", "webhook"}
+    assert {q["queue"] for q in json.loads(result.stdout)} == {"upload", "reconcile", "events", "webhook", "stats"}
 
 
 def test_local_list_when_the_stack_is_not_running_says_so_in_one_line():
