@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from aigc.core.vocab import PushEvent
-from aigc.domain import push
+from aigc.domain import api_keys, push
+from aigc.domain import auth as auth_module
 from aigc.domain.push import POINTS_READ, TASKS_READ, SocketIdentity
 from aigc.flows import push as push_flow
 from aigc.store import jwks, sockets
@@ -109,7 +110,7 @@ def test_each_user_receives_only_their_own_events(sent) -> None:
         assert [(m["type"], m["data"].get("taskNo")) for m in posts[connection]] == [("task.updated", "TA")]
     assert [(m["type"], m["data"].get("taskNo") or m["data"]["userId"]) for m in posts["b1"]] == [
         ("points.changed", "bob"), ("task.updated", "TB")]  # in stream order
-    assert posts["b1"][0]["data"] == {"userId": "bob", "balance": 80, "expireTime": None}
+    assert {k: posts["b1"][0]["data"][k] for k in ("userId", "balance")} == {"userId": "bob", "balance": 80}
     assert posts["a1"][0]["data"]["status"] == "queued" and posts["a1"][0]["data"]["pointsCost"] == 20
 
 
@@ -200,9 +201,11 @@ def issuer(monkeypatch):
     from aigc.core.config import get_settings
 
     get_settings.cache_clear()
+    auth_module.default_verifier.cache_clear()
     monkeypatch.setattr(jwks, "signing_key", lambda url, token: key.public_key())
     yield key
     get_settings.cache_clear()
+    auth_module.default_verifier.cache_clear()
 
 
 def _event(route: str, connection_id: str = "c1", token: str | None = None, body: str | None = None) -> dict:
@@ -245,4 +248,24 @@ def test_connect_without_a_valid_token_is_refused_and_records_nothing(issuer, to
     }
     value = made[token]() if token in made else token
     assert push_flow.handle_socket(_event("$connect", token=value))["statusCode"] == 401
+    assert list(ConnectionItem.scan()) == []
+
+
+def test_a_socket_opened_with_an_api_key_receives_what_its_scopes_read(issuer, sent) -> None:
+    posts, _ = sent
+    key = api_keys.create_key("alice", name="dashboard", scopes=["tasks:read"])
+    assert push_flow.handle_socket(_event("$connect", "k1", token=key.secret)) == {"statusCode": 200}
+    (item,) = push.connections_of("alice")
+    assert (item.auth, item.key_id, item.scopes) == ("apikey", key.item.key_id, [TASKS_READ])
+    push_flow.handle_stream({"Records": [_record(None, _task("TA", "alice", "queued"), 1),
+                                         _record(None, _balance("alice", 5), 2)]})
+    assert [m["type"] for m in posts["k1"]] == ["task.updated"]  # no points:read, no balance
+
+
+def test_a_key_that_reads_nothing_is_forbidden_and_a_revoked_one_refused(issuer) -> None:
+    writer = api_keys.create_key("alice", name="ci", scopes=["tasks:write"])
+    assert push_flow.handle_socket(_event("$connect", token=writer.secret))["statusCode"] == 403
+    reader = api_keys.create_key("alice", name="tab", scopes=["points:read"])
+    api_keys.revoke_key("alice", reader.item.key_id)
+    assert push_flow.handle_socket(_event("$connect", token=reader.secret))["statusCode"] == 401
     assert list(ConnectionItem.scan()) == []

@@ -66,7 +66,7 @@ ALLOWED_RESOURCES = {
     "WebhookFunction": {"TasksTable", "WebhookSecretsTable", "WebhookQueue", "WebhookDeadLetterQueue",
                         "ResultsBucket"},
     # records and forgets sockets (aigc.domain.push)
-    "SocketFunction": {"ConnectionsTable"},
+    "SocketFunction": {"ConnectionsTable", "ApiKeysTable"},
     # reads the two streams (SAM's stream policy), finds a user's sockets, posts to the stage, presigns results
     "PushFunction": {"ConnectionsTable", "WebSocketApi", "WebSocketStage", "ResultsBucket"},
     # reads the two streams (SAM's stream policy), counts into the stats table, dead-letters what it cannot

@@ -135,6 +135,7 @@ class SocketEnv(FunctionEnv):
     OPTIONAL: ClassVar[frozenset[str]] = FunctionEnv.OPTIONAL | {"JWKS_URL"}
 
     connections_table: Name = Field(alias="CONNECTIONS_TABLE")
+    api_keys_table: Name = Field(alias="API_KEYS_TABLE")  # a socket may open with an API key
     jwt_issuer: Annotated[str, Field(pattern=r"^https?://")] = Field(alias="JWT_ISSUER")
     jwt_audience: Name = Field(alias="JWT_AUDIENCE")  # one or more app client ids, comma-separated
     jwks_url: str = Field("", alias="JWKS_URL")

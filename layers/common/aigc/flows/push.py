@@ -1,8 +1,8 @@
 """Push to browsers: the WebSocket API's routes (SocketFunction) and the streams' consumer (PushFunction).
 
-- `authenticate_socket(token)`: the one place a socket's token becomes a user. Today it checks a JWT
-  as the HTTP API's JWT authorizer does (the issuer's JWKS, RS256, iss, aud or client_id, exp, nbf,
-  iat); the shared JWT-or-API-key authenticator replaces its body when it lands.
+- `authenticate_socket(token)`: the one place a socket's token becomes a user: a JWT or an API key,
+  through the shared authenticator (aigc.domain.auth.authenticate); an API key's scopes decide what
+  the socket receives.
 - `handle_socket(event)`: $connect (refused with 401 without a valid `?token=`), $disconnect,
   $default (`{"action": "ping"}` answers `{"type": "pong"}` through the route response).
 - `handle_stream(event, context)`: TasksTable and PointsTable stream records -> `task.updated` (the
@@ -19,18 +19,16 @@ import re
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
-import jwt
-
 from aigc.api.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID
 from aigc.api.views import balance_view, pushed_language, task_view
 from aigc.core.config import get_settings
-from aigc.core.errors import Unauthorized
+from aigc.core.errors import AppError, Forbidden, ServiceUnavailable, Unauthorized
 from aigc.core.i18n import _
 from aigc.core.observability import count, logger
 from aigc.core.vocab import PushEvent
-from aigc.domain import push
+from aigc.domain import auth, push
 from aigc.domain.push import SocketIdentity
-from aigc.store import jwks, sockets
+from aigc.store import sockets
 from aigc.store.db import PointsItem, TaskItem
 
 SEND_WORKERS = 16  # connections served at once; one slow connection holds one worker, not the batch
@@ -39,38 +37,26 @@ SEND_WORKERS = 16  # connections served at once; one slow connection holds one w
 # --- who opened the socket ------------------------------------------------------------------------------
 
 def authenticate_socket(token: str | None) -> SocketIdentity:
-    """The socket's user (and what it may receive) from its `?token=`; Unauthorized otherwise.
-
-    The one seam for the shared authenticator (a JWT or an API key): point this at it."""
-    if not token:
+    """The socket's user, and what it may receive, from its `?token=`: a JWT or an API key, checked by the
+    shared authenticator (aigc.domain.auth, as the HTTP API's authorizer does). Unauthorized (401)
+    without a valid one, Forbidden (403) for a key that may read neither tasks nor points,
+    ServiceUnavailable (503) when a key could not be looked up."""
+    if not (token or "").strip():
         raise Unauthorized(_("no token: open the socket with ?token=<JWT or API key>"))
-    claims = _verify_jwt(token.strip().removeprefix("Bearer ").strip())
-    user_id = str(claims.get("sub") or "")
-    if not user_id or len(user_id) > MAX_USER_ID_CHARS or not re.fullmatch(SAFE_USER_ID, user_id):
-        raise Unauthorized(_("the token's subject (sub) is not a valid user id"))
-    return SocketIdentity(user_id)
-
-
-def _verify_jwt(token: str) -> dict:
-    """What the HTTP API's JWT authorizer checks (and local/auth.py emulates)."""
-    settings = get_settings()
-    issuer = settings.jwt_issuer
-    audiences = {a.strip() for a in settings.jwt_audience.split(",") if a.strip()}
-    jwks_url = settings.jwks_url or issuer.rstrip("/") + "/.well-known/jwks.json"
     try:
-        if jwt.get_unverified_header(token).get("alg") != "RS256":
-            raise Unauthorized(_("the token is not RS256"))
-        claims = jwt.decode(token, jwks.signing_key(jwks_url, token), algorithms=["RS256"], issuer=issuer,
-                            options={"require": ["exp", "iss"], "verify_aud": False})
-    except (jwt.PyJWTError, jwks.KeysUnavailable) as error:
+        principal = auth.authenticate(token)
+    except auth.Unauthenticated as error:
         raise Unauthorized(_("invalid token: {problem}", problem=type(error).__name__)) from None
-    for name in ("exp", "nbf", "iat"):  # NumericDate (RFC 7519), never a string
-        if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], (int, float))):
-            raise Unauthorized(_("invalid token: {claim} is not a number", claim=name))
-    aud = claims.get("aud", claims.get("client_id"))
-    if not set(aud if isinstance(aud, list) else [aud]) & audiences:
-        raise Unauthorized(_("invalid token: audience not allowed"))
-    return claims
+    except auth.AuthUnavailable:
+        raise ServiceUnavailable() from None
+    user_id = principal.user_id
+    if len(user_id) > MAX_USER_ID_CHARS or not re.fullmatch(SAFE_USER_ID, user_id):
+        raise Unauthorized(_("the token's subject (sub) is not a valid user id"))
+    identity = SocketIdentity(user_id, frozenset(principal.scopes) & push.READ_SCOPES, principal.auth,
+                              principal.key_id)
+    if not identity.scopes:  # a key for submitting only: the socket would never receive anything
+        raise Forbidden(_("this API key lacks the scope '{scope}'", scope=push.TASKS_READ))
+    return identity
 
 
 # --- SocketFunction: the WebSocket API's routes ---------------------------------------------------------
@@ -81,10 +67,10 @@ def handle_socket(event: dict) -> dict:
     if route == "$connect":
         try:
             identity = authenticate_socket((event.get("queryStringParameters") or {}).get("token"))
-        except Unauthorized as refused:
+        except AppError as refused:  # the handshake is answered with the status alone
             count("PushConnectsRefused")
-            logger.info("socket refused", extra={"reason": refused.message})
-            return {"statusCode": 401, "body": "Unauthorized"}
+            logger.info("socket refused", extra={"status": refused.status, "reason": str(refused)[:200]})
+            return {"statusCode": refused.status, "body": type(refused).__name__}
         push.open_connection(connection_id, identity)
         logger.info("socket connected", extra={"user_id": identity.user_id, "connection_id": connection_id})
         return {"statusCode": 200}
