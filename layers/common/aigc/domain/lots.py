@@ -35,7 +35,7 @@ EXPIRY_SHARDS = 16
 # A DynamoDB transaction holds at most 100 items; a debit also writes the rate counter, the balance,
 # its ledger entry and the task: it may touch at most this many lots.
 MAX_LOTS_PER_DEBIT = 90
-FIRST_READ = 4  # lots read first (in spending order); most debits are covered by the first lot
+FIRST_READ = 1  # lots read first (in spending order): most debits are covered by the first lot; then x4
 PLAN_ATTEMPTS = 6  # a lot changed between the read and the write: read again (after a jittered pause), this often
 EXPIRY_BATCH = 500  # lots one scheduled run expires at most; the next run takes the rest
 
