@@ -1,4 +1,4 @@
-"""What a function restored from a SnapStart snapshot must not reuse (ApiFunction, template.yaml).
+"""What a function restored from a SnapStart snapshot must not reuse (ApiFunction, AuthorizerFunction).
 
 Lambda initialises the handler once per published version, snapshots it, and resumes many
 execution environments from that one snapshot. After a restore:
@@ -22,6 +22,7 @@ import sys
 _CACHED_CALLABLES = (
     ("aigc.core.config", "get_settings"),
     ("aigc.domain.auth", "default_verifier"),  # the issuer's settings, read once
+    ("aigc.store.jwks", "_client"),  # the issuer's keys, cached by the clock of the snapshot
     ("aigc.core.catalog", "load_catalog"),
     ("aigc.core.packs", "load_packs"),
     ("aigc.store.payments", "_client"),
