@@ -307,18 +307,18 @@ def admin_search_tasks(start: From = None, end: To = None, status: StatusFilter 
     return envelope(page_view(found, admin_task_view))
 
 
-@app.get("/admin/users/<userId>", summary="A user: balance, recent tasks and ledger (admins)", tags=["admin"],
-         responses=answers("the user's balance, counters, newest tasks and ledger entries", 400))
+@app.get("/admin/users/<userId>", summary="A user: balance and lots, recent tasks, ledger and orders (admins)",
+         tags=["admin"], responses=answers("the user's balance, lots, counters, newest tasks, ledger entries and orders",
+                                           400))
 def admin_get_user(userId: Annotated[str, Path(min_length=1, max_length=MAX_USER_ID_CHARS,
                                                pattern=SAFE_USER_ID)]) -> AdminUserResponse:
     require_group(caller(app), ENV.admin_group)
     counted = points.totals(userId)
-    # lots and orders: None until this deployment keeps them (the payments work: aigc.domain.lots / orders)
     return envelope(user_view(
-        userId, known=points.has_account(userId), balance=points.get_balance(userId), task_count=counted.tasks,
+        userId, known=points.has_account(userId), statement=lots.statement(userId), task_count=counted.tasks,
         ledger_count=counted.ledger,
         recent_tasks=tasks.list_user_tasks(userId, page=1, size=10, task_type=None, status=None).items,
-        recent_ledger=points.ledger_page(userId, 1, 10).items, lots=None, orders=None))
+        recent_ledger=points.ledger_page(userId, 1, 10).items, recent_orders=orders.order_page(userId, 1, 10).items))
 
 
 @app.get("/user/webhooks/secret", summary="Your webhook signing secret (created on first read)", tags=["webhooks"],

@@ -99,6 +99,7 @@ def test_admin_stats_are_exact_against_the_tasks_made(fed):
     assert alice["balance"] == app.balance("alice") == 100 - 2 * cost
     assert alice["taskCount"] == 3 and len(alice["recentTasks"]) == 3 and alice["known"] is True
     assert [e["type"] for e in alice["recentLedger"]].count("debit") == 3
+    assert sum(lot["remaining"] for lot in alice["lots"]) == alice["balance"] and alice["orders"] == []
 
 
 def test_the_admin_read_routes_refuse_users_and_bad_ranges(app):

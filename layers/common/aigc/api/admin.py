@@ -1,20 +1,23 @@
 """What the admins' read routes answer: the business numbers (GET /admin/stats), the task search
-(GET /admin/tasks) and a user's overview (GET /admin/users/{userId}): their response models and views.
+(GET /admin/tasks) and a user's overview (GET /admin/users/{userId}: balance, lots, tasks, ledger, orders):
+their response models and views.
 
 Numbers are plain JSON for the console to chart: every bucket of the range is listed (empty ones
 with zeros), models by name, rates as fractions (null when nothing ended), durations in seconds.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from aigc.api.schemas import AdminTaskDetail, Envelope, LedgerEntry, Page, _Out
+from aigc.api.points_views import order_view, statement_view
+from aigc.api.schemas import AdminTaskDetail, Envelope, LedgerEntry, LotView, OrderView, Page, _Out
 from aigc.api.views import ledger_view, task_view
 from aigc.core.timeutil import api_time
 from aigc.domain import stats
-from aigc.store.db import TaskItem
+from aigc.domain.lots import Statement
+from aigc.store.db import OrderItem, TaskItem
 
 RESOLUTION = (f"p50 and p95 come from a histogram with {stats.STEPS_PER_DOUBLING} log-spaced buckets per doubling "
               f"(each {stats.RESOLUTION:.3f} x the last, {2 ** (stats.LOWEST / stats.STEPS_PER_DOUBLING):g} s to "
@@ -98,8 +101,9 @@ class AdminUser(_Out):
     ledger_count: int = Field(alias="ledgerCount")
     recent_tasks: list[AdminTaskDetail] = Field(alias="recentTasks", description="the newest 10")
     recent_ledger: list[LedgerEntry] = Field(alias="recentLedger", description="the newest 10 entries")
-    lots: list[dict[str, Any]] | None = Field(description="the user's points lots, where this deployment keeps lots")
-    orders: list[dict[str, Any]] | None = Field(description="the user's orders, where this deployment sells points")
+    expire_time: str | None = Field(alias="expireTime", description="when the first of the lots expires")
+    lots: list[LotView] = Field(description="the lots that hold the balance, in spending order")
+    orders: list[OrderView] = Field(description="the newest 10 orders")
 
 
 class StatsResponse(Envelope[Stats]):
@@ -160,9 +164,11 @@ def admin_task_view(task: TaskItem) -> dict:
     return {**task_view(task).model_dump(), "user_id": task.user_id, "provider_task_id": task.provider_task_id}
 
 
-def user_view(user_id: str, *, known: bool, balance: int, task_count: int, ledger_count: int,
-              recent_tasks: list[TaskItem], recent_ledger: list, lots: list[dict] | None,
-              orders: list[dict] | None) -> dict:
-    return {"userId": user_id, "known": known, "balance": balance, "taskCount": task_count,
-            "ledgerCount": ledger_count, "recentTasks": [admin_task_view(t) for t in recent_tasks],
-            "recentLedger": [ledger_view(e) for e in recent_ledger], "lots": lots, "orders": orders}
+def user_view(user_id: str, *, known: bool, statement: Statement, task_count: int, ledger_count: int,
+              recent_tasks: list[TaskItem], recent_ledger: list, recent_orders: list[OrderItem]) -> dict:
+    balance = statement_view(user_id, statement)
+    return {"userId": user_id, "known": known, "balance": balance.balance, "expireTime": balance.expire_time,
+            "taskCount": task_count, "ledgerCount": ledger_count,
+            "recentTasks": [admin_task_view(t) for t in recent_tasks],
+            "recentLedger": [ledger_view(e) for e in recent_ledger], "lots": balance.lots,
+            "orders": [order_view(o) for o in recent_orders]}
