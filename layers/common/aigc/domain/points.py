@@ -100,7 +100,7 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int, extra_writ
                       limit=rate_limit_per_minute),
                     retry_after=60 - now.second,
                 ) from None
-            for extra, hit in zip(extra_writes, failure.checks[len(failure.checks) - len(extra_writes):]):
+            for extra, hit in zip(extra_writes, failure.checks[-len(extra_writes):] if extra_writes else [], strict=False):
                 if hit:
                     raise extra.refusal() from None
             if failed.get("ledger") or failed.get("task"):
