@@ -4,5 +4,6 @@ from bench import cold_start, copy_memory, lots, throughput
 if __name__ == "__main__":
     cold_start.main(["--runs", "3"])
     copy_memory.main(["--size-mb", "200"])
+    copy_memory.main(["--size-mb", "200", "--video"])
     throughput.main(["--clients", "8", "--submits", "25"])
     lots.main(["--submits", "60", "--debits", "200"])
