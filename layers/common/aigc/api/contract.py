@@ -59,12 +59,15 @@ _ERRORS: dict[int, tuple[str, str]] = {
           "parameters.xScale: Input should be less than or equal to 3"),
     401: ("no valid token or API key (API Gateway's JWT authorizer answers {\"message\": \"Unauthorized\"}); "
           "whether a key exists is never told", "not logged in or token expired"),
-    402: ("not enough points, or beyond the API key's daily points limit (errorCode ApiKey.DailyLimit); nothing was "
-          "charged", "not enough points: this task costs 30, your balance is 25"),
+    402: ("not enough points (errorCode InsufficientPoints: the message names the cost, the balance and where to "
+          "buy), or beyond the API key's daily points limit (errorCode ApiKey.DailyLimit); nothing was charged",
+          "not enough points: this task costs 30, your balance is 25; buy points: GET /points/packs lists the "
+          "packs, POST /user/points/checkout buys one"),
     403: ("not allowed (admin routes, a token whose sub is not a valid user id, an API key without the route's "
           "scope, on a route that needs a JWT, or outside its models: errorCode ApiKey.*)",
           "only members of 'admins' may do this"),
-    404: ("unknown task or model (another user's task is a 404 too)", "task TASK-20251026153045123-4f1c2a9b not found"),
+    404: ("unknown task, model, pack or order (another user's task or order is a 404 too)",
+          "task TASK-20251026153045123-4f1c2a9b not found"),
     409: ("conflict with the task's state or with an earlier request of the same Idempotency-Key",
           "task TASK-20251026153045123-4f1c2a9b is completed; only queued or processing tasks can be cancelled"),
     429: ("too many submits this minute; nothing was charged", "rate limited: at most 3 tasks a minute, retry later"),
