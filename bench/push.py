@@ -9,9 +9,10 @@ tasks (a 64 x 64 image, a 2 s job at the simulator) one after the other. Per tas
 - push: when the socket received `task.updated` with `completed`, minus the task record's `completed_at`
   (the change: read from the tasks table, microseconds; the API's completeTime shows whole seconds);
   also every status change pushed (queued from `created_at`, processing from `started_at`);
-- poll: a client of the same task GETting it every second (seed 001 polls every 5 s; 1 s is the
-  cadence the issue compares with), from a random phase, and when it first saw `completed`, minus
-  `completed_at`.
+- poll: then the same number of tasks again, with no socket, each followed by a client GETting it
+  every second (seed 001 polls every 5 s; 1 s is the cadence the issue compares with) from a random
+  phase: when it first saw `completed`, minus `completed_at`. The two phases run apart, so the pollers'
+  requests do not slow the push down, nor the sockets the polls.
 
 Prints p50/p95/max of each (seconds) and checks every socket got only its own user's tasks.
 """
@@ -74,16 +75,30 @@ def _epoch(item: dict, name: str) -> float | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
-def _user_run(stack: LocalStack, browser: Browser, count: int, results: list, polled: dict) -> None:
+def _push_run(stack: LocalStack, browser: Browser, count: int, results: list) -> None:
+    """One user's tasks, one after the other, followed by push alone (no GET)."""
     for _ in range(count):
-        task_no = stack.outpaint(browser.user, JOB_SECONDS)  # a 64 x 64 image: the machine's CPU stays on the path measured
-        poller = threading.Thread(target=_poll, args=(stack, browser.user, task_no, polled))
-        poller.start()
-        poller.join(120)
-        deadline = time.time() + 10
+        task_no = stack.outpaint(browser.user, JOB_SECONDS)  # a 64 x 64 image: the CPU stays on the path measured
+        deadline = time.time() + 120
         while browser.received(task_no, "completed") is None and time.time() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.02)
         results.append((browser, task_no))
+
+
+def _poll_run(stack: LocalStack, user: str, count: int, results: list, polled: dict) -> None:
+    """The same, followed by a client polling every second instead (no socket)."""
+    for _ in range(count):
+        task_no = stack.outpaint(user, JOB_SECONDS)
+        _poll(stack, user, task_no, polled)
+        results.append(task_no)
+
+
+def _run_all(target, argument_lists) -> None:
+    runs = [threading.Thread(target=target, args=arguments) for arguments in argument_lists]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
 
 
 def summary(name: str, values: list[float]) -> str:
@@ -102,17 +117,13 @@ def main(argv=None) -> None:
     with LocalStack(params={"SubmitRateLimitPerMinute": 1000}, wait_scale=0.05, sim={"max_concurrency": 50}) as stack:
         for user in users:
             stack.grant(user, 20 * args.tasks)
+        shares = [args.tasks // args.users + (1 if n < args.tasks % args.users else 0) for n in range(args.users)]
+        # 1. push: one socket per user, no polling
         browsers = [Browser(stack.ws_url, user) for user in users]
         time.sleep(0.5)  # the grants' points.changed are not measured
         results: list = []
-        polled: dict[str, float] = {}
-        shares = [args.tasks // args.users + (1 if n < args.tasks % args.users else 0) for n in range(args.users)]
-        runs = [threading.Thread(target=_user_run, args=(stack, b, n, results, polled)) for b, n in zip(browsers, shares)]
-        for run in runs:
-            run.start()
-        for run in runs:
-            run.join()
-        push, poll, changes, missing = [], [], {"queued": [], "processing": []}, []
+        _run_all(_push_run, [(stack, b, n, results) for b, n in zip(browsers, shares, strict=True)])
+        push, changes, missing = [], {"queued": [], "processing": []}, []
         for browser, task_no in results:
             record = stack.record(task_no)
             completed_at = _epoch(record, "completed_at")
@@ -121,8 +132,6 @@ def main(argv=None) -> None:
                 missing.append(task_no)
                 continue
             push.append(received - completed_at)
-            if task_no in polled:
-                poll.append(polled[task_no] - completed_at)
             for status, field in (("queued", "created_at"), ("processing", "started_at")):
                 at, changed = browser.received(task_no, status), _epoch(record, field)
                 if at is not None and changed is not None:
@@ -131,7 +140,13 @@ def main(argv=None) -> None:
                    if m["type"] == "task.updated" and not any(t == m["data"]["taskNo"] and r is b for r, t in results)]
         for browser in browsers:
             browser.socket.close()
-    print(f"push delay: {len(results)} tasks, {args.users} users with one socket each (seconds)")
+        # 2. polling: the same load of tasks, each followed by a client GETting it every second
+        polled: dict[str, float] = {}
+        polled_tasks: list = []
+        _run_all(_poll_run, [(stack, user, n, polled_tasks, polled) for user, n in zip(users, shares, strict=True)])
+        poll = [polled[t] - _epoch(stack.record(t), "completed_at") for t in polled_tasks if t in polled]
+    print(f"push delay: {len(results)} tasks by push, then {len(polled_tasks)} by polling, {args.users} users at a time"
+          " (seconds from the change)")
     print(summary("completed: push (socket)", push))
     print(summary(f"completed: poll every {POLL_SECONDS:g} s (GET)", poll))
     print(summary("queued: push", changes["queued"]))

@@ -118,6 +118,35 @@ def test_each_user_receives_only_their_own_events_and_the_end_within_a_second(st
             client.close()
 
 
+def test_a_socket_opened_with_an_api_key_receives_what_its_scopes_read(stack):
+    user = new_user("push-key")
+    created = stack.call("POST", "/user/api-keys", user=user, json={"name": "tab", "scopes": ["points:read"]})
+    assert created.status_code == 200, created.text
+    client = connect(f"{stack.ws_url}?token={created.json()['data']['key']}", open_timeout=10)
+    try:
+        deadline = time.monotonic() + 5
+        while not _connections(stack, user):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        stack.grant(user, 100)
+        task_no = _submit(stack, user)
+        stack.wait_task(user, task_no)
+        received = []
+        while True:
+            try:
+                received.append(json.loads(client.recv(timeout=1)))
+            except TimeoutError:
+                break
+        assert [m["type"] for m in received] == ["points.changed", "points.changed"]  # no tasks:read, no task
+        assert [m["data"]["balance"] for m in received] == [100, 80]
+    finally:
+        client.close()
+    writer = stack.call("POST", "/user/api-keys", user=user, json={"name": "ci", "scopes": ["tasks:write"]})
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{stack.ws_url}?token={writer.json()['data']['key']}", open_timeout=10).close()
+    assert refused.value.response.status_code == 403
+
+
 @pytest.mark.parametrize("token", [None, "", "not-a-token", "expired", "other-audience"])
 def test_a_socket_without_a_valid_token_is_refused_at_connect(stack, token):
     if token == "expired":
