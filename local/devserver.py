@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="template parameter override, e.g. --param TaskDeadlineSeconds=120 (repeatable)")
     parser.add_argument("--sim", action="append", default=[], metavar="field=value",
                         help="simulator config, e.g. --sim latency_min=0.5 --sim max_concurrency=5 (repeatable)")
+    parser.add_argument("--provider-keys", action="append", default=[], metavar="provider=count",
+                        help="simulated provider accounts (keys), e.g. --provider-keys dashscope=3: the secret lists 3 "
+                             "keys and the simulator runs max_concurrency jobs per key (default 1)")
     parser.add_argument("--grant", action="append", default=[], metavar="user=points",
                         help="grant points at startup (through the API, on the ledger), e.g. --grant alice=1000")
     parser.add_argument("--sweep-seconds", type=float, default=10.0,
@@ -195,6 +198,18 @@ def _sim_config(items: dict[str, str]) -> dict:
     return out
 
 
+def _provider_keys(items: dict[str, str]) -> dict:
+    """--provider-keys provider=count -> the simulator's settings (each key an account, aigc.providers.accounts)."""
+    out = {}
+    for provider, value in items.items():
+        if provider != "dashscope":
+            raise StartupError(f"--provider-keys {provider}: the simulator has several accounts for dashscope only")
+        if not value.isdigit() or not 1 <= int(value) <= 50:
+            raise StartupError(f"--provider-keys {provider}={value}: a count from 1 to 50")
+        out["dashscope_keys"] = int(value)
+    return out
+
+
 class LocalStack:
     """The running stack; `start()` then `stop()` (or use it as a context manager)."""
 
@@ -225,10 +240,15 @@ class LocalStack:
         template = cfn.load_template(TEMPLATE)
         _validate_parameters(template, params)
         sim_config = _sim_config(sim_settings)
+        sim_config.update(_provider_keys(_pairs(args.provider_keys, "--provider-keys")))
         key = auth.load_or_create_key()
 
         # Bind the API port first: it is the one users know, and /health answers 503 until ready.
         self.front = ApiFront(routes_from_template(template), "", verifier=auth.Verifier(key), jwks=auth.jwks(key))
+        from local.webapp import WebApp
+
+        # The web app at /app/ with its dev sign-in (local/webapp.py); on AWS CloudFront serves it.
+        self.front.webapp = WebApp(ws_url=f"ws://{HOST}:{self.ports['WebSocket']}/", key=key)
         self.front.bind(HOST, self.ports["API"])
         self._exit.callback(self.front.stop)
         self.front.start()
@@ -276,7 +296,7 @@ class LocalStack:
         }
         if args.quiet:
             parameters.setdefault("LogLevel", "WARNING")
-        secret = {"dashscope_api_key": self.sim.config.dashscope_api_key,
+        secret = {"dashscope_api_keys": self.sim.config.dashscope_api_keys(),  # one account per simulated key
                   "openai_api_key": self.sim.config.openai_api_key,
                   # the fixed, documented test values (local/README.md, "Buying points")
                   "stripe_api_key": self.sim.config.stripe_api_key,
@@ -373,6 +393,7 @@ class LocalStack:
             f"  simulator  {sim}   DashScope + OpenAI Images double; {sim}/_sim/config",
             f"  AWS (moto) {aws}   DynamoDB, S3, Step Functions, Lambda, Secrets Manager",
             f"  push       {self.websocket.url}   WebSocket: ?token=<JWT>, then task.updated / points.changed",
+            f"  web app    {api}/app/   sign in with any user name (tick 'operator' for the console)",
             f"  JWT        issuer {auth.ISSUER}, audience {auth.AUDIENCE}, key {_rel(auth.KEY_FILE)}",
             "",
             "Get a token (ADMIN=1 adds the admins group, needed to grant points):",

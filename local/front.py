@@ -14,7 +14,8 @@
 - CORS from the template's CorsConfiguration: preflight OPTIONS answered here, Allow-Origin added
   to responses when the Origin is allowed.
 - `GET /health` (200 once the stack is up, 503 before) and `GET /.well-known/jwks.json` (the
-  local issuer's public key) unless the template maps those paths.
+  local issuer's public key) unless the template maps those paths; the web app at `/app/` and its dev
+  sign-in (`webapp`, local/webapp.py).
 """
 from __future__ import annotations
 
@@ -157,6 +158,7 @@ class ApiFront:
         self.invoke = invoke  # (event) -> (payload, errored): the function's Lambda integration
         # authorizer name -> (event) -> (payload, errored): the Lambda authorizers' functions
         self.lambda_authorizers: dict[str, object] = {}
+        self.webapp = None  # local/webapp.py: the web app at /app/ and the dev sign-in (no template route)
         self.ready = threading.Event()
         self.server = None
         self._thread: threading.Thread | None = None
@@ -207,7 +209,8 @@ class ApiFront:
                 return _json(503, {"status": "starting"})
             if method == "GET" and path == "/.well-known/jwks.json" and self.jwks:
                 return _json(200, self.jwks)
-            return _json(404, {"message": "Not Found"})
+            answer = self.webapp.answer(method, path, body) if self.webapp is not None else None
+            return answer or _json(404, {"message": "Not Found"})
         if not self.ready.is_set():
             return _json(503, {"message": "Service Unavailable"})
         route, path_parameters = matched
