@@ -25,6 +25,8 @@ import requests
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from aigc.domain.tasks import ATTENTION_SHARDS  # the sweep's index is spread over this many partitions
+
 LOCAL_ENDPOINT = "http://127.0.0.1:8091"
 LOCAL_SIMULATOR = "http://127.0.0.1:8090"
 ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -61,17 +63,22 @@ class Ops:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
     def held(self) -> list[dict]:
-        """Unsettled tasks whose execution failed on our side and whose points are held."""
-        tasks, kwargs = [], {}
-        while True:
-            page = self.dynamodb.query(
-                TableName=self.table, IndexName="Unsettled", KeyConditionExpression="unsettled = :one",
-                FilterExpression="attribute_exists(hold_until)", ExpressionAttributeValues={":one": {"S": "1"}},
-                **kwargs)
-            tasks += [{k: TypeDeserializer().deserialize(v) for k, v in item.items()} for item in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        """Unsettled tasks whose execution failed on our side and whose points are held: the Attention index's
+        shards (keys only) give the unsettled tasks, each then read from the table."""
+        tasks = []
+        for shard in range(ATTENTION_SHARDS):
+            kwargs = {}
+            while True:
+                page = self.dynamodb.query(
+                    TableName=self.table, IndexName="Attention", KeyConditionExpression="unsettled = :shard",
+                    ExpressionAttributeValues={":shard": {"S": str(shard)}}, **kwargs)
+                for key in page["Items"]:
+                    task = self.task(key["task_no"]["S"])
+                    if task.get("hold_until") and task.get("unsettled"):
+                        tasks.append(task)
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return sorted(tasks, key=lambda t: t["hold_until"])
 
     def describe(self, task_no: str) -> dict:

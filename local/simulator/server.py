@@ -67,6 +67,9 @@ _DIRECTIVE_RE = re.compile(r"\[sim:([^\]]*)\]", re.IGNORECASE)
 @dataclasses.dataclass
 class SimConfig:
     dashscope_api_key: str = "sim-dashscope-key"
+    # DashScope accounts: this many keys, `dashscope_api_key` then `<dashscope_api_key>-2`, `-3`...; each one
+    # runs max_concurrency jobs per model and sees only its own jobs, as DashScope's accounts do
+    dashscope_keys: int = 1
     openai_api_key: str = "sim-openai-key"
     latency_min: float = 2.0
     latency_max: float = 4.0
@@ -95,7 +98,7 @@ class SimConfig:
                 setattr(new, k, None if v in (None, "") else str(v).rstrip("/"))
             elif isinstance(cur, bool) or isinstance(v, bool):
                 raise ValueError(f"{k}: bad value")
-            elif isinstance(cur, int) and not isinstance(cur, bool) and k == "max_concurrency":
+            elif isinstance(cur, int) and not isinstance(cur, bool) and k in ("max_concurrency", "dashscope_keys"):
                 setattr(new, k, int(v))
             elif isinstance(cur, float):
                 setattr(new, k, float(v))
@@ -107,6 +110,8 @@ class SimConfig:
             raise ValueError("failure_rate must be within 0..1")
         if new.max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
+        if new.dashscope_keys < 1:
+            raise ValueError("dashscope_keys must be >= 1")
         if not 0.0 <= new.pending_fraction < 1.0:
             raise ValueError("pending_fraction must be within 0..1")
         if not (1.0 <= new.video_fps <= 30.0 and float(new.video_fps).is_integer()):
@@ -118,6 +123,10 @@ class SimConfig:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def dashscope_api_keys(self) -> list[str]:
+        """The DashScope accounts' keys: the first is `dashscope_api_key` itself."""
+        return [self.dashscope_api_key] + [f"{self.dashscope_api_key}-{n}" for n in range(2, self.dashscope_keys + 1)]
 
 
 @dataclasses.dataclass
@@ -213,11 +222,22 @@ class Simulator:
     @staticmethod
     def _new_stats() -> dict:
         """What the simulator accepted and refused since start or reset (GET /_sim/stats)."""
-        return {"created": 0, "refused": 0, "queries": 0, "peak_concurrency": 0}
+        return {"created": 0, "refused": 0, "queries": 0, "peak_concurrency": 0, "by_key": {}}
 
-    def _count_created(self, active_after: int) -> None:
+    def _count_created(self, active_after: int, key: str | None = None) -> None:
         self.stats["created"] += 1
         self.stats["peak_concurrency"] = max(self.stats["peak_concurrency"], active_after)
+        if key is not None:  # per DashScope account (its position: 1 = dashscope_api_key)
+            account = self.stats["by_key"].setdefault(str(self.config.dashscope_api_keys().index(key) + 1),
+                                                      {"created": 0, "refused": 0, "peak_concurrency": 0})
+            account["created"] += 1
+            account["peak_concurrency"] = max(account["peak_concurrency"], active_after)
+
+    def _count_refused(self, key: str) -> None:
+        self.stats["refused"] += 1
+        account = self.stats["by_key"].setdefault(str(self.config.dashscope_api_keys().index(key) + 1),
+                                                  {"created": 0, "refused": 0, "peak_concurrency": 0})
+        account["refused"] += 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -320,9 +340,12 @@ class Simulator:
 
         def ds_auth():
             header = request.headers.get("Authorization", "")
-            if not header.startswith("Bearer ") or header[7:].strip() != sim.config.dashscope_api_key:
+            if not header.startswith("Bearer ") or header[7:].strip() not in sim.config.dashscope_api_keys():
                 return ds_error("InvalidApiKey", "Invalid API-key provided." if header else "No API-key provided.")
             return None
+
+        def ds_key() -> str:
+            return request.headers["Authorization"][7:].strip()
 
         def oa_error(status: int, message: str, etype: str, code: str | None, param: str | None = None):
             return jsonify({"error": {"message": message, "type": etype, "param": param, "code": code}}), status
@@ -440,11 +463,11 @@ class Simulator:
 
             now = time.time()
             with sim._lock:
-                active = sim._active(sim.config.dashscope_api_key, model, now)
+                active = sim._active(ds_key(), model, now)
                 if active >= sim.config.max_concurrency:
-                    sim.stats["refused"] += 1
+                    sim._count_refused(ds_key())
                     return ds_error("Throttling.RateQuota")
-                sim._count_created(active + 1)
+                sim._count_created(active + 1, ds_key())
                 duration = sim._duration(directives)
                 if params.get("best_quality") is True:
                     duration *= 2
@@ -455,7 +478,7 @@ class Simulator:
                 if not fail_code and sim.config.failure_rate and random.random() < sim.config.failure_rate:
                     fail_code = "InternalError.Algo"
                 job = Job(
-                    task_id=str(uuid.uuid4()), api_key=sim.config.dashscope_api_key, model=model, kind=kind,
+                    task_id=str(uuid.uuid4()), api_key=ds_key(), model=model, kind=kind,
                     submit=now, pending=min(pending, duration), duration=max(duration, pending),
                     base_url=sim._base_url(), n=int(params.get("n", 1)) if kind != "outpainting" else 1,
                     fail_code=fail_code, prompt=prompt if isinstance(prompt, str) else None,
@@ -499,7 +522,7 @@ class Simulator:
             with sim._lock:
                 sim.stats["queries"] += 1
                 job = sim._jobs.get(task_id)
-                if job is None or job.api_key != sim.config.dashscope_api_key:
+                if job is None or job.api_key != ds_key():  # a task id is its account's only
                     return jsonify({"request_id": str(uuid.uuid4()),
                                     "output": {"task_id": task_id, "task_status": "UNKNOWN"}})
                 status = sim._status(job, now)
@@ -514,7 +537,7 @@ class Simulator:
             now = time.time()
             with sim._lock:
                 job = sim._jobs.get(task_id)
-                if job is None or sim._status(job, now) != "PENDING":
+                if job is None or job.api_key != ds_key() or sim._status(job, now) != "PENDING":
                     return ds_error("UnsupportedOperation")
                 job.canceled_at = now
             return jsonify({"request_id": str(uuid.uuid4())})

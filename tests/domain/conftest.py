@@ -52,8 +52,13 @@ def sfn(monkeypatch) -> FakeExecutions:
 def provider(monkeypatch) -> FakeProvider:
     """Every provider name answers with this one fake (the workflow imported get_provider by name)."""
     fake = FakeProvider()
-    monkeypatch.setattr(aigc.providers, "get_provider", lambda name: fake)
-    monkeypatch.setattr(aigc.flows.workflow, "get_provider", lambda name: fake)
+
+    def get_provider(name, account=None):
+        fake.accounts_used.append(account)  # which account each call spoke with
+        return fake
+
+    monkeypatch.setattr(aigc.providers, "get_provider", get_provider)
+    monkeypatch.setattr(aigc.flows.workflow, "get_provider", get_provider)
     monkeypatch.setattr(aigc.flows.workflow, "SLEEP", lambda seconds: None)  # polls come back to back
     return fake
 

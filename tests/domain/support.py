@@ -158,6 +158,7 @@ class FakeProvider:
         self.cancelled: list[str] = []
         self.answers: list[base.ProviderJob] = []
         self.reject: Exception | None = None
+        self.accounts_used: list[str | None] = []  # the account of every get_provider call (conftest)
 
     def will_answer(self, *statuses, error_code: str | None = None, error_message: str | None = None) -> None:
         self.answers = [base.ProviderJob(status=status, error_code=error_code, error_message=error_message)
@@ -313,11 +314,19 @@ def snapshot(*models) -> dict:
 
 
 def holders() -> dict[str, float]:
-    return capacity.holders(capacity._pool(POOL))
+    """Every task holding a slot in the outpainting pool, whichever account."""
+    return capacity.holders(capacity.pool_of(OUTPAINTING))
+
+
+def holders_by_account() -> dict[str, list[str]]:
+    """account -> the tasks holding a slot on it (accounts holding none left out)."""
+    state = capacity.read(capacity.pool_of(OUTPAINTING), counters=False)
+    return {account: sorted(held) for account, held in state.holders.items() if held}
 
 
 def tickets() -> list[str]:
-    return [item.task_no for item in SchedulerItem.query(f"QUEUE#{POOL}", consistent_read=True)]
+    """The tasks waiting in the outpainting pool's queue, in the order they will be served."""
+    return capacity.waiting(capacity.pool_of(OUTPAINTING))
 
 
 # --- the books, after every test ------------------------------------------------------------

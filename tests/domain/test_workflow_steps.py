@@ -182,7 +182,8 @@ def test_a_queued_task_is_woken_when_a_slot_frees_and_is_then_submitted(provider
     provider.will_answer(JobStatus.SUCCEEDED)
     workflow.poll_step(states[0], remaining_ms=POLL_BUDGET_MS)  # the first job ends: its slot goes on
 
-    assert sfn.woken == [("alice-token", {"taskNo": queued.task_no, "job": {"status": Outcome.ADMITTED}})]
+    assert sfn.woken == [("alice-token", {"taskNo": queued.task_no,
+                                          "job": {"status": Outcome.ADMITTED, "account": "default"}})]
     provider.will_answer(JobStatus.RUNNING)
     _through_submit(queued)
     assert len(provider.submitted) == 3 and len(holders()) == 2

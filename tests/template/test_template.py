@@ -554,11 +554,12 @@ def test_dynamodb_tables_build_in_moto(template: dict) -> None:
             assert point_in_time_recovery(template, logical)
         points = client.describe_table(TableName="test-PointsTable")["Table"]
         assert [i["IndexName"] for i in points["LocalSecondaryIndexes"]] == ["LedgerByTime"]
-        assert ttl_attribute(template, "PointsTable") == "expires_at"
-        tasks = client.describe_table(TableName="test-TasksTable")["Table"]
         assert [(i["IndexName"], i["Projection"]["ProjectionType"]) for i in points["GlobalSecondaryIndexes"]] == [
             ("LotsByExpiry", "KEYS_ONLY")]  # spending a lot never writes the index
-        assert sorted(i["IndexName"] for i in tasks["GlobalSecondaryIndexes"]) == ["Unsettled", "UserTasks"]
+        assert ttl_attribute(template, "PointsTable") == "expires_at"
+        tasks = client.describe_table(TableName="test-TasksTable")["Table"]
+        assert sorted((i["IndexName"], i["Projection"]["ProjectionType"]) for i in tasks["GlobalSecondaryIndexes"]) == [
+            ("Attention", "KEYS_ONLY"), ("TasksByTime", "INCLUDE"), ("UserTasks", "ALL")]
         assert ttl_attribute(template, "TasksTable") is None
         assert ttl_attribute(template, "IdempotencyTable") == "expiration"
         desc = client.describe_time_to_live(TableName="test-IdempotencyTable")

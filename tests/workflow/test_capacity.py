@@ -14,7 +14,7 @@ import requests
 
 from aigc.domain import capacity
 from aigc.core.config import get_settings
-from aigc.store.db import SchedulerItem, TaskItem
+from aigc.store.db import TaskItem
 from local.apigw import http_event
 
 POOL = "dashscope:image-out-painting"
@@ -83,7 +83,8 @@ def _processing(app, task_no: str, user: str = "alice") -> bool:
 
 
 def _queued(task_no: str) -> bool:
-    return any(item.task_no == task_no and item.token for item in SchedulerItem.query(f"QUEUE#{POOL}"))
+    """Its execution waits in the queue (its ticket holds the task token)."""
+    return task_no in capacity.waiting(capacity.pool_of("image-out-painting"))
 
 
 def _holders() -> set[str]:
@@ -101,12 +102,52 @@ def test_a_burst_of_three_times_the_quota_completes_without_a_refusal(app, sim):
     assert stats["refused"] == 0 and stats["created"] == 6, stats
     assert stats["peak_concurrency"] == 2, stats  # the quota was used, never exceeded
     assert app.balance("alice") == 1000 - 6 * 10
-    assert _holders() == set() and not list(SchedulerItem.query(f"QUEUE#{POOL}"))
+    assert _holders() == set() and not capacity.waiting(capacity.pool_of("image-out-painting"))
     waited = [t for t in task_nos if "WaitForSlot" in app.states_visited(t)]
     assert len(waited) >= 3  # only 2 could start at once
     # Waiting cost: SubmitToProvider + AfterSubmit again and the WaitForSlot task, however long the wait.
     states = app.states_visited(waited[-1])
     assert states.count("WaitForSlot") == 1 and states.count("SubmitToProvider") == 2, states
+
+
+@pytest.fixture
+def provider_keys(app, sim):
+    """The provider keys' secret with `count` DashScope keys, as an operator adds them (no deploy), and the
+    simulator with as many accounts."""
+    import os
+
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+
+    def use(count: int):
+        sim(dashscope_keys=count)
+        keys = requests.get(f"{app.sim.url}/_sim/config", timeout=5).json()["dashscope_api_key"]
+        keys = [keys] + [f"{keys}-{n}" for n in range(2, count + 1)]
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId=os.environ["PROVIDER_SECRET_ARN"],
+            SecretString=json.dumps({"dashscope_api_keys": keys, "openai_api_key": "sim-openai-key"}))
+        parameters.clear_caches()
+
+    yield use
+    parameters.clear_caches()
+
+
+def test_two_keys_run_twice_the_quota_each_task_on_its_own_account(app, sim, settings, provider_keys):
+    settings(PROVIDER_CAPACITY=json.dumps({POOL: {"concurrency": 1}}))  # per account, as the simulator's quota
+    sim(max_concurrency=1)
+    provider_keys(2)
+    app.grant("alice", 1000)
+    task_nos = [_submit(app, "alice", seconds=1.5) for _ in range(4)]
+    for task_no in task_nos:
+        assert app.wait_execution(task_no, timeout=60)["status"] == "SUCCEEDED"
+        assert app.task(task_no)["status"] == "completed"  # polled with the key of its account (else UNKNOWN)
+    stats = _stats(app)
+    assert stats["refused"] == 0 and stats["created"] == 4, stats
+    assert sorted(stats["by_key"]) == ["1", "2"], stats  # both accounts ran jobs, one at a time each
+    assert all(account["peak_concurrency"] == 1 for account in stats["by_key"].values()), stats
+    accounts = {TaskItem.get(task_no).provider_account for task_no in task_nos}
+    assert len(accounts) == 2
+    assert _holders() == set() and not capacity.waiting(capacity.pool_of("image-out-painting"))
 
 
 def test_members_go_first_and_each_tier_is_first_come_first_served(app, sim, settings):
@@ -143,9 +184,9 @@ def test_a_crashed_holders_slot_comes_back(app, sim, settings):
     app.grant("alice", 100)
     pool = capacity.pool_of("image-out-painting")
     # A holder that crashed without anyone releasing it: its lease runs out 8 s from now.
-    capacity._ensure_slots(pool)
+    capacity._ensure(pool, pool.accounts[0].id)
     expires = time.time() + 8
-    assert capacity._acquire(pool, "TASK-crashed", lease=8)
+    assert capacity._grant(pool, pool.accounts[0], "TASK-crashed", 8)
     task_no = _submit(app, "alice")
     _wait_for(lambda: _queued(task_no), what="the task to queue behind the dead holder")
     assert capacity.wake(pool) == 0  # the slot is still leased: nothing to hand over

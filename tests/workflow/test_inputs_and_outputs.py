@@ -115,7 +115,7 @@ def test_s3_outputs_outside_the_tasks_results_are_refused(app, monkeypatch, wher
            "an upload": f"s3://{bucket}/uploads/bob/private.png",
            "another bucket": "s3://somebody-elses-bucket/results/alice/x.png"}[where]
     provider = _Provider(ProviderJob(status=JobStatus.SUCCEEDED, output_urls=[ref]))
-    monkeypatch.setattr(aigc.flows.workflow, "get_provider", lambda name: provider)
+    monkeypatch.setattr(aigc.flows.workflow, "get_provider", lambda name, account=None: provider)
     app.grant("alice", 100)
     task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(),
                          parameters={"xScale": 2})[1]["data"]["taskNo"]
@@ -128,7 +128,7 @@ def test_the_user_sees_our_message_and_the_operator_the_providers(app, monkeypat
     lines, _ = operator_view
     raw = "backend 10.3.2.1 failed at /api/v1/internal/render (request_id 7f3a9c2e-11aa)"
     provider = _Provider(ProviderJob(status=JobStatus.FAILED, error_code="SomethingNew", error_message=raw))
-    monkeypatch.setattr(aigc.flows.workflow, "get_provider", lambda name: provider)
+    monkeypatch.setattr(aigc.flows.workflow, "get_provider", lambda name, account=None: provider)
     app.grant("alice", 100)
     task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(),
                          parameters={"xScale": 2})[1]["data"]["taskNo"]
@@ -150,7 +150,7 @@ def test_a_provider_rejection_at_submit_shows_our_message(app, monkeypatch):
             raise ProviderRejected("DashScope POST /api/v1/services/aigc/image2image/out-painting -> HTTP 400 "
                                    "(request_id 42)", code="HTTP400")
 
-    monkeypatch.setattr(aigc.flows.workflow, "get_provider", lambda name: Rejecting(None))
+    monkeypatch.setattr(aigc.flows.workflow, "get_provider", lambda name, account=None: Rejecting(None))
     app.grant("alice", 100)
     task_no = app.submit(modelName="image-out-painting", imageUrl=app.sample_url(),
                          parameters={"xScale": 2})[1]["data"]["taskNo"]

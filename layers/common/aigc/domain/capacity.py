@@ -1,31 +1,40 @@
-"""Provider capacity: a semaphore per pool in DynamoDB, and a fair queue in front of it.
+"""Provider capacity: pools of provider accounts, a slot semaphore per account, a fair queue of sequence
+numbers in front of them, and admission control at submit.
 
-A pool is one provider account or model group (catalog.json "capacity", overridden by the
-`ProviderCapacity` template parameter): how many jobs the provider runs at once for us and how many
-submits a second it accepts. Nothing is sent beyond them. Items in SchedulerTable:
+The policy and why: docs/ARCHITECTURE.md, "Provider capacity and the fair queue"; the items: "Tables".
+In short, per pool (catalog.json "capacity", one per provider model by default):
 
-- `POOL#<pool>` / `SLOTS`: `holders` = {taskNo: lease expiry}. A slot is taken by a conditional
-  update (`size(holders) < concurrency`) and given back by a conditional REMOVE, so every holder
-  releases exactly once, whoever ends the task. A lease nobody renewed (a crashed holder) is reclaimed.
-- `POOL#<pool>` / `RATE#<window>`: submits sent in that window (TTL).
-- `QUEUE#<pool>` / `<tier>#<created>#<taskNo>`: a waiting task and its execution's task token, sorted
-  by tier (0 members, 1 everyone else) then arrival: first come, first served within a tier.
-
-Whoever frees a slot hands it to the head of the queue: it takes the slot on the head's behalf,
-deletes the ticket (only one waker can) and wakes the execution with SendTaskSuccess. A waiting
-execution costs no Lambda time and no transitions while it waits.
+- Accounts are the provider's keys (aigc.providers.accounts); each has `concurrency` slots for the pool.
+  `POOL#<pool>#<account>` / `SLOTS` holds `holders` = {taskNo: lease expiry}. A task takes a slot on the
+  least loaded account with a free one (a conditional write, tried only where a read showed room),
+  records the account, and gives the slot back exactly once (a conditional REMOVE) whoever ends it.
+- The queue is two counters per tier (`QUEUE#<pool>` / `SEQ#<tier>`: `issued`, `served`) and one ticket
+  per number (`TICKET#<pool>#<tier>#<n>`: the task and its execution's token). A task that finds the
+  pool full or others waiting takes the next number (one write), keeps it on its record, and its
+  execution registers its token on the ticket; a position is `my number - served` (plus the members
+  waiting, for everyone else): constant reads whatever the depth.
+- Whoever frees a slot hands it on: it takes a slot for the head ticket, moves `served` on with a
+  condition (only one waker can), then wakes the execution (SendTaskSuccess). Every step survives a
+  crash of the waker: a grant without the move is reused by the next waker, a move without the wake
+  is found when the grant's lease runs out (the waiting execution is woken then).
 """
 from __future__ import annotations
 
+import contextvars
 import math
+import random
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from typing import Iterator
 
-from aigc.core.catalog import get_model, load_pools
+from aigc import providers
+from aigc.core.catalog import get_model, load_catalog, load_pools
 from aigc.core.config import get_settings
-from aigc.core.errors import ProviderThrottled
+from aigc.core.errors import NotFound, ProviderThrottled, RateLimited
+from aigc.core.i18n import Message, _
 from aigc.core.observability import count, logger
 from aigc.core.vocab import Outcome
 from aigc.domain import durations, tasks
@@ -34,16 +43,34 @@ from aigc.store.db import SchedulerItem, TaskItem
 from aigc.store.dynamo import conditional, get_or_none, size
 
 TIER_MEMBER, TIER_DEFAULT = 0, 1
-LEASE_SECONDS = 300  # a holder renews at every step; a crashed one's slot comes back after this
-HANDOFF_LEASE_SECONDS = 120  # the woken execution renews it as soon as it runs
-UNREGISTERED_TICKET_SECONDS = 60  # a ticket whose execution never came to wait is skipped after this
+TIERS = (TIER_MEMBER, TIER_DEFAULT)
+LEASE_SECONDS = 300  # a holder renews before this runs out; a crashed one's slot comes back after it
+RENEW_MARGIN_SECONDS = 30  # a holder writes a new lease only when less than what it needs + this is left
+HOLE_GRACE_SECONDS = 60  # a number given out whose ticket never came (a crashed step) is passed over after this
+TICKET_KEEP_SECONDS = 24 * 3600  # tickets and hole marks are read only while their number waits (TTL)
+RATE_KEEP_SECONDS = 3600
+_SLOTS, _TICKET = "SLOTS", "T"
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    concurrency: int
 
 
 @dataclass(frozen=True)
 class Pool:
     name: str
-    concurrency: int
-    submits_per_second: float
+    provider: str
+    accounts: tuple[Account, ...]
+    submits_per_second: float  # per account
+
+    @property
+    def slots(self) -> int:
+        return sum(account.concurrency for account in self.accounts)
+
+    def account(self, account_id: str | None) -> Account | None:
+        return next((a for a in self.accounts if a.id == account_id), None)
 
 
 @lru_cache(maxsize=1)
@@ -51,16 +78,31 @@ def _overrides() -> dict:
     return get_settings().provider_capacity  # ProviderCapacity: JSON, validated with the environment
 
 
-def _pool(name: str) -> Pool:
+def _spec(name: str) -> dict:
     default, pools = load_pools()
     spec = pools.get(name, default).model_dump(by_alias=True)
-    spec.update(_overrides().get("*") or {})  # every pool (one provider account for all models)
+    spec.update(_overrides().get("*") or {})  # every pool
     spec.update(_overrides().get(name) or {})
-    return Pool(name, int(spec["concurrency"]), float(spec["submitsPerSecond"]))
+    return spec
+
+
+def _pool(name: str, provider: str) -> Pool:
+    spec = _spec(name)
+    accounts = tuple(Account(a.id, a.concurrency or int(spec["concurrency"])) for a in providers.accounts(provider))
+    return Pool(name, provider, accounts, float(spec["submitsPerSecond"]))
 
 
 def pool_of(model_name: str) -> Pool:
-    return _pool(get_model(model_name).pool)
+    model = get_model(model_name)
+    return _pool(model.pool, model.provider)
+
+
+def pools() -> list[Pool]:
+    """Every pool the catalog's models use, once each (what the sweep looks at: no scan)."""
+    found: dict[str, str] = {}
+    for model in load_catalog().values():
+        found.setdefault(model.pool, model.provider)
+    return [_pool(name, provider) for name, provider in sorted(found.items())]
 
 
 def tier_for(groups, member_group: str) -> int:
@@ -68,251 +110,508 @@ def tier_for(groups, member_group: str) -> int:
     return TIER_MEMBER if member_group in (groups or ()) else TIER_DEFAULT
 
 
+def tier_of(task: TaskItem) -> int:
+    return TIER_DEFAULT if task.priority is None else int(task.priority)
+
+
 def _now() -> float:
     return time.time()
 
 
-def _conditional(call) -> bool:
-    return conditional(call)
+# --- keys -------------------------------------------------------------------------------------
 
 
-# --- the semaphore ---------------------------------------------------------------------------
+def _slots(pool: Pool, account_id: str) -> SchedulerItem:
+    return SchedulerItem(f"POOL#{pool.name}#{account_id}", _SLOTS)
 
 
-def _slots(pool: Pool) -> SchedulerItem:
-    return SchedulerItem(f"POOL#{pool.name}", "SLOTS")
+def _seq(pool: Pool, tier: int) -> SchedulerItem:
+    return SchedulerItem(f"QUEUE#{pool.name}", f"SEQ#{tier}")
 
 
-def _acquire(pool: Pool, task_no: str, lease: float) -> bool:
-    """Take (or keep) a slot for task_no. Idempotent: a holder acquiring again only renews its lease."""
-    item = _slots(pool)
-    holder = SchedulerItem.holders[task_no]
-
-    full = size(SchedulerItem.holders) >= pool.concurrency
-    return _conditional(lambda: item.update(actions=[holder.set(int(_now() + lease))],
-                                            condition=SchedulerItem.holders.exists() & (holder.exists() | ~full)))
+def _ticket_key(pool: Pool, tier: int, number: int) -> tuple[str, str]:
+    return f"TICKET#{pool.name}#{tier}#{number}", _TICKET
 
 
-def _ensure_slots(pool: Pool) -> None:
-    _conditional(lambda: SchedulerItem(f"POOL#{pool.name}", "SLOTS", holders={}).save(
-        condition=SchedulerItem.pk.does_not_exist()))
+def _ticket(pool: Pool, tier: int, number: int) -> SchedulerItem:
+    return SchedulerItem(*_ticket_key(pool, tier, number))
+
+
+# --- one read of a pool's state ------------------------------------------------------------------
+
+
+@dataclass
+class State:
+    """The queue's counters and each account's holders, as one BatchGetItem read them."""
+
+    pool: Pool
+    issued: dict[int, int] = field(default_factory=dict)
+    served: dict[int, int] = field(default_factory=dict)
+    holders: dict[str, dict[str, float]] = field(default_factory=dict)  # account -> {task: lease}; absent: no item
+
+    def waiting(self, tier: int = TIER_DEFAULT) -> int:
+        """Numbers given out and not yet served in this tier and the ones before it."""
+        return sum(max(0, self.issued.get(t, 0) - self.served.get(t, 0)) for t in TIERS if t <= tier)
+
+    def live(self, account: Account) -> int:
+        now = _now()
+        return sum(1 for lease in self.holders.get(account.id, {}).values() if lease >= now)
+
+    def free(self, account: Account) -> int:
+        return max(0, account.concurrency - self.live(account))
+
+    def holding(self, task_no: str) -> str | None:
+        return next((account for account, held in self.holders.items() if task_no in held), None)
+
+    def running(self) -> int:
+        return sum(self.live(account) for account in self.pool.accounts)
+
+
+_shared: contextvars.ContextVar[dict | None] = contextvars.ContextVar("capacity_shared_reads", default=None)
+
+
+@contextmanager
+def shared_reads() -> Iterator[None]:
+    """Within this block, a pool's queue counters are read once (a list page shows many queued tasks)."""
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+def read(pool: Pool, *, accounts: tuple[Account, ...] | None = None, counters: bool = True,
+         consistent: bool = True) -> State:
+    """The pool's counters and the holders of `accounts` (all of them by default): one request."""
+    accounts = pool.accounts if accounts is None else accounts
+    keys = [(f"QUEUE#{pool.name}", f"SEQ#{tier}") for tier in TIERS] if counters else []
+    keys += [(f"POOL#{pool.name}#{account.id}", _SLOTS) for account in accounts]
+    state = State(pool)
+    for item in SchedulerItem.batch_get(keys, consistent_read=consistent):
+        if item.sk.startswith("SEQ#"):
+            tier = int(item.sk[4:])
+            state.issued[tier], state.served[tier] = int(item.issued or 0), int(item.served or 0)
+        else:
+            account_id = item.pk.rsplit("#", 1)[1]
+            state.holders[account_id] = {k: float(v) for k, v in (item.holders.as_dict() if item.holders else {}).items()}
+    return state
+
+
+def _counters(pool: Pool) -> State:
+    memo = _shared.get()
+    if memo is not None and pool.name in memo:
+        return memo[pool.name]
+    state = read(pool, accounts=(), consistent=False)
+    if memo is not None:
+        memo[pool.name] = state
+    return state
 
 
 def holders(pool: Pool) -> dict[str, float]:
-    try:
-        item = SchedulerItem.get(f"POOL#{pool.name}", "SLOTS", consistent_read=True)
-    except SchedulerItem.DoesNotExist:
-        return {}
-    return {k: float(v) for k, v in (item.holders.as_dict() if item.holders else {}).items()}
+    """Every holder of the pool, whichever account (tools and tests)."""
+    return {task: lease for held in read(pool, counters=False).holders.values() for task, lease in held.items()}
 
 
-def _reclaim_expired(pool: Pool) -> int:
-    """Take back slots whose lease ran out (a holder that crashed and was never released)."""
-    reclaimed = 0
-    for task_no, lease in holders(pool).items():
-        if lease < _now():
-            holder = SchedulerItem.holders[task_no]
-            if _conditional(lambda h=holder, v=lease: _slots(pool).update(actions=[h.remove()],
-                                                                          condition=h == int(v))):
+# --- the semaphore ------------------------------------------------------------------------------
+
+
+def _lease(seconds: float) -> float:
+    """A lease expiry, unique to this grant (the fraction), so a grant can be taken back only by who made it."""
+    return int(_now() + seconds) + random.randint(1, 999_999) / 1_000_000
+
+
+def _ensure(pool: Pool, account_id: str) -> None:
+    item = SchedulerItem(f"POOL#{pool.name}#{account_id}", _SLOTS, holders={})
+    conditional(lambda: item.save(condition=SchedulerItem.pk.does_not_exist()))
+
+
+def _grant(pool: Pool, account: Account, task_no: str, seconds: float) -> float | None:
+    """A free slot on `account` for a task that holds none there: the lease written, or None."""
+    value = _lease(seconds)
+    holder = SchedulerItem.holders[task_no]
+    condition = SchedulerItem.holders.exists() & holder.does_not_exist() & (size(SchedulerItem.holders) < account.concurrency)
+    granted = conditional(lambda: _slots(pool, account.id).update(actions=[holder.set(value)], condition=condition))
+    return value if granted else None
+
+
+def _set_lease(pool: Pool, account_id: str, task_no: str, seconds: float) -> bool:
+    holder = SchedulerItem.holders[task_no]
+    return conditional(lambda: _slots(pool, account_id).update(actions=[holder.set(_lease(seconds))],
+                                                               condition=holder.exists()))
+
+
+def _remove(pool: Pool, account_id: str, task_no: str, lease: float | None = None) -> bool:
+    """Give a slot back: any lease of the task (an ending), or only the given one (taking back a grant)."""
+    holder = SchedulerItem.holders[task_no]
+    condition = holder.exists() if lease is None else holder == lease
+    return conditional(lambda: _slots(pool, account_id).update(actions=[holder.remove()], condition=condition))
+
+
+def _reclaim(pool: Pool, state: State, accounts: tuple[Account, ...] | None = None) -> int:
+    """Take back slots whose lease ran out: a holder that crashed, or a task woken from the queue whose
+    waker crashed before the wake (that one is woken now instead, if its execution still waits)."""
+    reclaimed, now = 0, _now()
+    for account in accounts or pool.accounts:
+        for task_no, lease in list(state.holders.get(account.id, {}).items()):
+            if lease >= now:
+                continue
+            if _wake_lost(pool, account, task_no, lease):
+                continue
+            if _remove(pool, account.id, task_no, lease):
                 reclaimed += 1
+                state.holders[account.id].pop(task_no, None)
                 count("SlotLeasesReclaimed")
-                logger.warning("reclaimed an expired provider slot", extra={"pool": pool.name, "holder": task_no})
+                logger.warning("reclaimed an expired provider slot",
+                               extra={"pool": pool.name, "account": account.id, "holder": task_no})
     return reclaimed
 
 
-def _take(pool: Pool, task_no: str, lease: float) -> bool:
-    """Acquire, creating the pool's item on first use and reclaiming expired leases when full."""
-    if _acquire(pool, task_no, lease):
-        return True
-    _ensure_slots(pool)
-    if _acquire(pool, task_no, lease):
-        return True
-    return _reclaim_expired(pool) > 0 and _acquire(pool, task_no, lease)
-
-
-def renew(task: TaskItem, seconds: float) -> bool:
-    """A holder still at work extends its lease; a task running without a slot (a redrive) takes one."""
-    return _take(pool_of(task.model_name), task.task_no, max(seconds, 0) + LEASE_SECONDS)
-
-
-def _release(pool: Pool, task_no: str) -> bool:
-    holder = SchedulerItem.holders[task_no]
-    return _conditional(lambda: _slots(pool).update(actions=[holder.remove()], condition=holder.exists()))
-
-
-# --- the queue -------------------------------------------------------------------------------
-
-
-def _ticket_key(task: TaskItem) -> str:
-    tier = TIER_DEFAULT if task.priority is None else int(task.priority)
-    return f"{tier}#{task.created_at}#{task.task_no}"
-
-
-def _ticket(pool: Pool, task: TaskItem) -> SchedulerItem:
-    return SchedulerItem(f"QUEUE#{pool.name}", _ticket_key(task))
-
-
-def _enqueue(pool: Pool, task: TaskItem, token: str | None = None) -> None:
-    actions = [SchedulerItem.task_no.set(task.task_no), SchedulerItem.enqueued_at.set(
-        SchedulerItem.enqueued_at | int(_now()))]
-    if token:
-        actions.append(SchedulerItem.token.set(token))
-    _ticket(pool, task).update(actions=actions)
-
-
-def _drop_ticket(pool: Pool, task: TaskItem) -> bool:
-    return _conditional(lambda: _ticket(pool, task).delete(condition=SchedulerItem.sk.exists()))
-
-
-def _leave_queue(pool: Pool, task: TaskItem) -> bool:
-    """A task settled while it waited: drop its ticket and wake its execution so it ends now
-    (AlreadySettled) instead of at the queue's time limit. True when this call dropped the ticket."""
-    ticket = get_or_none(SchedulerItem, f"QUEUE#{pool.name}", _ticket_key(task))
-    if ticket is None or not _drop_ticket(pool, task):
+def _wake_lost(pool: Pool, account: Account, task_no: str, lease: float) -> bool:
+    """A slot granted to a queued task whose wake never came: grant it again and wake it. False otherwise."""
+    try:
+        task = tasks.get_task(task_no)
+    except NotFound:
         return False
-    if ticket.token:
-        executions.send_task_success(ticket.token, {"taskNo": task.task_no, "job": {"status": Outcome.SETTLED}})
+    if task.started_at is not None or task.queue_ticket is None or tasks.is_settled(task) or tasks.is_held(task):
+        return False
+    ticket = get_or_none(SchedulerItem, *_ticket_key(pool, tier_of(task), int(task.queue_ticket)))
+    if ticket is None or not ticket.token or ticket.left or ticket.task_no != task_no:
+        return False
+    holder = SchedulerItem.holders[task_no]
+    value = _lease(LEASE_SECONDS)
+    if not conditional(lambda: _slots(pool, account.id).update(actions=[holder.set(value)], condition=holder == lease)):
+        return True  # someone else changed it meanwhile: not ours to take back
+    if _send_admitted(ticket, account.id):
+        logger.warning("woke a queued task whose wake-up was lost", extra={"pool": pool.name, "holder": task_no})
+        return True
+    _remove(pool, account.id, task_no, value)
     return True
 
 
-def _tickets(pool: Pool, limit: int | None = None, before: str | None = None) -> list[SchedulerItem]:
-    condition = SchedulerItem.sk < before if before else None
-    return list(SchedulerItem.query(f"QUEUE#{pool.name}", condition, consistent_read=True, limit=limit))
+def _least_loaded(pool: Pool, state: State) -> list[Account]:
+    """Accounts with a free slot, least used first (share of its slots in use; ties at random)."""
+    free = [account for account in pool.accounts if state.free(account) > 0]
+    return sorted(free, key=lambda a: (state.live(a) / a.concurrency, random.random()))
+
+
+def _take(pool: Pool, state: State, task_no: str, seconds: float) -> tuple[str, float] | None:
+    """A slot on the least loaded account with room, tried only where the read showed room: (account, lease)."""
+    for account in _least_loaded(pool, state):
+        held = state.holders.get(account.id)
+        if held is None:
+            _ensure(pool, account.id)
+        elif len(held) >= account.concurrency:  # room only once the expired leases are taken back
+            _reclaim(pool, state, (account,))
+        lease = _grant(pool, account, task_no, seconds)
+        if lease is not None:
+            state.holders.setdefault(account.id, {})[task_no] = lease
+            return account.id, lease
+    return None
+
+
+# --- starting, renewing and ending ----------------------------------------------------------------
 
 
 def try_start(task: TaskItem) -> bool:
-    """Before a task is sent to the provider: take a slot unless it is full or others wait ahead.
+    """Before a task is sent to the provider: take a slot unless the pool is full or others wait ahead.
 
-    False means the task is now in the queue (its execution waits for a task token next).
+    True: the task holds a slot, on `task.provider_account`. False: the task has a number in the queue
+    (`task.queue_ticket`); its execution waits for a task token next.
     """
     pool = pool_of(task.model_name)
-    if task.task_no in holders(pool):  # handed over while it waited
-        started = _acquire(pool, task.task_no, LEASE_SECONDS)
-    else:
-        started = not _tickets(pool, limit=1, before=_ticket_key(task)) and _take(pool, task.task_no, LEASE_SECONDS)
-    if started:
-        _drop_ticket(pool, task)
+    state = read(pool)
+    held = state.holding(task.task_no)
+    if held:  # handed over while it waited (its lease is fresh), or a repeat of this step
+        task.provider_account = held
         return True
-    _enqueue(pool, task)
+    tier = tier_of(task)
+    if task.queue_ticket is not None and int(task.queue_ticket) > state.served.get(tier, 0):
+        return False  # it already waits its turn (a repeat of this step)
+    if state.waiting(tier) == 0:
+        taken = _take(pool, state, task.task_no, LEASE_SECONDS)
+        if taken is not None:
+            task.provider_account = taken[0]
+            return True
+    _take_number(pool, task)
     count("TasksQueued")
     return False
 
 
-def wait_for_slot(task: TaskItem, token: str) -> None:
-    """The waiting state's Lambda: register the execution's token, then let the queue move.
+def _take_number(pool: Pool, task: TaskItem) -> int:
+    """The next number of the task's tier (one write to the pool's counter), kept on the task record."""
+    seq = _seq(pool, tier_of(task))
+    seq.update(actions=[SchedulerItem.issued.add(1)])
+    number = int(seq.issued)
+    task.update(actions=[TaskItem.queue_ticket.set(number)], condition=TaskItem.task_no.exists())
+    return number
 
-    A slot may have freed between the failed try and now: `wake` then hands it over at once (maybe to
-    this very task, which then stops waiting immediately).
-    """
+
+def _place_ticket(pool: Pool, task: TaskItem, number: int, token: str) -> bool:
+    ticket = SchedulerItem(*_ticket_key(pool, tier_of(task), number), task_no=task.task_no, token=token,
+                           enqueued_at=int(_now()), expires_at=int(_now()) + TICKET_KEEP_SECONDS)
+    condition = SchedulerItem.skipped.does_not_exist() & SchedulerItem.left.does_not_exist() & (
+        SchedulerItem.task_no.does_not_exist() | (SchedulerItem.task_no == task.task_no))
+    return conditional(lambda: ticket.save(condition=condition))
+
+
+def wait_for_slot(task: TaskItem, token: str) -> None:
+    """The waiting state's Lambda: put the execution's token on the task's ticket, then let the queue move
+    (a slot may have freed since the task took its number: it is handed over at once, maybe to this task)."""
     pool = pool_of(task.model_name)
-    _enqueue(pool, task, token)
+    number = task.queue_ticket
+    if number is not None and not _place_ticket(pool, task, int(number), token):
+        found = get_or_none(SchedulerItem, *_ticket_key(pool, tier_of(task), int(number)))
+        if found is not None and found.left:  # settled on its way here
+            executions.send_task_success(token, {"taskNo": task.task_no, "job": {"status": Outcome.SETTLED}})
+            return
+        number = None  # passed over while the execution was on its way here
+    if number is None:  # no number (an execution from before numbers, or passed over): a new one, at the back
+        _place_ticket(pool, task, _take_number(pool, task), token)
     wake(pool)
 
 
-def wake(pool: Pool) -> int:
-    """Hand free slots to the head of the queue, in order; returns how many executions were woken."""
-    woken = 0
-    for _ in range(pool.concurrency + 10):
-        head = next(iter(_tickets(pool, limit=1)), None)
-        if head is None:
-            break
-        if not head.token:
-            if _now() - float(head.enqueued_at or 0) < UNREGISTERED_TICKET_SECONDS:
-                break  # its execution is about to wait and will call wake itself
-            _conditional(lambda h=head: h.delete(condition=SchedulerItem.token.does_not_exist()))
-            continue
-        if not _take(pool, head.task_no, HANDOFF_LEASE_SECONDS):
-            break  # full
-        if not _conditional(lambda h=head: h.delete(condition=SchedulerItem.sk.exists())):
-            _release_if_settled(pool, head.task_no)  # another waker handed it, or the task ended meanwhile
-            continue
-        if _send_admitted(head):
-            woken += 1
-        else:  # its execution no longer waits (stopped, or timed out in the queue)
-            _release(pool, head.task_no)
-    return woken
+def renew(task: TaskItem, seconds: float) -> bool:
+    """A holder still at work makes sure its lease covers the next `seconds` (a write only when it does not);
+    a task running without a slot (a redrive after its slot was given back) takes one, on its job's account."""
+    pool = pool_of(task.model_name)
+    account = pool.account(task.provider_account)
+    state = read(pool, accounts=(account,) if account else None, counters=False)
+    held = state.holding(task.task_no)
+    if held:
+        if state.holders[held][task.task_no] >= _now() + max(seconds, 0) + RENEW_MARGIN_SECONDS:
+            return True
+        return _set_lease(pool, held, task.task_no, max(seconds, 0) + LEASE_SECONDS)
+    seconds = max(seconds, 0) + LEASE_SECONDS
+    if account is not None and task.provider_task_id:  # the job runs at that account: its slot, if it has room
+        if state.free(account) == 0 and not _reclaim(pool, state, (account,)):
+            return False
+        if account.id not in state.holders:
+            _ensure(pool, account.id)
+        return _grant(pool, account, task.task_no, seconds) is not None
+    if account is not None:
+        state = read(pool, counters=False)
+    taken = _take(pool, state, task.task_no, seconds)
+    if taken:
+        task.provider_account = taken[0]
+    return taken is not None
 
 
-def _send_admitted(ticket: SchedulerItem) -> bool:
-    return executions.send_task_success(ticket.token, {"taskNo": ticket.task_no, "job": {"status": Outcome.ADMITTED}})
+def _release(pool: Pool, task: TaskItem) -> bool:
+    """Give back the task's slot if it holds one: read first, so an ending that holds none writes nothing."""
+    account = pool.account(task.provider_account)
+    state = read(pool, accounts=(account,) if account else None, counters=False)
+    held = state.holding(task.task_no)
+    return bool(held) and _remove(pool, held, task.task_no)
 
 
-def _release_if_settled(pool: Pool, task_no: str) -> None:
-    try:
-        task = tasks.get_task(task_no)
-    except Exception:
-        _release(pool, task_no)
-        return
-    if tasks.is_settled(task) or tasks.is_held(task):
-        _release(pool, task_no)
+def _leave_queue(pool: Pool, task: TaskItem) -> bool:
+    """A task settled while it waited: mark its ticket left (the queue passes it at once) and wake its
+    execution so it ends now (AlreadySettled), not at the queue's time limit. True when it left now."""
+    if task.queue_ticket is None or task.started_at is not None:
+        return False
+    ticket = _ticket(pool, tier_of(task), int(task.queue_ticket))
+    found = get_or_none(SchedulerItem, ticket.pk, ticket.sk)
+    if found is None or not found.task_no:  # its execution has not registered yet: leave a mark for it
+        mark = SchedulerItem(ticket.pk, ticket.sk, task_no=task.task_no, left=True,
+                             expires_at=int(_now()) + TICKET_KEEP_SECONDS)
+        if conditional(lambda: mark.save(condition=SchedulerItem.task_no.does_not_exist()
+                                          & SchedulerItem.skipped.does_not_exist())):
+            return True
+        found = get_or_none(SchedulerItem, ticket.pk, ticket.sk)
+    if found is None or found.task_no != task.task_no or found.left or found.skipped:
+        return False
+    if not conditional(lambda: ticket.update(actions=[SchedulerItem.left.set(True)],
+                                             condition=SchedulerItem.left.does_not_exist())):
+        return False
+    if found.token:
+        executions.send_task_success(found.token, {"taskNo": task.task_no, "job": {"status": Outcome.SETTLED}})
+    return True
 
 
 def finish(task: TaskItem) -> bool:
-    """Every ending (completed, failed, refunded, cancelled, aborted, timed out, held, reconciled):
-    leave the queue, give the slot back if this task holds one (exactly once), and let the queue move.
-    """
+    """Every ending (completed, failed, refunded, cancelled, aborted, timed out, held, reconciled): leave the
+    queue, give the slot back if this task holds one (exactly once), and let the queue move."""
     pool = pool_of(task.model_name)
-    left_queue = _leave_queue(pool, task)
-    released = _release(pool, task.task_no)
-    if released or left_queue:  # a head that leaves may leave a free slot kept for it: hand it on
+    left = _leave_queue(pool, task)
+    released = _release(pool, task)
+    if released or left:
         wake(pool)
     return released
 
 
-def pump_all() -> int:
-    """The sweep: reclaim expired leases and wake waiting tasks in every pool with a queue."""
+# --- handing slots to the queue -------------------------------------------------------------------
+
+_STOP, _NEXT, _WOKEN = "stop", "next", "woken"
+
+
+def wake(pool: Pool) -> int:
+    """Hand free slots to the head of the queue, in order (members first, then by number); returns how
+    many executions were woken."""
     woken = 0
-    seen = set()
-    for item in SchedulerItem.scan(SchedulerItem.pk.startswith("QUEUE#")):
-        name = item.pk.split("#", 1)[1]
-        if name in seen:
-            continue
-        seen.add(name)
-        pool = _pool(name)
-        _reclaim_expired(pool)
-        woken += wake(pool)
+    for _round in range(pool.slots + 20):
+        state = read(pool)
+        tier = next((t for t in TIERS if state.issued.get(t, 0) > state.served.get(t, 0)), None)
+        if tier is None:
+            break
+        number = state.served.get(tier, 0) + 1
+        ticket = get_or_none(SchedulerItem, *_ticket_key(pool, tier, number))
+        outcome = _hand(pool, state, tier, number, ticket)
+        if outcome == _STOP:
+            break
+        woken += outcome == _WOKEN
     return woken
 
 
-# --- submit rate -----------------------------------------------------------------------------
+def _advance(pool: Pool, tier: int, number: int) -> bool:
+    """Move `served` from number - 1 to number: only one waker can."""
+    before = SchedulerItem.served == number - 1
+    if number == 1:
+        before = SchedulerItem.served.does_not_exist() | before
+    return conditional(lambda: _seq(pool, tier).update(actions=[SchedulerItem.served.set(number)], condition=before))
+
+
+def _hand(pool: Pool, state: State, tier: int, number: int, ticket: SchedulerItem | None) -> str:
+    if ticket is None or not ticket.task_no:
+        return _hole(pool, tier, number, ticket)
+    if ticket.left or ticket.skipped:
+        _advance(pool, tier, number)
+        return _NEXT
+    held = state.holding(ticket.task_no)
+    if held:  # a waker before us granted it a slot and stopped before moving on: finish its work
+        lease, fresh = state.holders[held][ticket.task_no], False
+    else:
+        taken = _take(pool, state, ticket.task_no, LEASE_SECONDS)
+        if taken is None:
+            return _STOP  # no free slot: the next ending hands one on
+        (held, lease), fresh = taken, True
+    if not _advance(pool, tier, number):  # another waker handed this number meanwhile
+        if fresh:
+            _remove(pool, held, ticket.task_no, lease)
+        return _NEXT
+    if _send_admitted(ticket, held):
+        return _WOKEN
+    _remove(pool, held, ticket.task_no, lease)  # its execution no longer waits (stopped, or out of queue time)
+    return _NEXT
+
+
+def _hole(pool: Pool, tier: int, number: int, ticket: SchedulerItem | None) -> str:
+    """A number given out whose ticket is not there: its execution is on its way (it wakes the queue itself
+    once its ticket is in), or the step that took the number crashed. Passed over after HOLE_GRACE_SECONDS."""
+    key = _ticket_key(pool, tier, number)
+    if ticket is None:
+        mark = SchedulerItem(*key, hole_at=int(_now()), expires_at=int(_now()) + TICKET_KEEP_SECONDS)
+        conditional(lambda: mark.save(condition=SchedulerItem.pk.does_not_exist()))
+        return _STOP
+    if _now() - float(ticket.hole_at or 0) < HOLE_GRACE_SECONDS:
+        return _STOP
+    if conditional(lambda: SchedulerItem(*key).update(actions=[SchedulerItem.skipped.set(True)],
+                                                      condition=SchedulerItem.task_no.does_not_exist())):
+        _advance(pool, tier, number)
+        count("QueueNumbersSkipped")
+        logger.warning("passed over a queue number whose ticket never came", extra={"pool": pool.name, "number": number})
+    return _NEXT
+
+
+def _send_admitted(ticket: SchedulerItem, account_id: str) -> bool:
+    return executions.send_task_success(ticket.token, {"taskNo": ticket.task_no,
+                                                       "job": {"status": Outcome.ADMITTED, "account": account_id}})
+
+
+def pump_all() -> int:
+    """The sweep: in every pool of the catalog, take back expired leases and hand free slots on (a lost
+    wake-up). One read per pool when nothing is to be done."""
+    woken = 0
+    for pool in pools():
+        state = read(pool)
+        _reclaim(pool, state)
+        if state.waiting():
+            woken += wake(pool)
+    return woken
+
+
+def waiting(pool: Pool) -> list[str]:
+    """The tasks waiting in the pool's queue, in the order they will be served (tools and tests: reads one
+    ticket per waiting number)."""
+    state = read(pool, accounts=())
+    found = []
+    for tier in TIERS:
+        for number in range(state.served.get(tier, 0) + 1, state.issued.get(tier, 0) + 1):
+            ticket = get_or_none(SchedulerItem, *_ticket_key(pool, tier, number))
+            if ticket is not None and ticket.task_no and not ticket.left and not ticket.skipped:
+                found.append(ticket.task_no)
+    return found
+
+
+# --- submit rate ------------------------------------------------------------------------------
 
 
 def take_submit_turn(task: TaskItem, max_wait: float = 10.0, sleep=time.sleep) -> None:
-    """Wait (briefly, inside the submit step) until the pool's submit rate allows one more call."""
+    """Wait (briefly, inside the submit step) until the account's submit rate allows one more call."""
     pool = pool_of(task.model_name)
+    account = task.provider_account or pool.accounts[0].id
     window = max(1.0, math.ceil(1.0 / pool.submits_per_second))
     allowed = max(1, int(pool.submits_per_second * window))
     give_up = _now() + max_wait
     while True:
         bucket = int(_now() // window)
-        item = SchedulerItem(f"POOL#{pool.name}", f"RATE#{bucket}")
-        if _conditional(lambda item=item: item.update(
-                actions=[SchedulerItem.submits.add(1), SchedulerItem.expires_at.set(int(_now() + 3600))],
+        item = SchedulerItem(f"RATE#{pool.name}#{account}", str(bucket))
+        if conditional(lambda item=item: item.update(
+                actions=[SchedulerItem.submits.add(1), SchedulerItem.expires_at.set(int(_now() + RATE_KEEP_SECONDS))],
                 condition=SchedulerItem.submits.does_not_exist() | (SchedulerItem.submits < allowed))):
             return
         if _now() >= give_up:
-            raise ProviderThrottled(f"submit rate of pool {pool.name} is used up")
+            raise ProviderThrottled(f"submit rate of pool {pool.name}, account {account} is used up")
         sleep(max(0.05, (bucket + 1) * window - _now()))
 
 
-# --- what the user sees ----------------------------------------------------------------------
+# --- what the user sees, and admission --------------------------------------------------------------
+
+
+def _typical(model_name: str) -> float:
+    return durations.window(get_model(model_name)).typical
+
+
+def wait_seconds(pool: Pool, ahead: int, typical: float) -> float:
+    """When a task with `ahead` tasks before it should start: the pool finishes `slots` jobs per `typical`
+    seconds, and the running ones are half done on average."""
+    return (ahead + 0.5) * typical / max(1, pool.slots)
 
 
 def queue_position(task: TaskItem) -> tuple[int, datetime] | None:
-    """(1-based position in its pool's queue, estimated start) for a waiting task, else None."""
-    pool = pool_of(task.model_name)
-    key = _ticket_key(task)
-    try:
-        SchedulerItem.get(f"QUEUE#{pool.name}", key, consistent_read=True)
-    except SchedulerItem.DoesNotExist:
+    """(1-based position in its pool's queue, estimated start) for a waiting task, else None. Constant reads:
+    the pool's two counters (shared by a whole list page, see shared_reads) and the learned durations."""
+    if task.queue_ticket is None:
         return None
-    position = SchedulerItem.count(f"QUEUE#{pool.name}", SchedulerItem.sk < key, consistent_read=True) + 1
-    typical = durations.window(get_model(task.model_name)).typical
-    running = len(holders(pool))
-    free = max(0, pool.concurrency - running)
-    if position <= free:
-        wait = 0.0
-    else:
-        # Running jobs are on average half done; then every `concurrency` tasks ahead take one duration.
-        wait = typical / 2 + ((position - free - 1) // pool.concurrency) * typical
-    return position, datetime.now(timezone.utc) + timedelta(seconds=wait)
+    pool = pool_of(task.model_name)
+    state = _counters(pool)
+    tier, number = tier_of(task), int(task.queue_ticket)
+    if number <= state.served.get(tier, 0):
+        return None  # handed a slot (or passed over): starting
+    ahead = (number - state.served.get(tier, 0) - 1) + state.waiting(tier - 1)
+    wait = wait_seconds(pool, ahead, _typical(task.model_name))
+    return ahead + 1, datetime.now(timezone.utc) + timedelta(seconds=wait)
+
+
+def admit(model_name: str, tier: int, queue_timeout_seconds: int) -> None:
+    """Admission control, before the debit: when a task submitted now would wait longer than the queue's time
+    limit, refuse it (429) with the estimate and when to come back, instead of charging for work that would
+    time out. One read (the pool's counters); nothing is written."""
+    pool = pool_of(model_name)
+    ahead = _counters(pool).waiting(tier)
+    if not ahead:
+        return
+    wait = wait_seconds(pool, ahead, _typical(model_name))
+    if wait <= queue_timeout_seconds:
+        return
+    retry_after = max(1, math.ceil(wait - queue_timeout_seconds))
+    count("SubmitsRefusedBusy", model=model_name)
+    raise RateLimited(_(
+        "the provider is busy: {ahead} tasks are waiting for {model} and a task submitted now would wait "
+        "about {wait}, more than the queue's limit of {limit}; nothing was charged, please retry in about {retry}",
+        ahead=ahead, model=model_name, wait=_minutes(wait), limit=_minutes(queue_timeout_seconds),
+        retry=_minutes(retry_after)), retry_after=retry_after)
+
+
+def _minutes(seconds: float) -> Message:
+    return (_("{minutes} minutes", minutes=math.ceil(seconds / 60)) if seconds >= 90
+            else _("{seconds} seconds", seconds=math.ceil(seconds)))

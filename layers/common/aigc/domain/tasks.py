@@ -222,16 +222,23 @@ def resume_if_held(task: TaskItem) -> bool:
     ], (TaskItem.status == TaskStatus.FAILED) & TaskItem.hold_until.exists() & (TaskItem.refunded == False))
 
 
-def due_for_attention(limit_per_shard: int = 100) -> Iterator[TaskItem]:
-    """Unsettled tasks whose deadline (plus slack) or hold window has passed, shard by shard, oldest first.
-    The index holds keys only: each task is read from the table (consistent, a batch per shard)."""
+def due_for_attention(page_size: int = 100) -> Iterator[TaskItem]:
+    """Unsettled tasks whose deadline (plus slack) or hold window has passed: a page from each shard in turn,
+    oldest first within a shard, until all are read. The index holds keys only: each page's tasks are read
+    from the table (consistent, one batch)."""
     now = iso_ms(utcnow())
-    for shard in range(ATTENTION_SHARDS):
-        found = TaskItem.unsettled_tasks.query(str(shard), TaskItem.attention_at <= now, limit=limit_per_shard,
-                                               attributes_to_get=["task_no"])
-        numbers = [item.task_no for item in found]
-        if numbers:
-            yield from (task for task in TaskItem.batch_get(numbers, consistent_read=True) if task.unsettled)
+    starts: dict[int, dict | None] = dict.fromkeys(range(ATTENTION_SHARDS))
+    while starts:
+        for shard, start in list(starts.items()):
+            found = TaskItem.unsettled_tasks.query(str(shard), TaskItem.attention_at <= now, limit=page_size,
+                                                   last_evaluated_key=start)
+            numbers = [item.task_no for item in found]
+            if len(numbers) == page_size and found.last_evaluated_key:
+                starts[shard] = found.last_evaluated_key
+            else:
+                del starts[shard]
+            if numbers:
+                yield from (task for task in TaskItem.batch_get(numbers, consistent_read=True) if task.unsettled)
 
 
 def postpone_attention(task: TaskItem) -> None:

@@ -168,11 +168,14 @@ def prepare_task(user_id: str, request: SubmitTaskRequest, *, source: str = "api
 
 
 def charge_and_start(task, *, rate_limit_per_minute: int | None = None, api_key: KeyLimits | None = None) -> TaskView:
-    """Debit + create (one transaction), then start the workflow; refund at once if it cannot start.
+    """Debit + create (one transaction), then start the workflow; refund at once if it cannot start. Refused
+    first (429, nothing charged) when the model's provider queue is too long to start it in time (admission).
     With `api_key`, the key's models and daily points limit are checked before, and its spend counted in,
     that transaction (aigc.domain.api_keys)."""
     if rate_limit_per_minute is None:
         rate_limit_per_minute = get_settings().submit_rate_limit_per_minute
+    if task.source != "upload":  # admission control (a 429 before any charge); an upload has nobody to answer
+        capacity.admit(task.model_name, capacity.tier_of(task), get_settings().queue_timeout_seconds)
     spend = api_keys.spend_writes(api_key, task.user_id, task.model_name, int(task.points_cost))
     task.api_key_id = api_key.key_id if api_key else None
     points.debit_for_new_task(task, rate_limit_per_minute=rate_limit_per_minute, extra_writes=spend)

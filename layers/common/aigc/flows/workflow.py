@@ -125,6 +125,7 @@ def submit_step(event: dict) -> dict:
     if not capacity.try_start(task):
         logger.info("provider pool is full: queued")
         return _state(task, Outcome.QUEUED, queueSeconds=_queue_seconds_left(task))
+    provider = get_provider(task.provider, task.provider_account)  # the account its slot is on
     capacity.take_submit_turn(task)
     try:
         job = _timed(provider.submit, request)
@@ -201,7 +202,7 @@ def poll_step(event: dict, remaining_ms: int | None = None) -> dict:
     if task.status == TaskStatus.COMPLETED:
         return _state(task, Outcome.COMPLETED)
     model = get_model(task.model_name)
-    provider = get_provider(task.provider)
+    provider = get_provider(task.provider, task.provider_account)  # its job lives at that account
     interval = model.poll.interval_seconds
     budget = _poll_budget(remaining_ms)
     polls_left = max(1, int(budget // interval))
@@ -216,8 +217,7 @@ def poll_step(event: dict, remaining_ms: int | None = None) -> dict:
             stored = tasks.record_provider_outputs(task, job.status, job.output_urls)
             capacity.finish(task)  # the provider's work is over: the next queued task may start
             if task.started_at is not None:
-                durations.record(task.model_name, task.task_no, task.started_at,
-                                 (utcnow() - task.started_at).total_seconds())
+                durations.record(task.model_name, task.task_no, (utcnow() - task.started_at).total_seconds())
             return _state(task, Outcome.SUCCEEDED if stored else Outcome.SETTLED)
         if job.status in base.FINAL_FAILURE_STATUSES or job.status not in base.IN_PROGRESS_STATUSES:
             capacity.finish(task)
@@ -331,7 +331,7 @@ def refund_step(event: dict) -> dict:
         code = "Timeout"
         message = _("timed out: no result within {span}; your points were refunded",
                     span=_span(tasks.deadline_seconds(task)))
-        cancel_quietly(task.provider, task.provider_task_id)
+        cancel_quietly(task.provider, task.provider_task_id, task.provider_account)
     elif job.get("status") == Outcome.QUEUE_TIMEOUT:
         code = "QueueTimeout"
         message = _("the provider was busy: the task waited {span} in the queue without a free slot and was not "
