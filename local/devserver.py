@@ -249,10 +249,6 @@ class LocalStack:
 
         # The web app at /app/ with its dev sign-in (local/webapp.py); on AWS CloudFront serves it.
         self.front.webapp = WebApp(ws_url=f"ws://{HOST}:{self.ports['WebSocket']}/", key=key)
-        from local.webapp import WebApp
-
-        # The web app at /app/ with its dev sign-in (local/webapp.py); on AWS CloudFront serves it.
-        self.front.webapp = WebApp(ws_url=f"ws://{HOST}:{self.ports['WebSocket']}/", key=key)
         self.front.bind(HOST, self.ports["API"])
         self._exit.callback(self.front.stop)
         self.front.start()
@@ -397,7 +393,6 @@ class LocalStack:
             f"  simulator  {sim}   DashScope + OpenAI Images double; {sim}/_sim/config",
             f"  AWS (moto) {aws}   DynamoDB, S3, Step Functions, Lambda, Secrets Manager",
             f"  push       {self.websocket.url}   WebSocket: ?token=<JWT>, then task.updated / points.changed",
-            f"  web app    {api}/app/   sign in with any user name (tick 'operator' for the console)",
             f"  web app    {api}/app/   sign in with any user name (tick 'operator' for the console)",
             f"  JWT        issuer {auth.ISSUER}, audience {auth.AUDIENCE}, key {_rel(auth.KEY_FILE)}",
             "",
