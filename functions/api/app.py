@@ -369,9 +369,9 @@ def templates(category: CategoryFilter = None) -> TemplatesResponse:
 
 
 @app.post("/user/ai/tasks/quote", summary="The price a submit of this body would charge (nothing is submitted)",
-          tags=["tasks"], responses=answers("the price and why", 400, 404))
+          tags=["tasks"], responses=answers("the price and why", 400, 404), **key_route(TASKS_WRITE))
 def quote(request: Annotated[SubmitTaskRequest, Body()]) -> QuoteResponse:
-    caller(app)
+    caller(app, TASKS_WRITE)
     return envelope(quote_task(request))
 
 
