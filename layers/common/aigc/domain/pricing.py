@@ -51,7 +51,7 @@ def _plain(value: Decimal) -> float | int:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def _rule_label(rule, kind: str) -> str:
+def _rule_label(rule) -> str:
     if rule.label:
         return rule.label
     shown = rule.one_of if rule.one_of is not None else rule.equals
@@ -75,9 +75,9 @@ def _units(pricing: Pricing, parameters: dict) -> list[Factor]:
 def quote(pricing: Pricing, parameters: dict) -> Price:
     """The price of one task with these provider (snake_case) parameters, and why."""
     factors = _units(pricing, parameters)
-    factors += [Factor("multiplier", _rule_label(rule, "multiplier"), factor=rule.factor)
+    factors += [Factor("multiplier", _rule_label(rule), factor=rule.factor)
                 for rule in pricing.multipliers if rule.matches(parameters)]
-    factors += [Factor("surcharge", _rule_label(rule, "surcharge"), points=rule.points)
+    factors += [Factor("surcharge", _rule_label(rule), points=rule.points)
                 for rule in pricing.surcharges if rule.matches(parameters)]
     amount = _number(pricing.points)
     for factor in factors:
