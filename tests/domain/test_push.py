@@ -59,6 +59,7 @@ def sent(monkeypatch):
         return True
 
     monkeypatch.setattr(sockets, "post", post)
+    monkeypatch.setattr(sockets, "close", lambda endpoint, connection_id: gone.add(connection_id))
     monkeypatch.setenv("WEBSOCKET_MANAGEMENT_URL", "https://api.example/live")
     return posts, gone
 
@@ -269,3 +270,20 @@ def test_a_key_that_reads_nothing_is_forbidden_and_a_revoked_one_refused(issuer)
     api_keys.revoke_key("alice", reader.item.key_id)
     assert push_flow.handle_socket(_event("$connect", token=reader.secret))["statusCode"] == 401
     assert list(ConnectionItem.scan()) == []
+
+
+def test_the_socket_of_a_revoked_or_expired_key_is_closed_at_the_next_event(issuer, sent) -> None:
+    posts, gone = sent
+    kept = api_keys.create_key("alice", name="kept", scopes=["tasks:read"])
+    revoked = api_keys.create_key("alice", name="revoked", scopes=["tasks:read"])
+    expiring = api_keys.create_key("alice", name="expiring", scopes=["tasks:read"], expires_in_days=1)
+    for connection_id, key in (("kept", kept), ("revoked", revoked), ("expiring", expiring)):
+        assert push_flow.handle_socket(_event("$connect", connection_id, token=key.secret))["statusCode"] == 200
+    _connect("jwt", "alice")
+    api_keys.revoke_key("alice", revoked.item.key_id)
+    later = datetime.now(timezone.utc) + timedelta(days=2)
+    assert {c.connection_id for c in push.revoked(push.connections_of("alice"), now=later)} == {"revoked", "expiring"}
+    push_flow.handle_stream({"Records": [_record(None, _task("TA", "alice", "queued"))]})
+    assert gone == {"revoked"}  # closed through the Management API
+    assert set(posts) == {"kept", "expiring", "jwt"}
+    assert {c.connection_id for c in push.connections_of("alice")} == {"kept", "expiring", "jwt"}

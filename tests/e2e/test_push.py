@@ -25,8 +25,8 @@ FINAL = ("completed", "failed", "cancelled")
 class Socket:
     """A browser tab: one socket, every message kept with the time it arrived."""
 
-    def __init__(self, stack, user: str):
-        self.client = connect(f"{stack.ws_url}?token={stack.token(user)}", open_timeout=10)
+    def __init__(self, stack, user: str, token: str | None = None):
+        self.client = connect(f"{stack.ws_url}?token={token or stack.token(user)}", open_timeout=10)
         self.messages: list[tuple[float, dict]] = []
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -141,6 +141,14 @@ def test_a_socket_opened_with_an_api_key_receives_what_its_scopes_read(stack):
         assert [m["data"]["balance"] for m in received] == [100, 80]
     finally:
         client.close()
+    # A revoked key's open socket is closed at the user's next change.
+    key = created.json()["data"]
+    client = Socket(stack, user, token=key["key"])
+    client.wait_for(lambda: len(_connections(stack, user)) == 1, 5)
+    assert stack.call("DELETE", f"/user/api-keys/{key['keyId']}", user=user).status_code == 200
+    stack.grant(user, 1)
+    client.wait_for(lambda: not client._thread.is_alive(), 10)  # closed by the push
+    assert client.messages == [] and _connections(stack, user) == []
     writer = stack.call("POST", "/user/api-keys", user=user, json={"name": "ci", "scopes": ["tasks:write"]})
     with pytest.raises(InvalidStatus) as refused:
         connect(f"{stack.ws_url}?token={writer.json()['data']['key']}", open_timeout=10).close()

@@ -75,8 +75,9 @@ def test_only_the_push_manages_connections_and_only_on_its_stage() -> None:
     (stmt,) = grants["PushFunction"]
     assert _as_list(stmt["Action"]) == ["execute-api:ManageConnections"]
     physical = {"WebSocketApi": {"Ref": "abc123"}, "WebSocketStage": {"Ref": "live"}}
-    resource = Resolver(cfn, {}, physical).resolve(stmt["Resource"])
-    assert resource == "arn:aws:execute-api:us-east-1:123456789012:abc123/live/POST/@connections/*"
+    resources = [Resolver(cfn, {}, physical).resolve(r) for r in _as_list(stmt["Resource"])]
+    assert resources == [f"arn:aws:execute-api:us-east-1:123456789012:abc123/live/{method}/@connections/*"
+                         for method in ("POST", "DELETE")]  # post, and close a revoked key's socket
 
 
 def test_the_connections_table_is_least_privilege() -> None:
@@ -85,7 +86,8 @@ def test_the_connections_table_is_least_privilege() -> None:
     assert _actions_on(cfn, "SocketFunction", "ConnectionsTable") == {"dynamodb:putitem", "dynamodb:deleteitem"}
     assert _actions_on(cfn, "PushFunction", "ConnectionsTable") == {"dynamodb:query", "dynamodb:deleteitem"}
     role = cfn["Resources"]["PushFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
-    (query,) = [s for s in _role_statements(cfn, role) if s["Action"] == "dynamodb:Query"]
+    (query,) = [s for s in _role_statements(cfn, role) if s["Action"] == "dynamodb:Query"
+                and "ConnectionsTable" in _references(s["Resource"], set())]
     assert query["Resource"]["Fn::Sub"].endswith("/index/UserConnections")  # the index only, never a scan
     for logical in set(functions(load_template(ROOT / "template.yaml"))) - {"SocketFunction", "PushFunction"}:
         assert not _actions_on(cfn, logical, "ConnectionsTable"), logical

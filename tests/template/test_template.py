@@ -68,7 +68,7 @@ ALLOWED_RESOURCES = {
     # records and forgets sockets (aigc.domain.push)
     "SocketFunction": {"ConnectionsTable", "ApiKeysTable"},
     # reads the two streams (SAM's stream policy), finds a user's sockets, posts to the stage, presigns results
-    "PushFunction": {"ConnectionsTable", "WebSocketApi", "WebSocketStage", "ResultsBucket"},
+    "PushFunction": {"ConnectionsTable", "WebSocketApi", "WebSocketStage", "ResultsBucket", "ApiKeysTable"},
     # reads the two streams (SAM's stream policy), counts into the stats table, dead-letters what it cannot
     "StatsFunction": {"StatsTable", "StatsDeadLetterQueue"},
 }
@@ -465,7 +465,10 @@ def test_api_keys_are_touched_by_exactly_what_needs_them() -> None:
     assert _actions_on(cfn, "AuthorizerFunction", "ApiKeysTable") == {"dynamodb:getitem", "dynamodb:updateitem"}
     # a WebSocket's ?token= may be a key too (aigc.domain.auth.authenticate): the authorizer's reads at most
     assert _actions_on(cfn, "SocketFunction", "ApiKeysTable") <= {"dynamodb:getitem", "dynamodb:updateitem"}
-    for function in set(functions(load_template(TEMPLATE))) - {"ApiFunction", "AuthorizerFunction", "SocketFunction"}:
+    # the push closes the sockets of revoked keys: it lists a user's keys (the UserKeys index) and no more
+    assert _actions_on(cfn, "PushFunction", "ApiKeysTable") == {"dynamodb:query"}
+    for function in set(functions(load_template(TEMPLATE))) - {"ApiFunction", "AuthorizerFunction", "SocketFunction",
+                                                                "PushFunction"}:
         assert not _actions_on(cfn, function, "ApiKeysTable"), function
 
 

@@ -145,6 +145,7 @@ class PushEnv(FunctionEnv):
     """The push consumer of the tasks' and points' streams (aigc.flows.push)."""
 
     connections_table: Name = Field(alias="CONNECTIONS_TABLE")
+    api_keys_table: Name = Field(alias="API_KEYS_TABLE")  # revoked keys' sockets are closed
     websocket_management_url: Annotated[str, Field(pattern=r"^https?://")] = Field(alias="WEBSOCKET_MANAGEMENT_URL")
 
 

@@ -3,7 +3,8 @@
 A browser's WebSocket is one item of the connections table (keyed by API Gateway's connectionId,
 indexed by user), written at $connect from an authenticated token and deleted at $disconnect or
 when API Gateway says the connection is gone. A change of a user's task or balance goes to that
-user's connections only, and only to those whose token may read it (an API key's scopes). The
+user's connections only, and only to those whose token may read it (an API key's scopes, while the
+key lives). The
 delivery path (streams -> render -> Management API) is aigc.flows.push; the policy is told once, in
 docs/ARCHITECTURE.md, "Push".
 """
@@ -16,6 +17,7 @@ from datetime import datetime
 
 from aigc.core.timeutil import utcnow
 from aigc.core.vocab import PushEvent
+from aigc.domain import api_keys
 from aigc.domain.points import BALANCE
 from aigc.store.db import ConnectionItem, PointsItem, TaskItem
 
@@ -58,6 +60,18 @@ def connections_of(user_id: str, now: float | None = None) -> list[ConnectionIte
     """The user's open connections (one query on the user's partition of the index)."""
     now = time.time() if now is None else now
     return [c for c in ConnectionItem.by_user.query(user_id) if int(c.expires_at or 0) > now]
+
+
+def revoked(connections: list[ConnectionItem], now: datetime | None = None) -> list[ConnectionItem]:
+    """The connections (of one user) opened with an API key that has since been revoked or has expired:
+    a revoked key is refused everywhere, an open socket included. One query of the user's keys (at most
+    MAX_KEYS_PER_USER), only when one of the connections came with a key."""
+    keyed = [c for c in connections if c.auth == "apikey"]
+    if not keyed:
+        return []
+    now = now or utcnow()
+    live = {k.key_id for k in api_keys.list_keys(keyed[0].user_id) if k.expire_at is None or k.expire_at > now}
+    return [c for c in keyed if c.key_id not in live]
 
 
 def recipients(connections: list[ConnectionItem], event: PushEvent) -> list[str]:

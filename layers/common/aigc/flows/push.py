@@ -118,6 +118,21 @@ def _send_all(endpoint: str, connection_id: str, messages: list[bytes]) -> str:
     return "sent"
 
 
+def _live(connections: list) -> list:
+    """The connections still allowed to receive: one whose API key was revoked (or expired) is closed."""
+    revoked = push.revoked(connections)
+    for connection in revoked:
+        try:
+            sockets.close(get_settings().websocket_management_url, connection.connection_id)
+        except sockets.SendFailed as error:  # $disconnect or the TTL will forget it
+            logger.warning("could not close a revoked key's socket", extra={"error": str(error)})
+        push.close_connection(connection.connection_id)
+        count("PushRevokedKeysClosed")
+        logger.info("socket of a revoked API key closed", extra={"key_id": connection.key_id})
+    gone = {c.connection_id for c in revoked}
+    return [c for c in connections if c.connection_id not in gone]
+
+
 def handle_stream(event: dict, context=None) -> dict:
     """A batch of stream records. Messages are gathered in stream order until a record cannot be read
     (its connections lookup failed): that record and the ones after it are reported failed, so the
@@ -129,7 +144,7 @@ def handle_stream(event: dict, context=None) -> dict:
         try:
             for user_id, kind, data in events_of_record(record):
                 if user_id not in connections:
-                    connections[user_id] = push.connections_of(user_id)
+                    connections[user_id] = _live(push.connections_of(user_id))
                 for connection_id in push.recipients(connections[user_id], kind):
                     outbox.setdefault(connection_id, []).append(push.message(kind, data))
         except Exception:

@@ -38,3 +38,14 @@ def post(endpoint: str, connection_id: str, data: bytes) -> bool:
         raise SendFailed(f"{type(error).__name__}: {error}") from error
     return True
 
+
+
+def close(endpoint: str, connection_id: str) -> None:
+    """Close a connection from our side (API Gateway then runs $disconnect); one already gone is fine."""
+    client = _client(endpoint)
+    try:
+        client.delete_connection(ConnectionId=connection_id)
+    except client.exceptions.GoneException:
+        pass
+    except (ClientError, BotoCoreError) as error:
+        raise SendFailed(f"{type(error).__name__}: {error}") from error
