@@ -225,7 +225,9 @@ def test_a_lot_that_expires_is_expired_once_by_the_schedule_and_a_later_refund_i
                               parameters={"xScale": 1.5})
     assert status == 200, task
 
-    in_two_days = lambda: utcnow() + timedelta(days=2)  # noqa: E731
+    def in_two_days():
+        return utcnow() + timedelta(days=2)
+
     for module in ("aigc.domain.lots", "aigc.domain.points"):
         monkeypatch.setattr(f"{module}.utcnow", in_two_days)
     assert app.sweep()["lotsExpired"] == {"lots": 1, "points": 5}
