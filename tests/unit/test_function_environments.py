@@ -37,7 +37,8 @@ def test_upload_defaults_are_a_json_object() -> None:
 def test_every_function_has_a_model_and_optional_variables_are_not_required() -> None:
     assert set(ENVIRONMENTS) == {"ApiFunction", "ProviderSubmitFunction", "ProviderPollFunction",
                                  "StoreResultsFunction", "RefundFunction", "WebhookFunction", "UploadFunction",
-                                 "ReconcileFunction", "AuthorizerFunction", "StatsFunction"}
+                                 "ReconcileFunction", "AuthorizerFunction", "StatsFunction", "SocketFunction",
+                                 "PushFunction"}
     for model in ENVIRONMENTS.values():
         assert "ALLOW_PRIVATE_HOSTS" not in model.variable_names()
         assert {"POINTS_TABLE", "RESULTS_BUCKET", "POWERTOOLS_SERVICE_NAME"} <= model.variable_names()
@@ -54,3 +55,19 @@ def test_the_authorizer_needs_its_issuer_and_keys_table_and_may_be_told_where_th
     assert {"API_KEYS_TABLE", "JWT_ISSUER", "JWT_AUDIENCE"} <= AuthorizerEnv.variable_names()
     with pytest.raises(EnvironmentError_, match="JWT_ISSUER"):
         AuthorizerEnv.load({**base, "JWT_ISSUER": "not-a-url"})
+
+
+def test_the_push_functions_need_their_tables_the_issuer_and_the_management_endpoint() -> None:
+    from aigc.core.config import PushEnv, SocketEnv
+
+    socket = {**PLACEHOLDER_ENVIRONMENT, "CONNECTIONS_TABLE": "c", "JWT_ISSUER": "https://issuer.example/pool",
+              "JWT_AUDIENCE": "client"}
+    assert SocketEnv.load(socket).jwks_url == "" and "JWKS_URL" not in SocketEnv.variable_names()  # local only
+    assert {"CONNECTIONS_TABLE", "API_KEYS_TABLE", "JWT_ISSUER", "JWT_AUDIENCE"} <= SocketEnv.variable_names()
+    push = {**PLACEHOLDER_ENVIRONMENT, "CONNECTIONS_TABLE": "c",
+            "WEBSOCKET_MANAGEMENT_URL": "https://abc.execute-api.us-east-1.amazonaws.com/live"}
+    assert PushEnv.load(push).websocket_management_url.endswith("/live")
+    with pytest.raises(EnvironmentError_, match="WEBSOCKET_MANAGEMENT_URL"):
+        PushEnv.load({**push, "WEBSOCKET_MANAGEMENT_URL": "abc.execute-api"})
+    with pytest.raises(EnvironmentError_, match="CONNECTIONS_TABLE"):
+        PushEnv.load({**push, "CONNECTIONS_TABLE": ""})
