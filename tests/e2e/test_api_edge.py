@@ -68,7 +68,7 @@ def test_valid_token_with_or_without_the_bearer_prefix(stack):
         response = requests.get(f"{stack.url}/user/points/consumption/balance",
                                 headers={"Authorization": value}, timeout=10)
         assert response.status_code == 200, response.text
-        assert response.json()["data"] == {"userId": "bearer-check", "balance": 0, "expireTime": None}
+        assert response.json()["data"] == {"userId": "bearer-check", "balance": 0, "expireTime": None, "lots": []}
 
 
 def test_routes_without_auth_unknown_routes_health_and_jwks(stack):

@@ -65,5 +65,7 @@ def test_seed_001_python_example_submit_poll_balance(stack):
 
     # Seed 001 section 6: the balance.
     balance = requests.get(f"{base}/user/points/consumption/balance", headers=headers).json()
+    lots = balance["data"].pop("lots")  # ours: the lots that hold the balance (seed 001 has the three fields)
     assert balance == {"code": 200, "message": "success", "data": {"userId": user, "balance": 70, "expireTime": None}}
+    assert [lot["remaining"] for lot in lots] == [70] and lots[0]["expireTime"] is None
     assert stack.records(user, task_no) == [("debit", -30)]

@@ -12,8 +12,8 @@ from tests.workflow.test_operations import _png, _wait_for_tasks, _wait_processi
 
 
 def test_an_api_log_line_never_carries_an_earlier_requests_task(app, operator_view, monkeypatch):
+    import aigc.domain.lots
     import aigc.store.executions
-    import aigc.domain.points
 
     lines, _ = operator_view
     app.grant("alice", 100)
@@ -30,7 +30,7 @@ def test_an_api_log_line_never_carries_an_earlier_requests_task(app, operator_vi
     def broken(user_id):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(aigc.domain.points, "get_balance", broken)
+    monkeypatch.setattr(aigc.domain.lots, "statement", broken)  # what the balance route reads
     assert app.api("GET", "/user/points/consumption/balance")[0] == 500
     [unhandled] = [line for line in lines if line["message"] == "unhandled error"]
     assert "task_no" not in unhandled, unhandled
