@@ -65,6 +65,29 @@ def test_buy_points_then_create_an_outpainting_and_find_it_in_my_tasks(page, web
     assert web_stack.task(user, task_no)["status"] == "completed"
 
 
+def test_an_uploaded_file_becomes_the_outpainting_task(page, web_stack, tmp_path):
+    user = new_user("web")
+    web_stack.grant(user, 30)
+    picture = tmp_path / "holiday.png"
+    web_stack.download(web_stack.sample_url(w=200, h=150, name="upload")).save(picture)
+    sign_in(page, web_stack, user)
+    page.get_by_label("Model").select_option("image-out-painting")
+    page.get_by_label("Upload a file").check()
+    page.get_by_label("Image file").set_input_files(str(picture))
+    expect(page.locator("img.preview-img")).to_be_visible()
+    page.get_by_label("Aspect ratio").select_option("16:9")
+    page.get_by_label("Scale across").fill("2")  # lower priority than the ratio: shown as ignored
+    expect(page.locator(".effect-preview")).to_contain_text("Ignored (lower priority): scale")
+    expect(page.locator("fieldset.op-scale")).to_have_class(re.compile("overridden"))
+    page.get_by_role("button", name=re.compile("^Create")).click()
+    panel = page.locator(".task-panel")
+    expect(panel).to_have_attribute("data-status", "completed", timeout=30_000)
+    task = web_stack.task(user, panel.get_attribute("data-task-no"))
+    assert task["source"] == "upload" and task["parameters"]["output_ratio"] == "16:9"
+    assert "ignored" in task["effect"]
+    assert web_stack.balance(user) == 20
+
+
 def test_cancel_a_running_task_and_retry_it_from_my_tasks(page, web_stack):
     user = new_user("web")
     web_stack.grant(user, 100)
