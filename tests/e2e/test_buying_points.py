@@ -145,9 +145,6 @@ def test_thirty_parallel_submits_across_three_lots_leave_every_lot_exact(stack):
             for share in entry["lots"]:
                 taken[share["lotId"]] = taken.get(share["lotId"], 0) + share["points"]
     assert sorted(taken.values()) == [100, 100, 100]
-    for answer in answers:
-        stack.wait_task(user, answer.json()["data"]["taskNo"], timeout=60)
-    assert books(stack, user)["balance"] == 0  # every task completed: nothing refunded
 
 
 def test_the_cli_lists_packs_buys_one_and_shows_the_lots(stack):
