@@ -287,3 +287,19 @@ def test_the_socket_of_a_revoked_or_expired_key_is_closed_at_the_next_event(issu
     assert gone == {"revoked"}  # closed through the Management API
     assert set(posts) == {"kept", "expiring", "jwt"}
     assert {c.connection_id for c in push.connections_of("alice")} == {"kept", "expiring", "jwt"}
+
+
+def test_a_balance_change_carries_the_balance_view_with_its_lots(sent) -> None:
+    """points.changed's data is GET /user/points/consumption/balance's view of the changed BALANCE item."""
+    from aigc.api.points_views import statement_view
+    from aigc.domain import lots, points
+
+    posts, _ = sent
+    _connect("a1", "alice")
+    points.grant("alice", 100, "welcome", grant_id="G1", actor="admin", valid_days=30)
+    balance = PointsItem.get("alice", "BALANCE", consistent_read=True)
+    push_flow.handle_stream({"Records": [_record(None, balance)]})
+    (message,) = posts["a1"]
+    expected = statement_view("alice", lots.statement("alice")).model_dump(mode="json", by_alias=True)
+    assert message == {"type": "points.changed", "data": expected}
+    assert message["data"]["lots"][0]["remaining"] == 100 and message["data"]["expireTime"]

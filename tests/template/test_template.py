@@ -68,7 +68,8 @@ ALLOWED_RESOURCES = {
     # records and forgets sockets (aigc.domain.push)
     "SocketFunction": {"ConnectionsTable", "ApiKeysTable"},
     # reads the two streams (SAM's stream policy), finds a user's sockets, posts to the stage, presigns results
-    "PushFunction": {"ConnectionsTable", "WebSocketApi", "WebSocketStage", "ResultsBucket", "ApiKeysTable"},
+    "PushFunction": {"ConnectionsTable", "WebSocketApi", "WebSocketStage", "ResultsBucket", "ApiKeysTable",
+                     "PointsTable"},
     # reads the two streams (SAM's stream policy), counts into the stats table, dead-letters what it cannot
     "StatsFunction": {"StatsTable", "StatsDeadLetterQueue"},
 }
@@ -302,6 +303,8 @@ POINTS_TABLE_ACTIONS = {
     # the reconciler's refunds, and the schedule's expiry: query each shard of LotsByExpiry, get each due lot
     "ReconcileFunction": {"table": {"dynamodb:getitem", "dynamodb:putitem", "dynamodb:updateitem"},
                           "index/LotsByExpiry": {"dynamodb:query"}},
+    # the push renders a balance change with the lots its BALANCE item names (read only)
+    "PushFunction": {"table": {"dynamodb:batchgetitem"}},
 }
 POINTS_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/points"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from aigc.api.schemas import ApiKeyView, Balance, LedgerEntry, NewApiKey, TaskView, prompt_snippet
+from aigc.api.schemas import ApiKeyView, LedgerEntry, NewApiKey, TaskView, prompt_snippet
 from aigc.core import i18n
 from aigc.api.parameters import SCHEMAS
 from aigc.api.schemas import TemplateInfo
@@ -118,11 +118,6 @@ def pushed_language(task: TaskItem) -> str:
     """The language of what is sent about a task without a request (webhook bodies, socket messages): the
     one its submit negotiated (Accept-Language), recorded on the task; English for uploads and older tasks."""
     return i18n.supported(task.language)
-
-
-def balance_view(user_id: str, balance: int) -> Balance:
-    """GET /user/points/consumption/balance's data; the push's `points.changed` sends the same."""
-    return Balance.model_validate({"userId": user_id, "balance": int(balance), "expireTime": None})
 
 
 def ledger_view(item: PointsItem) -> LedgerEntry:

@@ -218,6 +218,12 @@ def statement(user_id: str, *, now: str | None = None) -> Statement:
     item = read_balance(user_id)
     if expire_user_due(user_id, item, now=now):
         item = get_or_none(PointsItem, user_id, BALANCE)
+    return statement_of(user_id, item)
+
+
+def statement_of(user_id: str, item: PointsItem | None) -> Statement:
+    """The statement of a BALANCE item as it is (read only: the lots it names, none expired here). The
+    push renders a balance change with it, from the stream's image (aigc.flows.push)."""
     keys = sorted(map(SpendKey.parse, (item.active_lots or ()) if item else ()), key=lambda key: key.text)
     found = {lot.lot_id: lot for lot in LotItem.batch_get([(user_id, lot_entry(k.lot_id)) for k in keys],
                                                           consistent_read=True)} if keys else {}

@@ -20,13 +20,14 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from aigc.api.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID
-from aigc.api.views import balance_view, pushed_language, task_view
+from aigc.api.points_views import statement_view
+from aigc.api.views import pushed_language, task_view
 from aigc.core.config import get_settings
 from aigc.core.errors import AppError, Forbidden, ServiceUnavailable, Unauthorized
 from aigc.core.i18n import _
 from aigc.core.observability import count, logger
 from aigc.core.vocab import PushEvent
-from aigc.domain import auth, push
+from aigc.domain import auth, lots, push
 from aigc.domain.push import SocketIdentity
 from aigc.store import sockets
 from aigc.store.db import PointsItem, TaskItem
@@ -100,7 +101,8 @@ def events_of_record(record: dict) -> list[tuple[str, PushEvent, dict]]:
     elif "entry" in keys:
         old, new = _images(record, PointsItem)
         if push.points_changed(old, new):
-            data = balance_view(new.user_id, int(new.balance)).model_dump(mode="json", by_alias=True)
+            # GET /user/points/consumption/balance's view, of this change's BALANCE item (its lots read as they are)
+            data = statement_view(new.user_id, lots.statement_of(new.user_id, new)).model_dump(mode="json", by_alias=True)
             return [(new.user_id, PushEvent.POINTS_CHANGED, data)]
     return []
 
