@@ -3,6 +3,7 @@
     moto server (in process)   AWS endpoint: DynamoDB, S3, Step Functions (executing), Lambda, Secrets Manager
     provider simulator         DashScope + OpenAI-compatible Images test double
     API front                  API Gateway HttpApi + JWT authorizer in front of ApiFunction
+    WebSocket push             API Gateway WebSocket API in front of SocketFunction, and its Management API
 
 Heavy imports (moto, boto3, the handlers) happen only after the ports were found free, so a port
 in use is reported at once.
