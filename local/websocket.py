@@ -84,7 +84,6 @@ def _names(value, found: set[str]) -> set[str]:
 
 
 def routes_from_template(template: dict) -> WebSocketRoutes:
-    resources = template.get("Resources") or {}
     apis = {logical for logical, r in cfn.resources_of_type(template, "AWS::ApiGatewayV2::Api").items()
             if (r.get("Properties") or {}).get("ProtocolType") == "WEBSOCKET"}
     functions = set(cfn.functions(template))
@@ -109,7 +108,6 @@ def routes_from_template(template: dict) -> WebSocketRoutes:
         route = _names((resource.get("Properties") or {}).get("RouteId"), set()) & set(route_keys)
         if route:
             routes.responding.add(route_keys[route.pop()])
-    del resources
     return routes
 
 
