@@ -101,3 +101,64 @@ def test_the_dev_sign_in_signs_tokens_the_api_accepts(app) -> None:
                 b'{"user": "x", "ttl": true}', b"not json"):
         assert app.answer("POST", "/_local/sign-in", bad)[0] == 400, bad
     assert app.answer("GET", "/_local/sign-in", b"")[0] == 405
+
+
+# ---------------------------------------------------------------- python -m ops.webapp (publishing on AWS)
+OUTPUTS = {
+    "ApiUrl": "https://abc.execute-api.us-east-1.amazonaws.com", "WebSocketUrl": "wss://ws.execute-api.us-east-1.amazonaws.com/live",
+    "WebAppUrl": "https://d1.cloudfront.net/", "ResultsBucketName": "aigc-results-x",
+    "UserPoolSignInUrl": "https://aigc-1.auth.us-east-1.amazoncognito.com", "UserPoolClientId": "users",
+    "AdminSignInUrl": "https://aigc-admin-1.auth.us-east-1.amazoncognito.com", "AdminUserPoolClientId": "admins",
+}
+
+
+def test_the_published_config_signs_in_at_the_stacks_pools_or_a_given_issuer() -> None:
+    from ops import webapp as publishing
+
+    config = publishing.app_config(OUTPUTS)
+    assert config["apiBase"] == OUTPUTS["ApiUrl"] and config["wsUrl"] == OUTPUTS["WebSocketUrl"]
+    assert config["auth"] == {"type": "oidc", "clientId": "users", "scope": "openid email profile",
+                              "authorizeUrl": "https://aigc-1.auth.us-east-1.amazoncognito.com/oauth2/authorize",
+                              "tokenUrl": "https://aigc-1.auth.us-east-1.amazoncognito.com/oauth2/token",
+                              "logoutUrl": "https://aigc-1.auth.us-east-1.amazoncognito.com/logout"}
+    assert config["adminAuth"]["clientId"] == "admins" and "aigc-admin-1" in config["adminAuth"]["authorizeUrl"]
+    discovery = {"authorization_endpoint": "https://id.example/auth", "token_endpoint": "https://id.example/token"}
+    external = {k: v for k, v in OUTPUTS.items() if "SignIn" not in k}
+    config = publishing.app_config(external, issuer="https://id.example", client_id="app", fetch=lambda url: discovery)
+    assert config["auth"]["tokenUrl"] == "https://id.example/token" and config["adminAuth"] is None
+    with pytest.raises(publishing.PublishError, match="--issuer"):
+        publishing.app_config(external)
+    with pytest.raises(publishing.PublishError, match="WebAppUrl"):
+        publishing.app_config({k: v for k, v in OUTPUTS.items() if k != "WebAppUrl"})
+
+
+def test_publishing_uploads_web_replaces_stale_files_and_invalidates() -> None:
+    import boto3
+    from moto import mock_aws
+
+    from ops import webapp as publishing
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="aigc-results-x")
+        s3.put_object(Bucket="aigc-results-x", Key="app/js/old.js", Body=b"gone")
+        s3.put_object(Bucket="aigc-results-x", Key="results/u/t/1.png", Body=b"kept")
+        cloudfront = boto3.client("cloudfront", region_name="us-east-1")
+        distribution = cloudfront.create_distribution(DistributionConfig={
+            "CallerReference": "t", "Comment": "", "Enabled": True,
+            "Origins": {"Quantity": 1, "Items": [{"Id": "o", "DomainName": "aigc-results-x.s3.amazonaws.com",
+                                                   "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
+            "DefaultCacheBehavior": {"TargetOriginId": "o", "ViewerProtocolPolicy": "redirect-to-https"},
+        })["Distribution"]["Id"]
+        result = publishing.publish(publishing.app_config(OUTPUTS), "aigc-results-x", distribution, s3=s3,
+                                    cloudfront=cloudfront)
+        keys = {item["Key"] for item in s3.list_objects_v2(Bucket="aigc-results-x")["Contents"]}
+        assert {"app/index.html", "app/js/main.js", "app/config.json", "app/vendor/uplot/LICENSE"} <= keys
+        assert "app/js/old.js" not in keys and "results/u/t/1.png" in keys and result["deleted"] == ["app/js/old.js"]
+        index = s3.get_object(Bucket="aigc-results-x", Key="app/index.html")
+        assert index["ContentType"].startswith("text/html") and index["CacheControl"] == "no-cache"
+        script = s3.get_object(Bucket="aigc-results-x", Key="app/js/main.js")
+        assert script["ContentType"].startswith("text/javascript")  # a module script needs a JavaScript type
+        config = json.loads(s3.get_object(Bucket="aigc-results-x", Key="app/config.json")["Body"].read())
+        assert config["auth"]["clientId"] == "users"
+        assert result["invalidation"]
