@@ -303,3 +303,13 @@ def test_a_balance_change_carries_the_balance_view_with_its_lots(sent) -> None:
     expected = statement_view("alice", lots.statement("alice")).model_dump(mode="json", by_alias=True)
     assert message == {"type": "points.changed", "data": expected}
     assert message["data"]["lots"][0]["remaining"] == 100 and message["data"]["expireTime"]
+
+
+def test_nothing_is_rendered_for_a_user_without_a_socket(sent, monkeypatch) -> None:
+    """Most changes have nobody listening: no task view (no presigning), no lots read."""
+    posts, _ = sent
+    monkeypatch.setattr(push_flow, "task_view", lambda *a, **k: pytest.fail("rendered for nobody"))
+    monkeypatch.setattr(push_flow.lots, "statement_of", lambda *a, **k: pytest.fail("rendered for nobody"))
+    push_flow.handle_stream({"Records": [_record(None, _task("TA", "alice", "queued"), 1),
+                                         _record(None, _balance("alice", 5), 2)]})
+    assert posts == {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from aigc.api.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID
@@ -89,21 +90,22 @@ def _images(record: dict, model):
     return (model.from_raw_data(old) if old else None), (model.from_raw_data(new) if new else None)
 
 
-def events_of_record(record: dict) -> list[tuple[str, PushEvent, dict]]:
-    """(user, event, data) for one stream record of the tasks or the points table."""
+def events_of_record(record: dict) -> list[tuple[str, PushEvent, Callable[[], dict]]]:
+    """(user, event, the view's renderer) for one stream record of the tasks or the points table. The view
+    is rendered only for a user with a socket that may receive it (most changes have nobody listening)."""
     keys = (record.get("dynamodb") or {}).get("Keys") or {}
     if "task_no" in keys:
         old, new = _images(record, TaskItem)
         if push.task_updated(old, new):
             # no request here: messages in the language the task was submitted in
-            data = task_view(new, queue=False, language=pushed_language(new)).model_dump(mode="json", by_alias=True)
-            return [(new.user_id, PushEvent.TASK_UPDATED, data)]
+            return [(new.user_id, PushEvent.TASK_UPDATED, lambda: task_view(
+                new, queue=False, language=pushed_language(new)).model_dump(mode="json", by_alias=True))]
     elif "entry" in keys:
         old, new = _images(record, PointsItem)
         if push.points_changed(old, new):
             # GET /user/points/consumption/balance's view, of this change's BALANCE item (its lots read as they are)
-            data = statement_view(new.user_id, lots.statement_of(new.user_id, new)).model_dump(mode="json", by_alias=True)
-            return [(new.user_id, PushEvent.POINTS_CHANGED, data)]
+            return [(new.user_id, PushEvent.POINTS_CHANGED, lambda: statement_view(
+                new.user_id, lots.statement_of(new.user_id, new)).model_dump(mode="json", by_alias=True))]
     return []
 
 
@@ -144,11 +146,14 @@ def handle_stream(event: dict, context=None) -> dict:
     failed: list[dict] = []
     for record in event.get("Records") or []:
         try:
-            for user_id, kind, data in events_of_record(record):
+            for user_id, kind, render in events_of_record(record):
                 if user_id not in connections:
                     connections[user_id] = _live(push.connections_of(user_id))
-                for connection_id in push.recipients(connections[user_id], kind):
-                    outbox.setdefault(connection_id, []).append(push.message(kind, data))
+                recipients = push.recipients(connections[user_id], kind)
+                if recipients:
+                    data = push.message(kind, render())
+                    for connection_id in recipients:
+                        outbox.setdefault(connection_id, []).append(data)
         except Exception:
             logger.exception("push: stream record not handled", extra={"event_id": record.get("eventID")})
             failed = [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]
