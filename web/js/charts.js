@@ -40,7 +40,8 @@ export async function lineChart(container, { xs, series, percent = false, second
       { stroke: "#4f5766", grid: { stroke: "#e6e8ee" }, values: (u, vals) => vals.map(tick), size: 50 },
     ],
     series: [{}, ...series.map((s, i) => ({
-      label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2, points: { size: 4 },
+      label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2,
+      points: { show: percent || xs.length <= 31, size: 5 }, // a rate is null in an empty bucket: show lone points
       value: (u, v) => format(v), spanGaps: false,
     }))],
     legend: { live: true },

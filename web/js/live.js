@@ -23,7 +23,9 @@ export function pushConnected() {
   return Boolean(socket && socket.readyState === WebSocket.OPEN);
 }
 
+// (Re)connect with the current token: after every sign-in, so the socket is the signed-in user's.
 export function startPush(wsUrl, getToken) {
+  stopPush();
   socketUrl = wsUrl;
   tokenSource = getToken;
   stopped = false;
@@ -33,8 +35,9 @@ export function startPush(wsUrl, getToken) {
 export function stopPush() {
   stopped = true;
   clearInterval(pingTimer);
-  if (socket) socket.close();
+  const old = socket;
   socket = null;
+  if (old) old.close();
 }
 
 function open() {
@@ -43,19 +46,21 @@ function open() {
   if (!token) return;
   const url = new URL(socketUrl);
   url.searchParams.set("token", token);
+  let ws;
   try {
-    socket = new WebSocket(url.toString());
+    ws = new WebSocket(url.toString());
   } catch {
-    socket = null;
     return;
   }
-  socket.addEventListener("open", () => {
+  socket = ws;
+  ws.addEventListener("open", () => {
     retryMs = 1000;
     events.dispatchEvent(new CustomEvent("connection", { detail: true }));
     clearInterval(pingTimer);
     pingTimer = setInterval(() => pushConnected() && socket.send(JSON.stringify({ action: "ping" })), 5 * 60 * 1000);
   });
-  socket.addEventListener("message", (event) => {
+  ws.addEventListener("message", (event) => {
+    if (socket !== ws) return;
     let message;
     try {
       message = JSON.parse(event.data);
@@ -65,7 +70,8 @@ function open() {
     if (message.type === "task.updated") events.dispatchEvent(new CustomEvent("task", { detail: message.data }));
     if (message.type === "points.changed") events.dispatchEvent(new CustomEvent("points", { detail: message.data }));
   });
-  socket.addEventListener("close", () => {
+  ws.addEventListener("close", () => {
+    if (socket !== ws) return; // replaced or stopped on purpose
     clearInterval(pingTimer);
     events.dispatchEvent(new CustomEvent("connection", { detail: false }));
     socket = null;

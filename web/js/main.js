@@ -62,6 +62,7 @@ function updateHeader() {
 
 async function render() {
   const ticket = ++rendering;
+  if (auth.adoptHashToken()) signedIn({ navigate: false }); // #token=<jwt> on a page already open
   const { name, params } = parseRoute();
   if (!PUBLIC.includes(name) && !auth.session("user")) {
     auth.rememberReturn(location.hash);
@@ -135,8 +136,10 @@ async function boot() {
   } catch (error) {
     banner(`${t("auth.failed")} ${error.message}`, "error");
   }
-  auth.adoptHashToken();
-  if (auth.session("user")) signedIn({ navigate: returned });
+  if (auth.session("user") || location.hash.startsWith("#token=")) {
+    auth.adoptHashToken();
+    signedIn({ navigate: returned });
+  }
   window.addEventListener("hashchange", render);
   await render();
   document.body.dataset.ready = "true";

@@ -74,7 +74,12 @@ export async function render(main, params) {
 
   function renderCard(task) {
     const media = taskMedia(task, { thumbnail: true });
-    const thumb = h("div", { class: "thumb" }, media || (FINAL.includes(task.status) ? t("tasks.noImage") : t(`status.${task.status}`)));
+    const input = !media && [task.imageUrl].flat().find((u) => typeof u === "string" && /^https?:/.test(u));
+    const thumb = media ? h("div", { class: "thumb" }, media)
+      : input ? h("div", { class: "thumb input" }, h("img", { src: input, alt: t("tasks.inputAlt"), loading: "lazy",
+        onerror: (event) => event.target.remove() }),
+        h("span", { class: "thumb-note" }, t("tasks.input")))
+        : h("div", { class: "thumb" }, FINAL.includes(task.status) ? t("tasks.noImage") : t(`status.${task.status}`));
     const actions = h("div", { class: "actions" });
     const message = h("div", { role: "status" });
     if (task.status === "queued" || task.status === "processing") {
