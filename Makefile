@@ -14,6 +14,8 @@
 #   make dlq ARGS="--stack aigc-prod list"   inspect / replay dead-letter queues (docs/runbook.md)
 #   make openapi                   regenerate docs/openapi.json from the code, and docs/api.md from it
 #   make messages                  message catalogs: extract the msgids, merge them into each .po, compile the .mo
+#   make screenshots               the web app's pages at phone and desktop widths -> docs/screenshots/ (Chromium)
+#   make webapp STACK=aigc-prod    publish web/ to a deployed stack (its bucket's app/, config.json, CloudFront)
 #   make clean
 
 SHELL := /bin/bash
@@ -37,7 +39,7 @@ VENV_STAMP     := $(VENV)/.stamp-requirements-dev
 VENV_SAM_STAMP := $(VENV_SAM)/.stamp-sam-$(SAM_VERSION)-cfnlint-$(CFN_LINT_VERSION)
 VENV_CHECKOV_STAMP := $(VENV_CHECKOV)/.stamp-checkov-$(CHECKOV_VERSION)
 
-.PHONY: help venv venv-sam venv-checkov test lint build dev token held redrive bench dlq openapi messages clean
+.PHONY: help venv venv-sam venv-checkov test lint build dev token held redrive bench dlq openapi messages screenshots webapp clean
 
 help:
 	@sed -n '1,/^$$/p' $(MAKEFILE_LIST) | sed 's/^# \{0,1\}//'
@@ -117,6 +119,14 @@ openapi: venv
 # Translate the msgstr it lists as missing in layers/common/aigc/core/locale/*/LC_MESSAGES/aigc.po, then run it again.
 messages: venv
 	$(PY) -m local.messages
+
+# A local stack of its own, some history, then Playwright over each page (the system's Chromium, as tests/browser).
+screenshots: venv
+	$(PY) -m local.screenshots --out docs/screenshots
+
+webapp: venv
+	@if [ -z "$(STACK)" ]; then echo "usage: make webapp STACK=<stack name> [ARGS=--dry-run]" >&2; exit 2; fi
+	$(PY) -m ops.webapp --stack '$(STACK)' $(ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache

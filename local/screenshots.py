@@ -133,7 +133,7 @@ def shoot(stack: Stack, out: Path) -> None:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         for kind, viewport in VIEWPORTS.items():
             for lang in ("en", "zh-CN") if kind == "desktop" else ("en",):
-                context = browser.new_context(viewport=viewport, locale=lang, device_scale_factor=1)
+                context = browser.new_context(viewport=viewport, locale=lang, device_scale_factor=1, bypass_csp=True)
                 page = context.new_page()
                 suffix = "" if lang == "en" else "-zh"
                 page.goto(f"{app}#token={auth.mint(USER, ttl=3600)}")
@@ -160,7 +160,8 @@ def shoot(stack: Stack, out: Path) -> None:
                 page.wait_for_function("[...document.querySelectorAll('.task-card img')].every(i => i.complete)")
                 save(page, out / f"tasks-{kind}.png", kind)
                 page.goto(f"{app}#/points")
-                page.wait_for_selector(".pack")
+                for selector in (".pack", ".balance-big", "tr[data-type]", "tr[data-order]"):
+                    page.wait_for_selector(selector)
                 save(page, out / f"points-{kind}.png", kind)
                 page.goto(f"{app}#token={auth.mint(ADMIN, admin=True, ttl=3600)}")
                 page.wait_for_selector("#model-select")

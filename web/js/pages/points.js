@@ -9,7 +9,8 @@ import { errorBox, pageHead, showBalance } from "../ui.js";
 
 export async function render(main, params) {
   put(main, pageHead(t("points.title"), t("points.subtitle")));
-  const balancePanel = h("section", { class: "panel", "aria-labelledby": "balance-title" });
+  const balancePanel = h("section", { class: "panel", "aria-labelledby": "balance-title" },
+    h("h2", { id: "balance-title" }, t("points.balance")), h("p", { class: "muted" }, t("app.loading")));
   const buyPanel = h("section", { class: "panel", id: "buy", "aria-labelledby": "buy-title", hidden: true });
   const ordersPanel = h("section", { class: "panel", "aria-labelledby": "orders-title", hidden: true });
   const statementPanel = h("section", { class: "panel", "aria-labelledby": "statement-title" });
