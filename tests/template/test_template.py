@@ -565,7 +565,7 @@ def test_dynamodb_tables_build_in_moto(template: dict) -> None:
         assert ttl_attribute(template, "PointsTable") == "expires_at"
         tasks = client.describe_table(TableName="test-TasksTable")["Table"]
         assert sorted((i["IndexName"], i["Projection"]["ProjectionType"]) for i in tasks["GlobalSecondaryIndexes"]) == [
-            ("Attention", "KEYS_ONLY"), ("TasksByTime", "INCLUDE"), ("UserTasks", "ALL")]
+            ("Attention", "KEYS_ONLY"), ("TasksByTime", "INCLUDE"), ("UserStatus", "INCLUDE"), ("UserTasks", "ALL")]
         assert ttl_attribute(template, "TasksTable") is None
         assert ttl_attribute(template, "IdempotencyTable") == "expiration"
         desc = client.describe_time_to_live(TableName="test-IdempotencyTable")
@@ -599,8 +599,9 @@ def test_resolver(template: dict) -> None:
         "AdminUserPoolClient": "admin456",
         "TaskStateMachine": {"Ref": "arn:aws:states:us-east-1:123456789012:stateMachine:sm", "Name": "sm"},
         "RefundFunction": {"Ref": "refund", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:refund"},
+        "AuthorizerFunction.Alias": "arn:aws:lambda:us-east-1:123456789012:function:authorizer:live",
         "PointsTable": "points", "TasksTable": "tasks", "IdempotencyTable": "idem", "WebhookSecretsTable": "hooks",
-        "SchedulerTable": "scheduler",
+        "SchedulerTable": "scheduler", "StatsTable": "stats", "ApiKeysTable": "keys", "ConnectionsTable": "sockets",
         "ProviderKeysSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys",
     }
     resolver = Resolver(template, {"LogLevel": "DEBUG"}, physical, stack_name="aigc-test")
@@ -641,6 +642,8 @@ def test_http_routes(template: dict) -> None:
         ("GET", "/user/points/consumption/balance", True),
         ("GET", "/user/points/consumption/records", True),
         ("GET", "/models", False),
+        ("GET", "/templates", False),
+        ("POST", "/user/ai/tasks/quote", True),
         ("POST", "/admin/points/grant", True),
         ("POST", "/user/ai/tasks/{taskNo}/cancel", True),
         ("POST", "/user/ai/tasks/{taskNo}/retry", True),
@@ -657,16 +660,16 @@ def test_http_routes(template: dict) -> None:
         ("POST", "/user/api-keys", True),
         ("GET", "/user/api-keys", True),
         ("DELETE", "/user/api-keys/{keyId}", True),
-    }
-    for logical in functions(template):
-        if logical != "ApiFunction":
-            assert http_routes(template, logical) == []
-
         ("GET", "/points/packs", False),
         ("POST", "/user/points/checkout", True),
         ("GET", "/user/points/orders", True),
         ("GET", "/user/points/orders/{orderNo}", True),
         ("POST", "/payments/stripe/webhook", False),  # Stripe signs it (Stripe-Signature): no token
+    }
+    for logical in functions(template):
+        if logical != "ApiFunction":
+            assert http_routes(template, logical) == []
+
 
 # ------------------------------------------------------------------ the workflow (ASL)
 

@@ -94,7 +94,7 @@ def test_request_bodies_are_typed_and_strict(document):
     bodies = {(m, p): op["requestBody"] for m, p, op in _operations(document) if "requestBody" in op}
     assert set(bodies) == {("POST", "/user/ai/tasks/submit"), ("POST", "/user/uploads"), ("POST", "/admin/points/grant"),
                            ("POST", "/admin/tasks/{taskNo}/refund"), ("POST", "/user/api-keys"),
-                           ("POST", "/user/ai/tasks/quote")}
+                           ("POST", "/user/points/checkout"), ("POST", "/user/ai/tasks/quote")}
     assert bodies[("POST", "/user/ai/tasks/quote")] == bodies[("POST", "/user/ai/tasks/submit")]  # the same body
     submit = schemas[bodies[("POST", "/user/ai/tasks/submit")]["content"]["application/json"]["schema"]["$ref"]
                      .rsplit("/", 1)[-1]]
@@ -103,7 +103,7 @@ def test_request_bodies_are_typed_and_strict(document):
     assert {"modelName", "templateCode", "templateVersion", "inputs"} <= set(submit["properties"])
     assert submit["examples"], "the submit body has examples"
     header = [p for p in document["paths"]["/user/ai/tasks/submit"]["post"]["parameters"] if p["in"] == "header"]
-    assert [p["name"].lower() for p in header] == ["idempotency-key"]
+    assert [p["name"].lower() for p in header] == ["idempotency-key", "accept-language"]
 
 
 def test_only_a_bracketed_groups_claim_is_a_list_of_groups() -> None:

@@ -337,5 +337,6 @@ def test_webhook_and_socket_bodies_are_in_the_language_of_the_submit(language, e
     record = {"dynamodb": {"Keys": {"task_no": {"S": task.task_no}}, "NewImage": task.serialize(),
                            "OldImage": old.serialize()}}
     with i18n.use_language("zh-CN" if language != "zh-CN" else "en"):  # whatever else is current
-        [(user, _event, data)] = push.events_of_record(record)
+        [(user, _event, render)] = push.events_of_record(record)
+        data = render()  # rendered only for a user with a socket, in the task's language whatever is current
     assert user == "alice" and data["errorMessage"] == expected

@@ -31,6 +31,7 @@ def test_register_is_a_no_op_without_the_runtime_module(monkeypatch) -> None:
 @pytest.fixture
 def environment(monkeypatch):
     for name, value in {"POINTS_TABLE": "p", "TASKS_TABLE": "t", "WEBHOOK_SECRETS_TABLE": "w", "SCHEDULER_TABLE": "s",
+                        "CONNECTIONS_TABLE": "c", "API_KEYS_TABLE": "k", "STATS_TABLE": "st",
                         "RESULTS_BUCKET": "b"}.items():
         monkeypatch.setenv(name, value)
     yield
