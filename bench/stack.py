@@ -33,7 +33,7 @@ def free_port() -> int:
 
 class LocalStack:
     def __init__(self, *, params: dict | None = None, sim: dict | None = None, ports: tuple | None = None,
-                 wait_scale: float | None = None):
+                 wait_scale: float | None = None, provider_keys: int | None = None):
         self.port, self.moto_port, self.sim_port = ports or (free_port(), free_port(), free_port())
         self.ws_port = free_port()
         args = [sys.executable, "-m", "local", "--port", str(self.port), "--moto-port", str(self.moto_port),
@@ -44,6 +44,8 @@ class LocalStack:
             args += ["--param", f"{key}={value}"]
         for key, value in (sim or {}).items():
             args += ["--sim", f"{key}={value}"]
+        if provider_keys:  # simulated DashScope accounts (make dev --provider-keys dashscope=N)
+            args += ["--provider-keys", f"dashscope={provider_keys}"]
         self.log = open(f"/tmp/bench-stack-{self.port}.log", "w")
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         self.http = requests.Session()

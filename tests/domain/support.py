@@ -68,6 +68,7 @@ def clear_caches() -> None:
     get_settings.cache_clear()
     capacity._overrides.cache_clear()
     durations._cache.clear()
+    capacity._refusals.clear()
 
 
 @functools.cache
@@ -350,6 +351,8 @@ def check_books() -> None:
             amounts[(entry.ref, entry.kind)] = int(entry.amount)
     held = holders()
     for task in TaskItem.scan(consistent_read=True):
+        # every status change kept the status-filtered lists' key (the UserStatus index) with it
+        assert task.status_key == tasks.status_key(task.status, task.created_at), (task.task_no, task.status_key)
         cost = int(task.points_cost)
         debits, refunds = by_task[(task.task_no, LedgerKind.DEBIT)], by_task[(task.task_no, LedgerKind.REFUND)]
         if cost == 0:

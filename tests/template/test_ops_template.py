@@ -200,8 +200,9 @@ def test_api_snapstart_throttling_and_reserved_concurrency(template: dict) -> No
     routes = resources["HttpApi"]["Properties"]["DefaultRouteSettings"]
     assert routes == {"ThrottlingRateLimit": {"Ref": "ApiThrottleRateLimit"},
                       "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurstLimit"}}
-    for logical, parameter in [("ProviderSubmitFunction", "ProviderStepConcurrency"),
-                               ("ProviderPollFunction", "ProviderStepConcurrency"),
+    # The submit step is not reserved: bounded by the API's throttle and admission (docs/ARCHITECTURE.md, "Bursts").
+    assert "ReservedConcurrentExecutions" not in resources["ProviderSubmitFunction"]["Properties"]
+    for logical, parameter in [("ProviderPollFunction", "ProviderStepConcurrency"),
                                ("UploadFunction", "UploadConcurrency")]:
         reserved = resources[logical]["Properties"]["ReservedConcurrentExecutions"]
         assert Resolver(template).resolve(reserved) == str(template["Parameters"][parameter]["Default"]), logical

@@ -235,3 +235,27 @@ def test_cancel_while_queued_refunds_and_frees_nothing_it_did_not_hold(app, sim,
     assert app.ledger("alice", cancelled) == [("DEBIT", -10), ("REFUND", 10)]
     assert app.balance("alice") == 100 - 10
     assert _stats(app)["created"] == 2  # the cancelled task never reached the provider
+
+
+def test_a_submit_that_could_not_start_in_time_is_refused_with_retry_after(app, sim, settings):
+    """Admission control through the API: 429, Retry-After, the estimate in the message, nothing charged."""
+    from aigc.domain import durations
+
+    settings(PROVIDER_CAPACITY=json.dumps({POOL: {"concurrency": 1}}), QUEUE_TIMEOUT_SECONDS=60)
+    durations._cache.clear()  # the catalog's prior: 20 s a job, + 2 s of hand-over
+    capacity._refusals.clear()
+    sim(max_concurrency=1)
+    app.grant("alice", 100)
+    blocker = _submit(app, "alice", seconds=3600)
+    _wait_for(lambda: _processing(app, blocker), what="the blocker to start")
+    waiting = [_submit(app, "alice") for _ in range(2)]  # (1 + 0.5) x 22 s = 33 s: within 0.9 x 60 s
+    _wait_for(lambda: all(_queued(t) for t in waiting), what="both queued")
+
+    status, headers, body = app.api_with_headers("POST", "/user/ai/tasks/submit", body={
+        "modelName": "image-out-painting", "imageUrl": app.sample_url(), "parameters": {"xScale": 1.5}})
+    assert status == 429, body  # (2 + 0.5) x 22 s = 55 s > 54 s
+    assert int(headers["Retry-After"]) == 1 and "2 tasks are waiting" in body["message"], (headers, body)
+    assert app.balance("alice") == 100 - 3 * 10  # the refused one charged nothing
+    assert app.api("POST", f"/user/ai/tasks/{blocker}/cancel")[0] == 200
+    for task_no in waiting:
+        assert app.wait_execution(task_no, timeout=60)["status"] == "SUCCEEDED"

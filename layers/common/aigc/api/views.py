@@ -142,7 +142,9 @@ def page_view(page: Page, render: Callable, key: str = "records") -> dict:
 
     total and pages are null where no counter is kept (filtered task lists)."""
     total = page.total
-    return {key: [render(item) for item in page.items], "total": total, "page": page.page, "size": page.size,
+    with capacity.shared_reads():  # queued rows of one pool share one read of its queue's counters
+        records = [render(item) for item in page.items]
+    return {key: records, "total": total, "page": page.page, "size": page.size,
             "pages": None if total is None else (total + page.size - 1) // page.size,
             "nextToken": page.next_token}
 

@@ -8,9 +8,9 @@ In short, per pool (catalog.json "capacity", one per provider model by default):
   `POOL#<pool>#<account>` / `SLOTS` holds `holders` = {taskNo: lease expiry}. A task takes a slot on the
   least loaded account with a free one (a conditional write, tried only where a read showed room),
   records the account, and gives the slot back exactly once (a conditional REMOVE) whoever ends it.
-- The queue is two counters per tier (`QUEUE#<pool>` / `SEQ#<tier>`: `issued`, `served`) and one ticket
-  per number (`TICKET#<pool>#<tier>#<n>`: the task and its execution's token). A task that finds the
-  pool full or others waiting takes the next number (one write), keeps it on its record, and its
+- The queue is two counters per tier on one item (`QUEUE#<pool>` / `SEQ`: `issued_<tier>`, `served_<tier>`)
+  and one ticket per number (`TICKET#<pool>#<tier>#<n>`: the task and its execution's token). A task that
+  finds the pool full or others waiting takes the next number (one write), keeps it on its record, and its
   execution registers its token on the ticket; a position is `my number - served` (plus the members
   waiting, for everyone else): constant reads whatever the depth.
 - Whoever frees a slot hands it on: it takes a slot for the head ticket, moves `served` on with a
@@ -49,6 +49,10 @@ RENEW_MARGIN_SECONDS = 30  # a holder writes a new lease only when less than wha
 HOLE_GRACE_SECONDS = 60  # a number given out whose ticket never came (a crashed step) is passed over after this
 TICKET_KEEP_SECONDS = 24 * 3600  # tickets and hole marks are read only while their number waits (TTL)
 RATE_KEEP_SECONDS = 3600
+# A slot is busy a little longer than the provider's job: the submit step before it, the poll that sees its end
+# (up to a second late), the hand-over to the next task. Estimates count it; admission keeps a margin besides.
+SLOT_OVERHEAD_SECONDS = 2.0
+ADMISSION_MARGIN = 0.9  # admit only while the estimated wait is within this share of QueueTimeoutSeconds
 _SLOTS, _TICKET = "SLOTS", "T"
 
 
@@ -125,8 +129,16 @@ def _slots(pool: Pool, account_id: str) -> SchedulerItem:
     return SchedulerItem(f"POOL#{pool.name}#{account_id}", _SLOTS)
 
 
-def _seq(pool: Pool, tier: int) -> SchedulerItem:
-    return SchedulerItem(f"QUEUE#{pool.name}", f"SEQ#{tier}")
+def _seq(pool: Pool) -> SchedulerItem:
+    return SchedulerItem(f"QUEUE#{pool.name}", "SEQ")
+
+
+def _issued(tier: int):
+    return getattr(SchedulerItem, f"issued_{tier}")
+
+
+def _served(tier: int):
+    return getattr(SchedulerItem, f"served_{tier}")
 
 
 def _ticket_key(pool: Pool, tier: int, number: int) -> tuple[str, str]:
@@ -184,13 +196,14 @@ def read(pool: Pool, *, accounts: tuple[Account, ...] | None = None, counters: b
          consistent: bool = True) -> State:
     """The pool's counters and the holders of `accounts` (all of them by default): one request."""
     accounts = pool.accounts if accounts is None else accounts
-    keys = [(f"QUEUE#{pool.name}", f"SEQ#{tier}") for tier in TIERS] if counters else []
+    keys = [(f"QUEUE#{pool.name}", "SEQ")] if counters else []
     keys += [(f"POOL#{pool.name}#{account.id}", _SLOTS) for account in accounts]
     state = State(pool)
     for item in SchedulerItem.batch_get(keys, consistent_read=consistent):
-        if item.sk.startswith("SEQ#"):
-            tier = int(item.sk[4:])
-            state.issued[tier], state.served[tier] = int(item.issued or 0), int(item.served or 0)
+        if item.sk == "SEQ":
+            for tier in TIERS:
+                state.issued[tier] = int(getattr(item, f"issued_{tier}") or 0)
+                state.served[tier] = int(getattr(item, f"served_{tier}") or 0)
         else:
             account_id = item.pk.rsplit("#", 1)[1]
             state.holders[account_id] = {k: float(v) for k, v in (item.holders.as_dict() if item.holders else {}).items()}
@@ -339,9 +352,10 @@ def try_start(task: TaskItem) -> bool:
 
 def _take_number(pool: Pool, task: TaskItem) -> int:
     """The next number of the task's tier (one write to the pool's counter), kept on the task record."""
-    seq = _seq(pool, tier_of(task))
-    seq.update(actions=[SchedulerItem.issued.add(1)])
-    number = int(seq.issued)
+    tier = tier_of(task)
+    seq = _seq(pool)
+    seq.update(actions=[_issued(tier).add(1)])
+    number = int(getattr(seq, f"issued_{tier}"))
     task.update(actions=[TaskItem.queue_ticket.set(number)], condition=TaskItem.task_no.exists())
     return number
 
@@ -464,10 +478,10 @@ def wake(pool: Pool) -> int:
 
 def _advance(pool: Pool, tier: int, number: int) -> bool:
     """Move `served` from number - 1 to number: only one waker can."""
-    before = SchedulerItem.served == number - 1
+    before = _served(tier) == number - 1
     if number == 1:
-        before = SchedulerItem.served.does_not_exist() | before
-    return conditional(lambda: _seq(pool, tier).update(actions=[SchedulerItem.served.set(number)], condition=before))
+        before = _served(tier).does_not_exist() | before
+    return conditional(lambda: _seq(pool).update(actions=[_served(tier).set(number)], condition=before))
 
 
 def _hand(pool: Pool, state: State, tier: int, number: int, ticket: SchedulerItem | None) -> str:
@@ -573,8 +587,8 @@ def _typical(model_name: str) -> float:
 
 def wait_seconds(pool: Pool, ahead: int, typical: float) -> float:
     """When a task with `ahead` tasks before it should start: the pool finishes `slots` jobs per `typical`
-    seconds, and the running ones are half done on average."""
-    return (ahead + 0.5) * typical / max(1, pool.slots)
+    seconds (plus the slot's overhead), and the running ones are half done on average."""
+    return (ahead + 0.5) * (typical + SLOT_OVERHEAD_SECONDS) / max(1, pool.slots)
 
 
 def queue_position(task: TaskItem) -> tuple[int, datetime] | None:
@@ -592,18 +606,30 @@ def queue_position(task: TaskItem) -> tuple[int, datetime] | None:
     return ahead + 1, datetime.now(timezone.utc) + timedelta(seconds=wait)
 
 
+# A refusal's read, reused by the same container for a few seconds: a queue too long now cannot drain in
+# that time (it shrinks by `slots` jobs per job duration), so a burst's refusals cost no reads.
+REFUSAL_REUSE_SECONDS = 5.0
+_refusals: dict[tuple[str, int], tuple[float, int, float]] = {}  # (pool, tier) -> (read at, ahead, wait)
+
+
 def admit(model_name: str, tier: int, queue_timeout_seconds: int) -> None:
-    """Admission control, before the debit: when a task submitted now would wait longer than the queue's time
-    limit, refuse it (429) with the estimate and when to come back, instead of charging for work that would
-    time out. One read (the pool's counters); nothing is written."""
+    """Admission control, before the debit: when a task submitted now would wait longer than (a margin of)
+    the queue's time limit, refuse it (429) with the estimate and when to come back, instead of charging for
+    work that would time out. One read (the pool's counters), none while a recent refusal still holds;
+    nothing is written."""
     pool = pool_of(model_name)
-    ahead = _counters(pool).waiting(tier)
-    if not ahead:
+    limit = ADMISSION_MARGIN * queue_timeout_seconds
+    recent = _refusals.get((pool.name, tier))
+    if recent and time.monotonic() - recent[0] < REFUSAL_REUSE_SECONDS:
+        ahead, wait = recent[1], recent[2] - (time.monotonic() - recent[0])
+    else:
+        ahead = _counters(pool).waiting(tier)
+        wait = wait_seconds(pool, ahead, _typical(model_name)) if ahead else 0.0
+        if wait > limit:
+            _refusals[(pool.name, tier)] = (time.monotonic(), ahead, wait)
+    if wait <= limit:
         return
-    wait = wait_seconds(pool, ahead, _typical(model_name))
-    if wait <= queue_timeout_seconds:
-        return
-    retry_after = max(1, math.ceil(wait - queue_timeout_seconds))
+    retry_after = max(1, math.ceil(wait - limit))
     count("SubmitsRefusedBusy", model=model_name)
     raise RateLimited(_(
         "the provider is busy: {ahead} tasks are waiting for {model} and a task submitted now would wait "

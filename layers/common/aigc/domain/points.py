@@ -162,7 +162,7 @@ def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_me
             tx.update(
                 task,
                 actions=[
-                    TaskItem.status.set(status),
+                    *tasks.status_actions(task, status),
                     TaskItem.refunded.set(True),
                     TaskItem.error_code.set(error_code),
                     *tasks.error_actions(error_message),

@@ -82,6 +82,7 @@ def new_task(
         provider=model.provider,
         provider_model=model.provider_model,
         status=TaskStatus.QUEUED,
+        status_key=status_key(TaskStatus.QUEUED, iso_ms(now)),
         source=source,
         prompt=prompt,
         negative_prompt=negative_prompt,
@@ -108,6 +109,16 @@ def new_task(
     )
 
 
+def status_key(status: str, created_at: str) -> str:
+    """The task's sort key in the UserStatus index."""
+    return f"{status}#{created_at}"
+
+
+def status_actions(task: TaskItem, status: str) -> list:
+    """Set a task's status: always with its UserStatus key, so a status-filtered list finds it."""
+    return [TaskItem.status.set(status), TaskItem.status_key.set(status_key(status, task.created_at))]
+
+
 def error_actions(message: Message | str) -> list:
     """Set a task's errorMessage: the English text, and the Message to render in each reader's language."""
     text = i18n.stored(message)
@@ -122,7 +133,8 @@ def rejected_task(*, task_no: str, user_id: str, model: ModelSpec, source: str, 
     return TaskItem(
         task_no, user_id=user_id, created_at=iso_ms(now), model_name=model.name, task_type=model.task_type,
         provider=model.provider, provider_model=model.provider_model, status=TaskStatus.FAILED, source=source,
-        image_urls=image_urls, parameters={}, points_cost=0, expected_seconds=model.expected_seconds,
+        status_key=status_key(TaskStatus.FAILED, iso_ms(now)), image_urls=image_urls, parameters={}, points_cost=0,
+        expected_seconds=model.expected_seconds,
         deadline_at=now, completed_at=now, updated_at=now, error_code=error_code, error_message=str(error_message),
         error_text=i18n.stored(error_message), refunded=False, **search_keys(task_no, iso_ms(now)),
     )
@@ -153,22 +165,41 @@ TASK_CURSOR = Cursor("tasks", "user_id", {
 })
 
 
+STATUS_CURSOR = Cursor("tasks-by-status", "user_id", {
+    "status_key": re.compile(r"[a-z_]{1,20}#\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"),
+    "task_no": re.compile(r"TASK-[A-Za-z0-9-]{1,80}"),
+})
+
+
 def list_user_tasks(user_id: str, *, page: int, size: int, task_type: str | None, status: str | None,
                     token: str | None = None, total: int | None = None) -> Page[TaskItem]:
     """A page of the user's tasks, newest first. `total` is the caller's count (the ledger keeps the
     user's task counters, points.task_total); a list filtered by status has none."""
-    condition = None
-    if task_type:
-        condition = TaskItem.task_type == task_type
+    condition = TaskItem.task_type == task_type if task_type else None
     if status:
-        status_condition = TaskItem.status == status
-        condition = status_condition if condition is None else condition & status_condition
+        return _list_by_status(user_id, status, condition, page=page, size=size, token=token)
 
     def query(start: dict | None, limit: int):
         return TaskItem.user_tasks.query(user_id, scan_index_forward=False, filter_condition=condition,
                                          last_evaluated_key=start, limit=limit)
 
     return read_page(query, TASK_CURSOR, owner=user_id, page=page, size=size, token=token, total=total)
+
+
+def _list_by_status(user_id: str, status: str, condition, *, page: int, size: int,
+                    token: str | None) -> Page[TaskItem]:
+    """Through the UserStatus index: only the tasks with that status are read (then the page's own, by key)."""
+
+    def query(start: dict | None, limit: int):
+        return TaskItem.user_status.query(user_id, TaskItem.status_key.startswith(f"{status}#"),
+                                          scan_index_forward=False, filter_condition=condition,
+                                          last_evaluated_key=start, limit=limit)
+
+    found = read_page(query, STATUS_CURSOR, owner=user_id, page=page, size=size, token=token, total=None)
+    numbers = [key.task_no for key in found.items]
+    items = {item.task_no: item for item in TaskItem.batch_get(numbers)} if numbers else {}
+    rows = [items[key.task_no] for key in found.items if key.task_no in items]
+    return Page(rows, found.next_token, None, found.page, found.size)
 
 
 def settled_actions() -> list:
@@ -197,7 +228,7 @@ def hold(task: TaskItem, reason: str, grace_seconds: int) -> bool:
     until = utcnow() + timedelta(seconds=grace_seconds)
     minutes = max(1, grace_seconds // 60)
     return _conditional(task, [
-        TaskItem.status.set(TaskStatus.FAILED),
+        *status_actions(task, TaskStatus.FAILED),
         TaskItem.hold_until.set(until),
         TaskItem.attention_at.set(iso_ms(until)),
         TaskItem.error_code.set("InternalError.Retryable"),
@@ -213,7 +244,7 @@ def resume_if_held(task: TaskItem) -> bool:
     if not is_held(task):
         return False
     return _conditional(task, [
-        TaskItem.status.set(TaskStatus.PROCESSING if task.started_at else TaskStatus.QUEUED),
+        *status_actions(task, TaskStatus.PROCESSING if task.started_at else TaskStatus.QUEUED),
         TaskItem.hold_until.remove(),
         TaskItem.attention_at.set(iso_ms(task.deadline_at + SWEEP_SLACK)),
         TaskItem.error_code.remove(),
@@ -253,7 +284,7 @@ def _update_active(task: TaskItem, actions: list) -> bool:
 
 
 def record_provider_job(task: TaskItem, provider_task_id: str | None, provider_status: str) -> bool:
-    actions = [TaskItem.status.set(TaskStatus.PROCESSING), TaskItem.provider_status.set(provider_status)]
+    actions = [*status_actions(task, TaskStatus.PROCESSING), TaskItem.provider_status.set(provider_status)]
     if provider_task_id:
         actions.append(TaskItem.provider_task_id.set(provider_task_id))
     if task.started_at is None:
@@ -278,7 +309,7 @@ def complete(task: TaskItem, result_keys: list[str], thumbnail_key: str | None, 
     return _update_active(
         task,
         [
-            TaskItem.status.set(TaskStatus.COMPLETED),
+            *status_actions(task, TaskStatus.COMPLETED),
             TaskItem.result_keys.set(result_keys),
             TaskItem.thumbnail_key.set(thumbnail_key),
             TaskItem.media.set(media) if media else TaskItem.media.remove(),

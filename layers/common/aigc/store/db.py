@@ -165,6 +165,18 @@ class UserTasks(GlobalSecondaryIndex):
     created_at = UnicodeAttribute(range_key=True)
 
 
+class UserStatus(GlobalSecondaryIndex):
+    """A user's tasks by status, newest first (`status_key` = "<status>#<created_at>"): a status-filtered list
+    reads only the tasks with that status. Keys and the task type only, so only a status change writes it."""
+
+    class Meta:
+        index_name = "UserStatus"
+        projection = IncludeProjection(["task_type"])
+
+    user_id = UnicodeAttribute(hash_key=True)
+    status_key = UnicodeAttribute(range_key=True)
+
+
 class Attention(GlobalSecondaryIndex):
     """Sparse index of tasks not yet settled, by when the reconciler's sweep should look at them: `unsettled`
     is the task's shard ("0".."15", aigc.domain.tasks), so no partition takes every task; keys only, so a
@@ -236,6 +248,7 @@ class TaskItem(Model):
     webhook_url = UnicodeAttribute(null=True)
     webhook_events = ListAttribute(of=UnicodeAttribute, null=True)
     priority = NumberAttribute(null=True)  # queue tier (aigc.domain.capacity): 0 members, 1 (or absent) everyone else
+    status_key = UnicodeAttribute(null=True)  # "<status>#<created_at>", kept with `status` (the UserStatus index)
     provider_account = UnicodeAttribute(null=True)  # the provider account (key id) its job runs on (aigc.providers.accounts)
     queue_ticket = NumberAttribute(null=True)  # its number in its pool's queue, tier `priority` (aigc.domain.capacity)
     api_key_id = UnicodeAttribute(null=True)  # the API key that submitted it (aigc.domain.api_keys), if any
@@ -252,6 +265,7 @@ class TaskItem(Model):
     created_key = UnicodeAttribute(null=True)
 
     user_tasks = UserTasks()
+    user_status = UserStatus()
     unsettled_tasks = Attention()
     tasks_by_time = TasksByTime()
 
@@ -288,8 +302,12 @@ class SchedulerItem(Model):
     expires_at = NumberAttribute(null=True)  # TTL
     holders = MapAttribute(null=True)  # POOL#<pool>#<account> / SLOTS: {taskNo: lease expiry, epoch seconds}
     submits = NumberAttribute(null=True)  # RATE#<pool>#<account> / <window>: submits sent in that window
-    issued = NumberAttribute(null=True)  # QUEUE#<pool> / SEQ#<tier>: the last number given out
-    served = NumberAttribute(null=True)  # QUEUE#<pool> / SEQ#<tier>: the last number handed a slot or passed over
+    # QUEUE#<pool> / SEQ, per tier (0 members, 1 everyone else): the last number given out, and the last one
+    # handed a slot or passed over
+    issued_0 = NumberAttribute(null=True)
+    served_0 = NumberAttribute(null=True)
+    issued_1 = NumberAttribute(null=True)
+    served_1 = NumberAttribute(null=True)
     task_no = UnicodeAttribute(null=True)  # TICKET#: the waiting task; DUR#: the job a sample is of
     token = UnicodeAttribute(null=True)  # TICKET#: its execution's task token
     enqueued_at = NumberAttribute(null=True)  # TICKET#: epoch seconds
