@@ -164,7 +164,9 @@ def test_read_commands(stack, user):
     header, row = aigc(stack, "tasks", user=user).stdout.splitlines()  # not a terminal: tab-separated
     assert header.split("\t")[:3] == ["taskNo", "model", "status"] and row.split("\t")[:3] == [
         task_no, "wanx-v1", "completed"]
-    assert aigc(stack, "balance", user=user).stdout.strip() == "180 points"
+    balance = aigc(stack, "balance", user=user).stdout.splitlines()  # the total, then its lots
+    assert balance[0] == "180 points" and balance[1].split("\t")[:4] == ["lot", "category", "source", "remaining"]
+    assert balance[2].split("\t")[1:5] == ["promotional", "grant", "180", "200"]
     ledger = json.loads(aigc(stack, "--json", "records", user=user).stdout)
     assert [(e["type"], e["amount"]) for e in ledger] == [("debit", -20), ("grant", 200)]
     catalog = json.loads(aigc(stack, "--json", "models").stdout)
