@@ -3,7 +3,7 @@
 
 import * as auth from "./auth.js";
 import { configureApi } from "./api.js";
-import { clear, fill, h, put } from "./dom.js";
+import { fill, h, put } from "./dom.js";
 import { preferredLanguage, setLanguage, t, translate } from "./i18n.js";
 import { startPush, stopPush } from "./live.js";
 import { banner, followBalance, refreshBalance } from "./ui.js";
@@ -82,18 +82,27 @@ async function render() {
     return;
   }
   if (ticket !== rendering) return;
-  clear(main);
+  // Each render has a view of its own: a render still loading when the next one starts fills only its
+  // own, detached, view (then is cleaned up), never the page the user is on.
+  const view = h("div", { class: "view" });
+  fill(main, view);
   document.title = `${t(`nav.${name}`)} · AIGC Studio`;
+  let done = null;
   try {
-    cleanup = await page.render(main, params, { config, signedIn });
+    done = await page.render(view, params, { config, signedIn });
   } catch (error) {
     if (error.status === 401) return;
-    put(main, h("div", { class: "error-box", role: "alert" }, error.message || String(error)));
+    put(view, h("div", { class: "error-box", role: "alert" }, error.message || String(error)));
   }
-  translate(main);
+  if (ticket !== rendering) {
+    if (typeof done === "function") done();
+    return;
+  }
+  cleanup = done;
+  translate(view);
   if (document.activeElement === document.body || !main.contains(document.activeElement)) {
-    main.querySelector("h1")?.setAttribute("tabindex", "-1");
-    main.querySelector("h1")?.focus({ preventScroll: true });
+    view.querySelector("h1")?.setAttribute("tabindex", "-1");
+    view.querySelector("h1")?.focus({ preventScroll: true });
   }
 }
 

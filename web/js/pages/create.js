@@ -150,7 +150,8 @@ export async function render(main, params) {
     // parameters (models) or inputs (templates), from their JSON schema
     const schema = entry.kind === "model" ? entry.spec.parameters : entry.spec.inputs;
     const required = new Set(schema?.required || []);
-    entry.fields = Object.entries(schema?.properties || {}).map(([name, prop]) => buildField(name, prop, { required: required.has(name) }));
+    const properties = entry.kind === "model" ? withVideoChoices(schema?.properties || {}, entry.spec.video) : schema?.properties || {};
+    entry.fields = Object.entries(properties).map(([name, prop]) => buildField(name, prop, { required: required.has(name) }));
     const saved = sameModel ? draft.params || {} : {};
     for (const f of entry.fields) if (f.name in saved) f.write(saved[f.name]);
     if (entry.kind === "template" && !sameModel) {
@@ -167,10 +168,25 @@ export async function render(main, params) {
       if (rest.length) put(paramsBox, h("fieldset", {}, h("legend", {}, t("create.settings")), h("div", { class: "fields-2" }, rest.map((f) => f.wrap))));
     } else if (entry.fields.length) {
       put(paramsBox, h("fieldset", {}, h("legend", {}, entry.kind === "template" ? t("create.inputs") : t("create.settings")),
-        h("div", { class: "fields-2" }, entry.fields.map((f) => f.wrap))));
+        h("div", { class: "fields-2 fields-wide" }, entry.fields.map((f) => f.wrap))));
     }
     current = entry;
     onChange();
+  }
+
+  // A video model takes only some of the durations, sizes or resolutions its schema allows: offer those.
+  function withVideoChoices(properties, video) {
+    if (!video) return properties;
+    const out = { ...properties };
+    const choose = (name, values, fallback) => {
+      if (!out[name] || !values?.length) return;
+      const type = typeof values[0] === "number" ? "integer" : "string";
+      out[name] = { anyOf: [{ type, enum: values }, { type: "null" }], default: fallback ?? null, title: out[name].title };
+    };
+    choose("duration", video.durations, video.durations?.length === 1 ? video.durations[0] : null);
+    choose("size", video.sizes, video.defaultSize);
+    choose("resolution", video.resolutions, video.defaultResolution);
+    return out;
   }
 
   function showSource(entry, value) {
