@@ -256,7 +256,7 @@ function taskRow(task, open) {
     h("td", { class: "num" }, formatNumber(task.pointsCost)), h("td", { class: "small" }, task.errorCode || ""), h("td", {}, button));
 }
 
-async function showTask(detail, taskNo) {
+async function showTask(detail, taskNo, changed = () => {}) {
   fill(detail, h("p", { class: "muted" }, t("app.loading")));
   let view;
   try {
@@ -279,7 +279,12 @@ async function showTask(detail, taskNo) {
       h("dt", {}, t("points.amount")), h("dd", {}, formatNumber(task.pointsCost))),
     h("h3", {}, t("console.ledger")),
     h("ul", {}, view.ledger.map((e) => h("li", {}, `${formatTime(e.createTime)} · ${t(`ledger.${e.type || "other"}`)} ${e.amount > 0 ? "+" : ""}${e.amount}`))));
-  if (!task.refunded && task.status !== "completed") put(panel, refundForm(task.taskNo, () => showTask(detail, taskNo)));
+  if (!task.refunded && task.status !== "completed") {
+    put(panel, refundForm(task.taskNo, () => {
+      showTask(detail, taskNo, changed);
+      changed();
+    }));
+  }
   fill(detail, panel);
   panel.querySelector("h2").focus();
 }
@@ -335,7 +340,7 @@ async function held(panel) {
     const states = await Promise.all(heldTasks.map((task) => api.get(`/admin/tasks/${encodeURIComponent(task.taskNo)}`).catch(() => null)));
     const tbody = h("tbody", {}, heldTasks.map((task, i) => {
       const open = h("button", { type: "button", class: "secondary small" }, t("console.open"));
-      open.addEventListener("click", () => showTask(detail, task.taskNo));
+      open.addEventListener("click", () => showTask(detail, task.taskNo, load));
       const execution = states[i]?.executionStatus || "–";
       return h("tr", { dataset: { taskNo: task.taskNo } },
         h("td", { class: "mono small" }, task.taskNo), h("td", {}, task.userId), h("td", {}, task.modelName),
