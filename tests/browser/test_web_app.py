@@ -226,3 +226,49 @@ def every_task(stack) -> list[dict]:
         token = page["nextToken"]
         if not token:
             return tasks
+
+
+def test_sign_in_at_an_oidc_issuer_with_the_code_flow_and_pkce(page, web_stack):
+    """The deployed app's sign-in (Cognito's hosted UI or any OIDC issuer), against a stand-in issuer: the
+    authorization request carries an S256 challenge and a state, the token request the verifier that
+    hashes to it, and the token it answers is what the API then receives."""
+    import base64
+    import hashlib
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    issuer = f"{web_stack.url}/_issuer"  # on the stack's origin: the local content security policy allows it
+    user = new_user("oidc")
+    seen: dict = {}
+
+    def config(route):
+        route.fulfill(json={"apiBase": "", "wsUrl": web_stack.ws_url, "stage": "test", "adminAuth": None,
+                            "auth": {"type": "oidc", "authorizeUrl": f"{issuer}/authorize", "tokenUrl": f"{issuer}/token",
+                                     "clientId": "web-client", "scope": "openid email"}})
+
+    def authorize(route):
+        query = {k: v[0] for k, v in parse_qs(urlsplit(route.request.url).query).items()}
+        seen["authorize"] = query
+        route.fulfill(status=302, headers={"Location": f"{query['redirect_uri']}?{urlencode({'code': 'c0de', 'state': query['state']})}"})
+
+    def token(route):
+        form = {k: v[0] for k, v in parse_qs(route.request.post_data).items()}
+        seen["token"] = form
+        route.fulfill(json={"access_token": auth.mint(user), "token_type": "Bearer", "expires_in": 3600})
+
+    page.route("**/app/config.json", config)
+    page.route(f"{issuer}/authorize*", authorize)
+    page.route(f"{issuer}/token", token)
+    page.goto(app_url(web_stack, "#/tasks"))
+    page.get_by_role("button", name="Sign in or create an account").click()
+    expect(page.get_by_role("heading", name="My tasks")).to_be_visible()  # back where the user was going
+    expect(page.locator(".user-name")).to_have_text(user)
+
+    asked, traded = seen["authorize"], seen["token"]
+    assert asked["response_type"] == "code" and asked["client_id"] == "web-client"
+    assert asked["code_challenge_method"] == "S256" and len(asked["state"]) >= 20
+    assert asked["redirect_uri"] == f"{web_stack.url}/app/"
+    assert traded["grant_type"] == "authorization_code" and traded["code"] == "c0de"
+    assert traded["redirect_uri"] == asked["redirect_uri"] and "client_secret" not in traded
+    digest = base64.urlsafe_b64encode(hashlib.sha256(traded["code_verifier"].encode()).digest()).rstrip(b"=").decode()
+    assert digest == asked["code_challenge"]
+    assert "?code=" not in page.url  # the code leaves the address bar

@@ -123,6 +123,8 @@ async function paintStats(body, stats) {
       kpi("refunded", t("console.kpi.refundedPoints"), points.refunded ?? total.pointsRefunded),
       kpi("granted", t("console.kpi.granted"), points.granted),
       kpi("bought", t("console.kpi.bought"), points.bought),
+      kpi("activeUsers", t(`console.kpi.activeUsers.${stats.bucket}`),
+        Math.max(0, ...stats.buckets.map((b) => b.tasks.activeUsers || 0))),
     ),
   );
   const xs = stats.buckets.map((b) => Date.parse(b.start) / 1000);
