@@ -229,8 +229,7 @@ async function search(panel) {
     if (reset) {
       tbody = h("tbody");
       fill(results, h("section", { class: "panel" }, h("div", { class: "table-wrap" }, h("table", { id: "search-table" },
-        h("thead", {}, h("tr", {}, [t("points.when"), t("console.userId"), t("console.model"), t("tasks.status"), t("points.amount"),
-          t("console.errorCode"), t("tasks.taskNo")].map((label) => h("th", { scope: "col" }, label)))), tbody))));
+        taskHead(), tbody))));
     }
     for (const task of page.records) put(tbody, taskRow(task, () => showTask(detail, task.taskNo)));
     if (!tbody.children.length) put(tbody, h("tr", {}, h("td", { colspan: 7, class: "muted" }, t("console.noTasks"))));
@@ -247,6 +246,11 @@ async function search(panel) {
     run(true);
   });
   await run(true);
+}
+
+function taskHead() {
+  return h("thead", {}, h("tr", {}, [t("points.when"), t("console.userId"), t("console.model"), t("tasks.status"), t("points.amount"),
+    t("console.errorCode"), t("tasks.taskNo")].map((label) => h("th", { scope: "col" }, label))));
 }
 
 function taskRow(task, open) {
@@ -434,7 +438,7 @@ async function user(panel, params) {
       found.orders?.length ? [h("h3", {}, t("points.orders")), h("ul", {}, found.orders.map((order) =>
         h("li", {}, `${order.orderNo} · ${order.packId} · ${t(`order.${order.status}`)}`)))] : null,
       h("h3", {}, t("console.recentTasks")),
-      h("div", { class: "table-wrap" }, h("table", {}, h("tbody", {}, found.recentTasks.map((task) => taskRow(task, () => showTask(detail, task.taskNo)))))),
+      h("div", { class: "table-wrap" }, h("table", {}, taskHead(), h("tbody", {}, found.recentTasks.map((task) => taskRow(task, () => showTask(detail, task.taskNo)))))),
       h("h3", {}, t("console.recentLedger")),
       h("ul", {}, found.recentLedger.map((e) => h("li", {}, `${formatTime(e.createTime)} · ${t(`ledger.${e.type || "other"}`)} ${e.amount > 0 ? "+" : ""}${e.amount}${e.reason ? ` · ${e.reason}` : ""}`)))),
     detail);

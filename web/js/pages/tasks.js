@@ -105,7 +105,7 @@ export async function render(main, params) {
     return h("article", { class: "card task-card", dataset: { taskNo: task.taskNo, status: task.status }, "aria-label": `${task.modelName} ${task.taskNo}` },
       thumb,
       h("div", { class: "body" },
-        h("div", { class: "actions" }, statusBadge(task.status), task.refunded ? h("span", { class: "small muted" }, t("task.refunded")) : null),
+        h("div", { class: "badges" }, statusBadge(task.status), task.refunded ? h("span", { class: "small muted" }, t("task.refunded")) : null),
         h("div", { class: "title" }, task.modelName),
         h("div", { class: "meta" }, formatTime(task.createTime), " · ", t("points.n", { n: task.pointsCost })),
         task.status === "processing" || task.status === "queued"
