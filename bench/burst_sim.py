@@ -42,8 +42,6 @@ from pathlib import Path
 
 import yaml
 
-from aigc.domain import capacity
-
 ROOT = Path(__file__).resolve().parents[1]
 WCU_PER_PARTITION = 1000
 RCU_PER_PARTITION = 3000
@@ -52,6 +50,10 @@ JOB_SECONDS = (15.0, 25.0)
 TYPICAL = 20.0
 WINDOW_START = 11.0
 USERS = 20_000
+GONE = "gone"
+# The ASL's Lambda retrier before issue 16 (throttling was retried with the other Lambda errors)
+BEFORE_RETRY = {"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 2, "MaxAttempts": 6,
+                "BackoffRate": 2, "MaxDelaySeconds": 30, "JitterStrategy": "FULL"}
 TASK_UNITS = 2  # a task item (about 1.5 KB): 2 write units
 
 
@@ -116,6 +118,9 @@ class Task:
 
 class Simulation:
     def __init__(self, args, numbers: dict):
+        global capacity
+        from aigc.domain import capacity  # admission's numbers (imported here: scale.py sets the environment first)
+
         self.args = args
         self.rng = random.Random(args.seed)
         self.numbers = numbers
@@ -124,11 +129,13 @@ class Simulation:
         self.now = 0.0
         self.tokens, self.token_time = numbers["api_burst"], 0.0
         self.api_rate = args.api_rate or numbers["api_rate"]
-        self.submit_fn = Function(None)  # not reserved: bounded by the API's throttle and admission
+        before = args.before
+        # not reserved: bounded by the API's throttle and admission (before issue 16: ProviderStepConcurrency)
+        self.submit_fn = Function(numbers["step_concurrency"] if before else None)
         self.poll_fn = Function(numbers["step_concurrency"] or None)
         self.other_fn = Function(None)
-        self.retry = {state: throttle_retry(state) for state in ("SubmitToProvider", "WaitForSlot", "PollProvider",
-                                                                 "StoreResults", "Refund")}
+        self.retry = {state: BEFORE_RETRY if before else throttle_retry(state)
+                      for state in ("SubmitToProvider", "WaitForSlot", "PollProvider", "StoreResults", "Refund")}
         self.slots = [[] for _ in range(args.keys)]  # per account: tasks holding a slot
         self.issued = self.served = 0
         self.tickets: dict[int, Task | None] = {}  # number -> task (None: number taken, ticket not yet placed)
@@ -165,6 +172,9 @@ class Simulation:
         if attempt >= retrier["MaxAttempts"]:
             task.outcome = "held"  # the execution failed: the reconciler holds the points for a redrive
             self.outcomes["failed and held"] += 1
+            if task.ticket is not None and self.tickets.get(task.ticket) is None:
+                self.tickets[task.ticket] = GONE  # its ticket never comes: passed over (after 60 s; here at once)
+                self.wake()
             return
         cap = min(retrier.get("MaxDelaySeconds", 1e9), retrier["IntervalSeconds"] * retrier["BackoffRate"] ** attempt)
         delay = self.rng.uniform(0, cap) if retrier.get("JitterStrategy") == "FULL" else cap
@@ -188,7 +198,7 @@ class Simulation:
             self.read_pool(consistent=False, accounts=False)  # admission: the counters, eventually consistent
         waiting = self.issued - self.served
         estimate = (waiting + 0.5) * (TYPICAL + capacity.SLOT_OVERHEAD_SECONDS) / slots  # capacity.wait_seconds
-        if waiting and estimate > capacity.ADMISSION_MARGIN * self.numbers["queue_timeout"]:
+        if not self.args.before and waiting and estimate > capacity.ADMISSION_MARGIN * self.numbers["queue_timeout"]:
             self.outcomes["refused: admission (429, Retry-After)"] += 1
             if self.now >= self.refusal_until.get(container, -1):
                 self.refusal_until[container] = self.now + capacity.REFUSAL_REUSE_SECONDS
@@ -199,7 +209,7 @@ class Simulation:
         self.write(f"Tasks:{task.n}", 2 * TASK_UNITS)
         self.write(f"Tasks/UserTasks:user{task.user}", TASK_UNITS)
         self.write(f"Tasks/UserStatus:user{task.user}")
-        self.write(f"Tasks/Attention:{task.n % 16}")
+        self._attention(task)
         self.write(f"Tasks/TasksByTime:day#{task.n % 4}")
         self.outcomes["accepted"] += 1
         self.tasks.append(task)
@@ -218,11 +228,13 @@ class Simulation:
         self.tickets[task.ticket] = None
         self.write("Scheduler:QUEUE#pool")
         self.write(f"Tasks:{task.n}", TASK_UNITS)  # the number, on the task
+        if self.args.before:  # the pool's one SLOTS item: 3 failing conditional writes (1 unit each)
+            self.write("Scheduler:POOL#pool", 3)
         self.invoke(self.submit_fn, "WaitForSlot", DURATION["wait"], self.registered, task)
 
     def registered(self, task: Task) -> None:
         self.tickets[task.ticket] = task
-        self.write(f"Scheduler:TICKET#{task.ticket}")
+        self.write("Scheduler:QUEUE#pool" if self.args.before else f"Scheduler:TICKET#{task.ticket}")
         self.wake()
 
     # --- slots -----------------------------------------------------------------------------------------------
@@ -233,17 +245,21 @@ class Simulation:
     def _grant(self, task: Task, account: int) -> None:
         self.slots[account].append(task)
         task.account = account
-        self.write(f"Scheduler:POOL#pool#{account}")
+        self.write("Scheduler:POOL#pool" if self.args.before else f"Scheduler:POOL#pool#{account}")
 
     def release(self, task: Task) -> None:
         self.slots[task.account].remove(task)
-        self.write(f"Scheduler:POOL#pool#{task.account}")
+        self.write("Scheduler:POOL#pool" if self.args.before else f"Scheduler:POOL#pool#{task.account}")
         self.wake()
 
     def wake(self) -> None:
         while self.served < self.issued:
             self.read_pool()
             head = self.tickets.get(self.served + 1)
+            if head is GONE:
+                self.served += 1
+                del self.tickets[self.served]
+                continue
             if head is None:
                 return  # its execution is on its way to WaitForSlot: it wakes the queue itself
             account = self._free_account()
@@ -260,8 +276,9 @@ class Simulation:
 
     # --- the job ---------------------------------------------------------------------------------------------
     def started(self, task: Task) -> None:
-        self.write(f"Scheduler:RATE#pool#{task.account}")
+        self.write("Scheduler:POOL#pool" if self.args.before else f"Scheduler:RATE#pool#{task.account}")
         self.write(f"Tasks:{task.n}", TASK_UNITS)
+        self._attention(task, update=True)
         self.write(f"Tasks/UserTasks:user{task.user}", TASK_UNITS)
         self.write(f"Tasks/UserStatus:user{task.user}", 2)
         self.write(f"Tasks/TasksByTime:day#{task.n % 4}")
@@ -271,6 +288,7 @@ class Simulation:
 
     def job_seen(self, task: Task) -> None:
         self.write(f"Tasks:{task.n}", TASK_UNITS)
+        self._attention(task, update=True)
         self.write(f"Tasks/UserTasks:user{task.user}", TASK_UNITS)
         self.write("Scheduler:DUR#model", 2)
         self.release(task)
@@ -280,10 +298,18 @@ class Simulation:
         for partition in (f"Tasks:{task.n}", f"Tasks/UserTasks:user{task.user}"):
             self.write(partition, TASK_UNITS)
         self.write(f"Tasks/UserStatus:user{task.user}", 2)
-        self.write(f"Tasks/Attention:{task.n % 16}")
+        self._attention(task)
         self.write(f"Tasks/TasksByTime:day#{task.n % 4}")
         task.outcome = "completed"
         self.outcomes["completed"] += 1
+
+    def _attention(self, task: Task, update: bool = False) -> None:
+        """The sweep's index: now keys only in 16 shards (written when a task enters or leaves it); before issue
+        16 one constant key with every attribute (written by every update of an unsettled task too)."""
+        if self.args.before:
+            self.write("Tasks/Unsettled:1", TASK_UNITS)
+        elif not update:
+            self.write(f"Tasks/Attention:{task.n % 16}")
 
     def run(self) -> dict:
         count = int(self.args.rate * self.args.seconds)
@@ -337,6 +363,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--step-concurrency", type=int, default=None,
                         help="the poll function's reserved concurrency (default: the template's)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--before", action="store_true",
+                        help="the design before issue 16: no admission, the submit step reserved, Lambda throttling "
+                             "retried 6 times (2 s, x2, at most 30 s), one SLOTS item per pool (3 failing writes per "
+                             "queued arrival), the sweep's index on one constant key with every attribute")
     args = parser.parse_args(argv)
     numbers = template_numbers()
     if args.api_burst is not None:

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     slots = args.quota * args.keys
     params = {"SubmitRateLimitPerMinute": 1000, "ProviderCapacity": json.dumps({POOL: {"concurrency": args.quota}})}
     with LocalStack(params=params, sim={"max_concurrency": args.quota}, provider_keys=args.keys) as stack:
-        stack.grant(USER, 1_000_000)
+        stack.grant(USER, 100_000)
         started = time.time()
         with ThreadPoolExecutor(max_workers=4) as pool:
             task_nos = list(pool.map(lambda _: stack.outpaint(USER, args.seconds), range(args.tasks)))
