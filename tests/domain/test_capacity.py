@@ -421,6 +421,22 @@ def test_a_number_whose_ticket_never_comes_is_passed_over_after_the_grace(pool, 
     assert tickets() == [lost.task_no]
 
 
+def test_a_wait_retried_after_its_first_token_died_is_not_stranded(pool, sfn):
+    pool(1)
+    running = submitted("zoe")
+    assert capacity.try_start(running)
+    task = _waiting(submitted("ann"), token="first-attempt")
+    sfn.gone_tokens.add("first-attempt")  # WaitForSlot's Lambda failed after placing the ticket: its token is dead
+
+    capacity.finish(running)  # the slot is handed to its number, the wake-up fails: the number is passed
+    assert _admitted(sfn) == [] and holders() == {}
+
+    capacity.wait_for_slot(reload(task), "second-attempt")  # the state's retry, with a new token
+    assert sfn.woken[-1] == ("second-attempt", {"taskNo": task.task_no, "job": {
+        "status": Outcome.ADMITTED, "account": capacity.pool_of(OUTPAINTING).accounts[0].id}})
+    assert list(holders()) == [task.task_no]
+
+
 # --- a waker that crashes half way -----------------------------------------------------------------------
 
 

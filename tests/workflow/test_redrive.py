@@ -248,9 +248,9 @@ def test_a_redriven_execution_takes_a_provider_slot_again_and_releases_it_once(a
     releases: list[tuple[str, bool]] = []
     original_release = capacity._release
 
-    def counting_release(pool, task_no):
-        released = original_release(pool, task_no)
-        releases.append((task_no, released))
+    def counting_release(pool, task):
+        released = original_release(pool, task)
+        releases.append((task.task_no, released))
         return released
 
     monkeypatch.setattr(capacity, "_release", counting_release)

@@ -380,6 +380,17 @@ def wait_for_slot(task: TaskItem, token: str) -> None:
             return
         number = None  # passed over while the execution was on its way here
     if number is None:  # no number (an execution from before numbers, or passed over): a new one, at the back
+        number = _take_number(pool, task)
+        _place_ticket(pool, task, number, token)
+    state = read(pool)
+    if int(number) <= state.served.get(tier_of(task), 0):
+        # Served while an earlier attempt of this state held the ticket (its token died with it): the slot, if
+        # it is still granted, is this execution's; else a new number, at the back.
+        held = state.holding(task.task_no)
+        if held:
+            executions.send_task_success(token, {"taskNo": task.task_no,
+                                                 "job": {"status": Outcome.ADMITTED, "account": held}})
+            return
         _place_ticket(pool, task, _take_number(pool, task), token)
     wake(pool)
 
