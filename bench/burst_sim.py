@@ -12,8 +12,8 @@ A discrete-event simulation of the deployed system, with its numbers read from w
   (Lambda.TooManyRequestsException: interval, backoff, max delay, attempts, full jitter). A step whose
   retries run out fails the execution: the reconciler holds the task's points for an hour ("held");
 - aigc.domain.capacity: admission (refused before the debit when (waiting + 0.5) x (typical + the slot's
-  overhead) / slots > 0.9 x QueueTimeoutSeconds, 429 with Retry-After), the queue's numbers, grants and
-  releases per account;
+  overhead) / slots > 0.9 x QueueTimeoutSeconds, or in part while tasks join the queue faster than 400 a
+  second, 429 with Retry-After), the queue's numbers, grants and releases per account;
 - DynamoDB: 1,000 write units a second per partition. Each operation writes the partitions the code
   writes (bench/scale.py counts them on the real code): the user's points items in the debit's
   transaction (twice the units), the task item and its index entries (UserTasks by user, the sweep's
@@ -36,7 +36,7 @@ import heapq
 import json
 import math
 import random
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,6 +146,7 @@ class Simulation:
         # API containers at once (rate x the submit's 120 ms); each keeps its own recent refusal
         self.api_containers = max(1, math.ceil(self.api_rate * DURATION["api"]))
         self.refusal_until: dict[int, float] = {}
+        self.joins: deque = deque()
         self.tasks: list[Task] = []
 
     # --- the machinery -----------------------------------------------------------------------------------
@@ -198,6 +199,13 @@ class Simulation:
             self.read_pool(consistent=False, accounts=False)  # admission: the counters, eventually consistent
         waiting = self.issued - self.served
         estimate = (waiting + 0.5) * (TYPICAL + capacity.SLOT_OVERHEAD_SECONDS) / slots  # capacity.wait_seconds
+        while self.joins and self.joins[0] < self.now - 1.0:
+            self.joins.popleft()
+        rate = len(self.joins)  # numbers given out in the last second (a container measures it from the counter)
+        if not self.args.before and waiting and rate > capacity.JOIN_RATE_LIMIT and (
+                self.rng.random() > capacity.JOIN_RATE_LIMIT / rate):
+            self.outcomes["refused: joining the queue too fast (429, Retry-After 1)"] += 1
+            return
         if not self.args.before and waiting and estimate > capacity.ADMISSION_MARGIN * self.numbers["queue_timeout"]:
             self.outcomes["refused: admission (429, Retry-After)"] += 1
             if self.now >= self.refusal_until.get(container, -1):
@@ -224,6 +232,7 @@ class Simulation:
                 self.invoke(self.submit_fn, "SubmitToProvider", DURATION["submit_start"], self.started, task)
                 return
         self.issued += 1
+        self.joins.append(self.now)
         task.ticket = self.issued
         self.tickets[task.ticket] = None
         self.write("Scheduler:QUEUE#pool")

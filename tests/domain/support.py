@@ -69,6 +69,7 @@ def clear_caches() -> None:
     capacity._overrides.cache_clear()
     durations._cache.clear()
     capacity._refusals.clear()
+    capacity._joins.clear()
 
 
 @functools.cache

@@ -569,6 +569,28 @@ def test_a_submit_that_would_wait_past_the_queue_limit_is_refused_before_any_cha
     submission.charge_and_start(member)
 
 
+def test_joining_a_queue_faster_than_its_counter_should_take_is_refused_in_part(pool, monkeypatch):
+    pool(1)
+    assert capacity.try_start(submitted("run"))
+    assert not capacity.try_start(submitted("first"))  # a queue: a new submit would join it
+    now = [capacity._now()]
+    monkeypatch.setattr(capacity, "_now", lambda: now[0])
+    capacity.admit(OUTPAINTING, capacity.TIER_DEFAULT, 10**9)  # this container's first look at the counter
+    for i in range(300):  # 300 numbers given out within half a second: 600 joins a second
+        joining = new_task(f"user{i}", cost=0)
+        joining.save()
+        capacity._take_number(capacity.pool_of(OUTPAINTING), joining)
+    now[0] += 0.5
+
+    monkeypatch.setattr(capacity.random, "random", lambda: 0.9)  # above 400 / 600: this one is refused
+    with pytest.raises(RateLimited) as raised:
+        capacity.admit(OUTPAINTING, capacity.TIER_DEFAULT, 10**9)
+    assert raised.value.retry_after == 1 and "nothing was charged" in raised.value.message
+    monkeypatch.setattr(capacity.random, "random", lambda: 0.5)  # two in three still join
+    capacity.admit(OUTPAINTING, capacity.TIER_DEFAULT, 10**9)
+    capacity.admit(OUTPAINTING, capacity.TIER_MEMBER, 10**9)  # nobody waits among members: it starts, no number
+
+
 def test_an_upload_is_not_refused_it_waits_or_times_out_refunded(pool, monkeypatch):
     pool(1)
     monkeypatch.setattr(durations, "recent", lambda model: [3600.0] * 30)

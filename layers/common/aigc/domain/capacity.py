@@ -623,6 +623,24 @@ REFUSAL_REUSE_SECONDS = 5.0
 _refusals: dict[tuple[str, int], tuple[float, int, float]] = {}  # (pool, tier) -> (read at, ahead, wait)
 
 
+# Tasks a second that may join one pool's queue: each writes its counter item, and 1,000 writes a second is a
+# DynamoDB partition's limit. Past it (measured by this container from the counters it reads), submits that
+# would join the queue are refused at random in the share that brings the rate back under it: 429, Retry-After 1.
+JOIN_RATE_LIMIT = 400.0
+_joins: dict[str, tuple[float, int, float]] = {}  # pool -> (read at, numbers given out then, joins a second)
+
+
+def _joining_too_fast(pool: Pool, state: State) -> bool:
+    now, issued = _now(), sum(state.issued.values())
+    at, before, rate = _joins.get(pool.name, (now, issued, 0.0))
+    if now - at >= 0.5:
+        rate = (issued - before) / (now - at)
+        _joins[pool.name] = (now, issued, rate)
+    elif pool.name not in _joins:
+        _joins[pool.name] = (now, issued, 0.0)
+    return rate > JOIN_RATE_LIMIT and random.random() > JOIN_RATE_LIMIT / rate
+
+
 def admit(model_name: str, tier: int, queue_timeout_seconds: int) -> None:
     """Admission control, before the debit: when a task submitted now would wait longer than (a margin of)
     the queue's time limit, refuse it (429) with the estimate and when to come back, instead of charging for
@@ -634,10 +652,16 @@ def admit(model_name: str, tier: int, queue_timeout_seconds: int) -> None:
     if recent and time.monotonic() - recent[0] < REFUSAL_REUSE_SECONDS:
         ahead, wait = recent[1], recent[2] - (time.monotonic() - recent[0])
     else:
-        ahead = _counters(pool).waiting(tier)
+        state = _counters(pool)
+        ahead = state.waiting(tier)
         wait = wait_seconds(pool, ahead, _typical(model_name)) if ahead else 0.0
         if wait > limit:
             _refusals[(pool.name, tier)] = (time.monotonic(), ahead, wait)
+        elif ahead and _joining_too_fast(pool, state):
+            count("SubmitsRefusedBusy", model=model_name)
+            raise RateLimited(_("the provider queue for {model} is taking more tasks a second than it can "
+                                "number; nothing was charged, please retry in a second", model=model_name),
+                              retry_after=1)
     if wait <= limit:
         return
     retry_after = max(1, math.ceil(wait - limit))
