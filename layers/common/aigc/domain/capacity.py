@@ -392,7 +392,8 @@ def wait_for_slot(task: TaskItem, token: str) -> None:
                                                  "job": {"status": Outcome.ADMITTED, "account": held}})
             return
         _place_ticket(pool, task, _take_number(pool, task), token)
-    wake(pool)
+        state = None
+    wake(pool, state)
 
 
 def renew(task: TaskItem, seconds: float) -> bool:
@@ -469,12 +470,12 @@ def finish(task: TaskItem) -> bool:
 _STOP, _NEXT, _WOKEN = "stop", "next", "woken"
 
 
-def wake(pool: Pool) -> int:
+def wake(pool: Pool, state: State | None = None) -> int:
     """Hand free slots to the head of the queue, in order (members first, then by number); returns how
-    many executions were woken."""
+    many executions were woken. `state`: the pool as the caller has just read it (saves the first read)."""
     woken = 0
     for _round in range(pool.slots + 20):
-        state = read(pool)
+        state = state or read(pool)
         tier = next((t for t in TIERS if state.issued.get(t, 0) > state.served.get(t, 0)), None)
         if tier is None:
             break
@@ -484,6 +485,7 @@ def wake(pool: Pool) -> int:
         if outcome == _STOP:
             break
         woken += outcome == _WOKEN
+        state = None
     return woken
 
 
