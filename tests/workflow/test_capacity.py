@@ -78,6 +78,12 @@ def _wait_for(predicate, timeout: float = 30, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _submit_queued(app, user: str, member: bool = False) -> str:
+    task_no = _submit(app, user, member=member)
+    _wait_for(lambda: _queued(task_no), what=f"{task_no} queued")
+    return task_no
+
+
 def _processing(app, task_no: str, user: str = "alice") -> bool:
     return app.task(task_no, user=user)["status"] == "processing"
 
@@ -157,11 +163,11 @@ def test_members_go_first_and_each_tier_is_first_come_first_served(app, sim, set
         app.grant(user, 1000)
     blocker = _submit(app, "alice", seconds=3600)
     _wait_for(lambda: _processing(app, blocker), what="the blocker to start")
-    normal = [_submit(app, "alice") for _ in range(3)]
-    _wait_for(lambda: all(_queued(t) for t in normal), what="normal tasks queued")
+    # First come, first served: in the order the tasks reach the provider step (their number), which follows the
+    # submit by a few ms; each waits to be queued here before the next, so the order is the submit order.
+    normal = [_submit_queued(app, "alice") for _ in range(3)]
     assert [app.task(t)["queuePosition"] for t in normal] == [1, 2, 3]
-    members = [_submit(app, "bob", member=True) for _ in range(2)]
-    _wait_for(lambda: all(_queued(t) for t in members), what="member tasks queued")
+    members = [_submit_queued(app, "bob", member=True) for _ in range(2)]
     views = {t: app.task(t, user="bob" if t in members else "alice") for t in normal + members}
     assert [views[t]["queuePosition"] for t in members + normal] == [1, 2, 3, 4, 5]
     assert all(views[t]["status"] == "queued" and views[t]["estimatedStartTime"] for t in views)

@@ -30,13 +30,13 @@ def host():
 def slots_taken(monkeypatch) -> list[str]:
     """Every task that took (or asked for) a provider slot."""
     taken = []
-    acquire = aigc.domain.capacity._acquire
+    grant = aigc.domain.capacity._grant
 
-    def spy(pool, task_no, lease):
+    def spy(pool, account, task_no, seconds):
         taken.append(task_no)
-        return acquire(pool, task_no, lease)
+        return grant(pool, account, task_no, seconds)
 
-    monkeypatch.setattr(aigc.domain.capacity, "_acquire", spy)
+    monkeypatch.setattr(aigc.domain.capacity, "_grant", spy)
     return taken
 
 
