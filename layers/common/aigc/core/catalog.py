@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aigc.core.errors import NotFound
+from aigc.core.i18n import _
 
 TaskType = Literal["outpainting", "text_to_image", "image_to_image", "text_to_video", "image_to_video"]
 ResultType = Literal["image", "video"]
@@ -152,4 +153,4 @@ def get_model(name: str) -> ModelSpec:
     try:
         return load_catalog()[name]
     except KeyError:
-        raise NotFound(f"unknown model '{name}'; GET /models lists the available models") from None
+        raise NotFound(_("unknown model '{name}'; GET /models lists the available models", name=name)) from None
