@@ -71,6 +71,9 @@ $(VENV_CHECKOV_STAMP):
 	touch $@
 
 # ---------------------------------------------------------------- checks
+# Two workers: the suite is CPU-bound and CI machines have 2 cores (docs/testing.md).
+PYTEST_ARGS ?= -n 2
+
 test: venv venv-sam
 	$(PY) -m pytest $(PYTEST_ARGS)
 
