@@ -71,7 +71,7 @@ $(VENV_CHECKOV_STAMP):
 	touch $@
 
 # ---------------------------------------------------------------- checks
-# Two workers: the suite is CPU-bound and CI machines have 2 cores (docs/testing.md).
+# Two workers: the suite is CPU-bound and CI machines have 2 cores (about 7 minutes: docs/testing.md).
 PYTEST_ARGS ?= -n 2
 
 test: venv venv-sam
