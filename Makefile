@@ -51,6 +51,8 @@ venv: $(VENV_STAMP)
 $(VENV_STAMP): requirements-dev.txt
 	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	# The shared library on the venv's path, so `.venv/bin/lint-imports` and `.venv/bin/python` find `aigc`.
+	$(PY) -c 'import sysconfig; open(sysconfig.get_path("purelib") + "/aigc-layer.pth", "w").write("$(CURDIR)/layers/common\n")'
 	touch $@
 
 venv-sam: $(VENV_SAM_STAMP)
