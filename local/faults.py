@@ -30,6 +30,26 @@ PRESETS = {
         "status": 503,
         "message": "Please reduce your request rate. (local fault switch)",
     },
+    # Another request's transaction holds an item of ours: DynamoDB cancels the transaction, the
+    # reason of the item that met it being TransactionConflict (the others' "None").
+    "transaction-conflict": {
+        "service": "dynamodb",
+        "operations": ["TransactWriteItems"],
+        "code": "TransactionCanceledException",
+        "status": 400,
+        "message": "Transaction cancelled, please refer cancellation reasons for specific reasons "
+                   "[None, TransactionConflict] (local fault switch)",
+        "cancellation_reasons": [{"Code": "None"},
+                                 {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}],
+    },
+    # A single put/update/delete of an item that a transaction is writing at that moment.
+    "write-conflict": {
+        "service": "dynamodb",
+        "operations": ["PutItem", "UpdateItem", "DeleteItem"],
+        "code": "TransactionConflictException",
+        "status": 400,
+        "message": "Transaction is ongoing for the item (local fault switch)",
+    },
 }
 
 
@@ -43,6 +63,7 @@ class Fault:
     status: int = 500
     message: str = "We encountered an internal error. Please try again. (local fault switch)"
     times: int | None = None  # answer the error this many times, then clear; None: until cleared
+    cancellation_reasons: list[dict] | None = None  # TransactionCanceledException's, one per item
     id: str = ""
     hits: int = 0
 
@@ -51,9 +72,17 @@ class Fault:
             return False
         if self.key_prefix is not None and not str(params.get("Key", "")).startswith(self.key_prefix):
             return False
-        if self.table is not None and self.table not in str(params.get("TableName", "")):
+        if self.table is not None and not any(self.table in name for name in _table_names(params)):
             return False
         return True
+
+
+def _table_names(params: dict) -> list[str]:
+    """The tables a call writes or reads: its TableName, or those of a transaction's items."""
+    names = [str(params.get("TableName", ""))]
+    for item in params.get("TransactItems") or []:
+        names += [str(op.get("TableName", "")) for op in item.values() if isinstance(op, dict)]
+    return names
 
 
 def parse_fault(body) -> Fault:
@@ -77,6 +106,10 @@ def parse_fault(body) -> Fault:
         body["operations"] = [body["operations"]]
     if not isinstance(body.get("status", 500), int) or not 400 <= body.get("status", 500) <= 599:
         raise ValueError("status: an HTTP error status 400..599 is expected")
+    reasons = body.get("cancellation_reasons")
+    if reasons is not None and not (isinstance(reasons, list) and all(isinstance(r, dict) and "Code" in r
+                                                                        for r in reasons)):
+        raise ValueError('cancellation_reasons: a list of {"Code": ...} objects is expected')
     if body.get("times") is not None and (not isinstance(body["times"], int) or body["times"] < 1):
         raise ValueError("times: a positive integer (or null: until cleared) is expected")
     return Fault(**body)
@@ -130,6 +163,8 @@ def _make_api_call(self, operation_name, api_params):
     if fault is not None:
         response = {"Error": {"Code": fault.code, "Message": fault.message},
                     "ResponseMetadata": {"HTTPStatusCode": fault.status, "RetryAttempts": 0}}
+        if fault.cancellation_reasons is not None:
+            response["CancellationReasons"] = fault.cancellation_reasons
         raise self.exceptions.from_code(fault.code)(response, operation_name)
     return _ORIGINAL_CALL(self, operation_name, api_params)
 

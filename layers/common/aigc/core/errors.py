@@ -72,6 +72,16 @@ class RateLimited(AppError):
     default_retry_after = 60
 
 
+class Busy(RateLimited):
+    """The account's own requests met on the same item at the same moment and kept meeting after our retries
+    (DynamoDB's TransactionConflict): the caller sent too much at once, so it is a 429 the caller can retry at
+    once, never a 5xx of ours (as Stripe answers a lock timeout). Nothing was written."""
+
+    default_message = _("another request of this account was being written at the same moment; nothing was "
+                        "changed, please retry")
+    default_retry_after = 1
+
+
 class ServiceUnavailable(AppError):
     status = 503
     default_message = _("service temporarily unavailable, please retry")

@@ -16,7 +16,7 @@ from typing import get_args
 
 from aigc.core.catalog import TaskType
 from aigc.core.observability import count, logger
-from aigc.core.errors import BadRequest, Conflict, RateLimited, ServiceUnavailable
+from aigc.core.errors import BadRequest, Busy, Conflict, RateLimited
 from aigc.core.i18n import Message, _
 from aigc.core.timeutil import iso_ms, utcnow
 from aigc.core.vocab import LedgerKind, LotCategory
@@ -107,7 +107,8 @@ def debit_for_new_task(task: TaskItem, *, rate_limit_per_minute: int, extra_writ
                 raise Conflict(_("this task number already exists; please retry")) from None
             # the balance or a lot moved since they were read (another request of this user): read them again
             lots.pause(_attempt)
-    raise ServiceUnavailable(_("your points changed while this task was charged; please retry"), retry_after=1)
+    raise Busy(_("your points changed while this task was charged (another request of this account); nothing was "
+                 "charged, please retry"))
 
 
 def take_submit_turn(user_id: str, *, rate_limit_per_minute: int, what: Message | str) -> None:
@@ -185,7 +186,8 @@ def refund_task(task: TaskItem, *, status: str, error_code: str | None, error_me
                 return False  # refunded before, or completed
             lot_checks = checks[puts + 2:]
             gone |= {key for key, failed in zip(returned, lot_checks, strict=False) if failed}
-    raise ServiceUnavailable(_("the task's points kept changing while it was refunded; please retry"), retry_after=1)
+    raise Busy(_("the task's points kept changing while it was refunded (another request of this account); please "
+                 "retry"))
 
 
 def _taken(task: TaskItem, cost: int) -> dict[str, int]:

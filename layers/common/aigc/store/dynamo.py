@@ -2,9 +2,10 @@
 
 Domain rules are written as pynamodb conditions on the models of aigc.store.db (the condition *is*
 the rule: "only while the balance covers the cost"); this module runs them and turns a failed
-condition into a value, so no other module catches pynamodb's exceptions. A transaction that met
-another one on the same item (TransactionConflict: two requests of one user at once) is retried a
-few times with jitter, then answered 503 with Retry-After rather than a 500.
+condition into a value, so no other module catches pynamodb's exceptions. A write that met a
+transaction on the same item (TransactionConflict: two requests of one user at once) is retried
+with jittered backoff, then answered 429 with Retry-After (`Busy`: the caller's own requests met,
+nothing was written), never a 5xx.
 """
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ from pynamodb.expressions.condition import size
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from aigc.core.errors import ServiceUnavailable
-from aigc.core.i18n import _
+from aigc.core.errors import Busy
 from aigc.store.db import PointsItem
 
 __all__ = ["ConditionFailed", "Model", "TransactWrite", "conditional", "get_or_none", "size", "transact",
            "transaction_applied"]
 
-CONFLICT_ATTEMPTS = 4
+CONFLICT_ATTEMPTS = 6
+CONFLICT_BASE_SECONDS = 0.025
+CONFLICT_CAP_SECONDS = 0.8
 M = TypeVar("M", bound=Model)
 
 
@@ -50,8 +52,21 @@ def _reasons(error: TransactWriteError) -> list[str | None]:
     return [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
 
 
-def transact(write: Callable[[TransactWrite], None], *, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Run `write`'s operations as one transaction. Raises ConditionFailed when a condition failed."""
+def backoff(attempt: int) -> float:
+    """Full jitter (AWS's "Exponential Backoff And Jitter"): spreads the requests that met over the window."""
+    return random.uniform(0, min(CONFLICT_CAP_SECONDS, CONFLICT_BASE_SECONDS * 2 ** attempt))
+
+
+def _conflicted(attempt: int, sleep: Callable[[float], None] | None) -> None:
+    """After a TransactionConflict: wait, or give up with Busy (429) after the last attempt."""
+    if attempt == CONFLICT_ATTEMPTS:
+        raise Busy() from None
+    (sleep or time.sleep)(backoff(attempt))
+
+
+def transact(write: Callable[[TransactWrite], None], *, sleep: Callable[[float], None] | None = None) -> None:
+    """Run `write`'s operations as one transaction. Raises ConditionFailed when a condition failed,
+    Busy when it kept meeting other writes of the same items."""
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
             with TransactWrite(connection=_connection()) as tx:
@@ -63,10 +78,7 @@ def transact(write: Callable[[TransactWrite], None], *, sleep: Callable[[float],
                 raise ConditionFailed([code == "ConditionalCheckFailed" for code in reasons]) from None
             if "TransactionConflict" not in reasons and error.cause_response_code != "TransactionConflictException":
                 raise
-            if attempt == CONFLICT_ATTEMPTS:
-                raise ServiceUnavailable(_("another request changed the same account at the same moment; please retry"),
-                                         retry_after=1) from None
-            sleep(random.uniform(0.02, 0.05) * 2 ** attempt)
+            _conflicted(attempt, sleep)
 
 
 def transaction_applied(write: Callable[[TransactWrite], None]) -> bool:
@@ -78,17 +90,25 @@ def transaction_applied(write: Callable[[TransactWrite], None]) -> bool:
     return True
 
 
-def conditional(call: Callable[[], object], *, on_failure: Callable[[], object] | None = None) -> bool:
-    """Run one conditional put/update/delete; False when its condition failed (then `on_failure` runs)."""
-    try:
-        call()
-    except (UpdateError, PutError, DeleteError) as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise
-        if on_failure is not None:
-            on_failure()
-        return False
-    return True
+def conditional(call: Callable[[], object], *, on_failure: Callable[[], object] | None = None,
+                sleep: Callable[[float], None] | None = None) -> bool:
+    """Run one conditional put/update/delete; False when its condition failed (then `on_failure` runs).
+    A single write that meets a transaction on its item is refused with TransactionConflictException:
+    retried as `transact` retries, then Busy."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            call()
+            return True
+        except (UpdateError, PutError, DeleteError) as error:
+            if error.cause_response_code == "TransactionConflictException":
+                _conflicted(attempt, sleep)
+                continue
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            if on_failure is not None:
+                on_failure()
+            return False
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def get_or_none(model: type[M], hash_key, range_key=None, *, consistent_read: bool = True) -> M | None:
