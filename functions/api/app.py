@@ -5,7 +5,6 @@ typed envelopes; the OpenAPI document at GET /openapi.json is generated from the
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal, Optional
 
 from aigc.api import contract
@@ -27,7 +26,7 @@ from aigc.api.admin import (
     user_view,
 )
 from aigc.api.parameters import describe_schema
-from aigc.api.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID
+from aigc.api.schemas import MAX_USER_ID_CHARS, SAFE_USER_ID, Moment
 from aigc.domain import stats, task_search
 from aigc.api.schemas import (
     AdminTaskResponse,
@@ -277,9 +276,9 @@ def admin_refund_task(taskNo: TaskNo, request: Annotated[OperatorRefundRequest, 
 
 
 # --- admins: the business numbers, the task search, a user (docs/ARCHITECTURE.md, "Business numbers") ---------
-From = Annotated[Optional[datetime], Query(alias="from", description=(
+From = Annotated[Optional[Moment], Query(alias="from", description=(
     "ISO-8601 (UTC when no offset is given); default: one bucket range back from `to`"))]
-To = Annotated[Optional[datetime], Query(alias="to", description="ISO-8601, exclusive; default: now")]
+To = Annotated[Optional[Moment], Query(alias="to", description="ISO-8601, exclusive; default: now")]
 
 
 @app.get("/admin/stats", summary="Business numbers per hour or day and per model (admins)", tags=["admin"],

@@ -8,6 +8,7 @@ Every answer is the envelope `{code, message, data}`; errors carry `data: null` 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -30,6 +31,19 @@ from aigc.core.netcheck import UnsafeUrl, check_public_url
 # Dots only between other characters: no "..", no "." alone.
 SAFE_USER_ID = r"^[A-Za-z0-9_@:+=-]+(\.[A-Za-z0-9_@:+=-]+)*$"
 MAX_USER_ID_CHARS = 128
+EARLIEST_MOMENT, LATEST_MOMENT = datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 1, tzinfo=timezone.utc)
+
+
+def _plausible_moment(value: datetime) -> datetime:
+    """A time our keys can hold: ISO strings sort as times only with 4-digit years, and far years overflow."""
+    utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    if not EARLIEST_MOMENT <= utc <= LATEST_MOMENT:
+        raise ValueError("must be a time between 2000-01-01 and 9000-01-01")
+    return value
+
+
+# A query time (ISO-8601; UTC when no offset is given) inside the range the stores can hold.
+Moment = Annotated[datetime, AfterValidator(_plausible_moment)]
 MAX_IMAGE_URLS = 4
 MAX_URL_CHARS = 2048
 SNIPPET_CHARS = 30
