@@ -235,7 +235,8 @@ class LocalStack:
                                   "WebSocket": args.ws_port})
 
         from local import auth, cfn
-        from local.front import ApiFront, authorizer_config, cors_from_template, routes_from_template
+        from local.front import (ApiFront, authorizer_config, cors_from_template, routes_from_template,
+                                 throttle_from_template)
         from local.stack import TEMPLATE
 
         template = cfn.load_template(TEMPLATE)
@@ -315,11 +316,12 @@ class LocalStack:
         except KeyError as error:
             raise StartupError(f"template parameters: {error.args[0]}") from None
         self._exit.callback(install_router(self.deployment.router))
-        from local import faults, s3_post_policy, sfn_redrive, sfn_stop
+        from local import faults, s3_post_policy, sfn_redrive, sfn_reuse, sfn_stop
 
         self._exit.callback(sfn_redrive.install())  # RedriveExecution on the moto endpoint
         self._exit.callback(s3_post_policy.install())  # presigned POST uploads checked as S3 does
         self._exit.callback(sfn_stop.install())  # StopExecution is final, as on AWS
+        self._exit.callback(sfn_reuse.install())  # executions share the parsed definition and Lambda client
         self._exit.callback(faults.install(self.sim.sim.app))  # /_local/faults on the simulator port
         for function in self.deployment.router.routes.values():
             function.warm()  # every handler imported once before /health says ready
@@ -346,6 +348,7 @@ class LocalStack:
         issuer, audiences = authorizer_config(template, self.deployment.resolver)
         self.front.verifier = auth.Verifier(key, issuer=issuer, audiences=audiences)
         self.front.cors = cors_from_template(template, self.deployment.resolver)
+        self.front.throttle = throttle_from_template(template, self.deployment.resolver)
         self.front.function_name = self.deployment.name("ApiFunction")
         api_function = self.deployment.name("ApiFunction")
         router = self.deployment.router

@@ -10,7 +10,12 @@
   500; otherwise its context goes to requestContext.authorizer.lambda.
 - The function is invoked as API Gateway's Lambda integration does, straight into its pool of
   environments (local/lambda_runtime.py), without an HTTP round trip through moto's Invoke API; a
-  function error answers 500 `{"message":"Internal Server Error"}`.
+  function error answers 500 `{"message":"Internal Server Error"}`; no answer within the integration's
+  timeout (HTTP API's 30 s) answers 503 `{"message":"Service Unavailable"}` while the invocation runs on.
+- The stage's throttle (the HttpApi's DefaultRouteSettings: ThrottlingRateLimit, ThrottlingBurstLimit),
+  a token bucket as API Gateway keeps one: a request to a route past it answers 429
+  `{"message":"Too Many Requests"}` before any authorizer or function runs, without Retry-After (HTTP
+  APIs cannot add one: docs/runbook.md).
 - CORS from the template's CorsConfiguration: preflight OPTIONS answered here, Allow-Origin added
   to responses when the Origin is allowed.
 - `GET /health` (200 once the stack is up, 503 before) and `GET /.well-known/jwks.json` (the
@@ -38,6 +43,7 @@ log = logging.getLogger("local.front")
 
 # Headers API Gateway does not pass on / sets itself.
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"}
+INTEGRATION_TIMEOUT_SECONDS = 30.0  # an HttpApi Lambda integration's default and maximum (TimeoutInMillis)
 
 
 @dataclass
@@ -66,6 +72,32 @@ def compile_route(method: str, path: str, authorized: bool, authorizer: str | No
         else:
             parts.append(re.escape(segment))
     return Route(method.upper(), path, authorized, re.compile("^/" + "/".join(parts) + "$"), static, authorizer)
+
+
+class StageThrottle:
+    """API Gateway's token bucket: `burst` tokens, refilled at `rate` a second; a request takes one."""
+
+    def __init__(self, rate: float, burst: int, clock=None):
+        import time
+
+        self.rate = float(rate)
+        self.burst = int(burst)
+        self._clock = clock or time.monotonic
+        self._tokens = float(self.burst)
+        self._at = self._clock()
+        self._lock = threading.Lock()
+        self.refused = 0
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            self.refused += 1
+            return False
 
 
 @dataclass
@@ -156,6 +188,8 @@ class ApiFront:
         self.cors = cors
         self.jwks = jwks
         self.invoke = invoke  # (event) -> (payload, errored): the function's Lambda integration
+        self.integration_timeout = INTEGRATION_TIMEOUT_SECONDS
+        self.throttle: StageThrottle | None = None  # the stage's (throttle_from_template); None: unthrottled
         # authorizer name -> (event) -> (payload, errored): the Lambda authorizers' functions
         self.lambda_authorizers: dict[str, object] = {}
         self.webapp = None  # local/webapp.py: the web app at /app/ and the dev sign-in (no template route)
@@ -213,6 +247,8 @@ class ApiFront:
             return answer or _json(404, {"message": "Not Found"})
         if not self.ready.is_set():
             return _json(503, {"message": "Service Unavailable"})
+        if self.throttle is not None and not self.throttle.take():
+            return _json(429, {"message": "Too Many Requests"})
         route, path_parameters = matched
 
         claims = None
@@ -232,6 +268,16 @@ class ApiFront:
                 return context
             event["requestContext"]["authorizer"] = {"lambda": context}
         return self._invoke(event)
+
+    def _within_integration_timeout(self, event: dict) -> tuple[str, bool] | None:
+        """The function's (payload, errored), or None when it did not answer in time; as on AWS, an
+        invocation API Gateway stopped waiting for runs to its end (a charge it makes stays made)."""
+        answer: list = []
+        worker = threading.Thread(target=lambda: answer.append(self.invoke(event)), daemon=True,
+                                  name="front-integration")
+        worker.start()
+        worker.join(self.integration_timeout)
+        return answer[0] if answer else None
 
     def _lambda_authorize(self, invoke, event: dict):
         """The Lambda authorizer's context, or API Gateway's answer when it denies (403) or fails (500).
@@ -272,7 +318,12 @@ class ApiFront:
         return event
 
     def _invoke(self, event: dict):
-        payload, errored = self.invoke(event)
+        answered = self._within_integration_timeout(event)
+        if answered is None:
+            log.warning("%s gave no answer within the integration timeout (%.0f s): 503", self.function_name,
+                        self.integration_timeout)
+            return _json(503, {"message": "Service Unavailable"})
+        payload, errored = answered
         if errored:
             log.error("%s failed: %s", self.function_name, payload[:2000])
             return _json(500, {"message": "Internal Server Error"})
@@ -425,6 +476,17 @@ def cors_from_template(template: dict, resolver, function_logical_id: str = "Api
     if config is None:
         config = ((template.get("Globals") or {}).get("HttpApi") or {}).get("CorsConfiguration")
     return Cors.from_config(resolver.resolve(config) if config else None)
+
+
+def throttle_from_template(template: dict, resolver) -> StageThrottle | None:
+    """The HttpApi's DefaultRouteSettings throttle (resolved with the deployment's parameters), or None."""
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        settings = resolver.resolve((resource.get("Properties") or {}).get("DefaultRouteSettings") or {})
+        if "ThrottlingRateLimit" in settings and "ThrottlingBurstLimit" in settings:
+            return StageThrottle(float(settings["ThrottlingRateLimit"]), int(settings["ThrottlingBurstLimit"]))
+    return None
 
 
 def authorizer_config(template: dict, resolver) -> tuple[str, list[str]]:

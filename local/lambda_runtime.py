@@ -75,7 +75,7 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-DEFAULT_CONCURRENCY = 16  # environments per function when the template reserves none
+DEFAULT_CONCURRENCY = 16  # environments per function when the template reserves none (this machine's share)
 IDLE_SECONDS = 300  # an environment unused this long is reclaimed (its module instance and thread end)
 
 
@@ -240,19 +240,26 @@ class Function:
 
     An environment runs one invocation at a time and has its own instance of the handler module
     (`factory(n)` creates environment n's handler). More concurrent invocations get more
-    environments, up to `concurrency` (the template's ReservedConcurrentExecutions); past that an
-    invocation waits for a free one for up to its timeout, then is throttled. An invocation that
-    runs past the function's Timeout is answered with Lambda's timeout error and its environment is
-    thrown away (Python cannot kill the thread: it finishes in the background, unseen).
+    environments, up to `concurrency`. A function with a reservation (the template's
+    ReservedConcurrentExecutions) is throttled past it: the invocation waits for a free environment
+    for up to its timeout, then is answered TooManyRequestsException, which the workflow's retriers
+    absorb. A function without one would scale out on Lambda (the account's 1,000) and is never
+    throttled here: past DEFAULT_CONCURRENCY environments (the cores of this one process are the limit,
+    not Lambda) the invocation waits for one as long as its caller waits (the local API front gives up
+    at API Gateway's integration timeout, local/front.py). An invocation that runs past the function's
+    Timeout is answered with Lambda's timeout error and its environment is thrown away (Python cannot
+    kill the thread: it finishes in the background, unseen).
     """
 
     def __init__(self, name: str, factory: Callable[[int], Handler], *, timeout: int = 30, memory: int = 512,
-                 concurrency: int = DEFAULT_CONCURRENCY):
+                 concurrency: int = DEFAULT_CONCURRENCY, reserved: bool = False):
         self.name = name
         self.factory = factory
         self.timeout = timeout
         self.memory = memory
         self.concurrency = concurrency
+        self.reserved = reserved
+        self.waited_for_environment = 0  # invocations of an unreserved function that waited for one
         self._slots = threading.BoundedSemaphore(concurrency)
         self._idle: list[tuple[float, Environment]] = []  # (last used, environment), newest last
         self._lock = threading.Lock()
@@ -286,8 +293,14 @@ class Function:
             env.retire()
 
     def invoke(self, event, arn: str) -> tuple[str, bool]:
-        if not self._slots.acquire(timeout=self.timeout):
-            return _error_payload("TooManyRequestsException", "Rate Exceeded."), True
+        if not self._slots.acquire(blocking=False):
+            if self.reserved:
+                if not self._slots.acquire(timeout=self.timeout):
+                    return _error_payload("TooManyRequestsException", "Rate Exceeded."), True
+            else:
+                with self._lock:
+                    self.waited_for_environment += 1
+                self._slots.acquire()
         try:
             environment = self._environment()
             context = LambdaContext(self.name, self.timeout, self.memory, invoked_function_arn=arn)
@@ -312,7 +325,7 @@ class Router:
     def add(self, function_name: str, factory: Callable[[int], Handler], *, timeout: int = 30, memory: int = 512,
             concurrency: int | None = None) -> Function:
         function = Function(function_name, factory, timeout=timeout, memory=memory,
-                            concurrency=concurrency or DEFAULT_CONCURRENCY)
+                            concurrency=concurrency or DEFAULT_CONCURRENCY, reserved=bool(concurrency))
         self.routes[function_name] = function
         return function
 

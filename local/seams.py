@@ -151,6 +151,22 @@ def _sfn_stop() -> None:
          "self.env = self._get_evaluation_environment()")
 
 
+@seam("sfn-reuse", used_by="local.sfn_reuse:install",
+      targets=("moto.stepfunctions.parser.backend.execution_worker:ExecutionWorker._get_evaluation_entrypoint",
+               "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils:boto_client_for"),
+      why="executions share the parsed definition and the Lambda client instead of rebuilding them each time")
+def _sfn_reuse() -> None:
+    worker = "moto.stepfunctions.parser.backend.execution_worker:ExecutionWorker"
+    _has(f"{worker}._get_evaluation_entrypoint", "AmazonStateLanguageParser.parse(",
+         "self._evaluation_details.state_machine_details.definition")
+    _has(f"{worker}._execution_logic", "program = self._get_evaluation_entrypoint()")
+    utils = "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
+    assert parameters(f"{utils}:boto_client_for") == ["region", "service", "state_credentials"]
+    _has(utils, "boto_client_for(")
+    # the one attribute a component sets on itself after parsing (local.sfn_reuse settles it before sharing)
+    _has("moto.stepfunctions.parser.asl.component.eval_component:EvalComponent", "self.__heap_key = long_uid()")
+
+
 _PARSER = "moto.stepfunctions.parser"
 
 

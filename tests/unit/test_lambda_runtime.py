@@ -58,11 +58,34 @@ def test_concurrent_invocations_get_their_own_environments():
 
 def test_the_pool_is_capped_like_reserved_concurrency():
     factory, state = _recording_factory(hold=0.2)
-    function = Function("f", factory, timeout=10, concurrency=2)
+    function = Function("f", factory, timeout=10, concurrency=2, reserved=True)
     results = _invoke_parallel(function, 6)
     assert all(not errored for _, errored in results), results
     assert state["max_total"] == 2
     assert function.environments_created == 2
+
+
+def test_a_reserved_function_past_its_reservation_for_its_timeout_is_throttled():
+    factory, _ = _recording_factory(hold=2.5)
+    function = Function("f", factory, timeout=1, concurrency=1, reserved=True)
+    results = _invoke_parallel(function, 3)
+    errors = [json.loads(payload)["errorType"] for payload, errored in results if errored]
+    # the first runs past its 1 s timeout (Sandbox.Timedout) and frees the one environment at 1 s, which one
+    # of the two waiting since 0 s takes; the other's 1 s of waiting is over: throttled
+    assert len(errors) == 3 and "TooManyRequestsException" in errors and "Sandbox.Timedout" in errors
+
+
+def test_an_unreserved_function_is_never_throttled_here_it_waits_for_this_machines_environments():
+    """Lambda would scale it out; locally the environments stand in for the process's cores, so past them an
+    invocation waits (however long, its own timeout starting when it runs) instead of failing."""
+    factory, state = _recording_factory(hold=0.4)
+    function = Function("f", factory, timeout=1, concurrency=2)
+    started = time.monotonic()
+    results = _invoke_parallel(function, 6)
+    assert all(not errored for _, errored in results), results
+    assert state["max_total"] == 2 and function.environments_created == 2
+    assert function.waited_for_environment == 4
+    assert time.monotonic() - started >= 1.1  # three rounds of 0.4 s: the last waited past the 1 s timeout
 
 
 def test_an_invocation_past_its_timeout_is_a_lambda_timeout_error():
