@@ -258,15 +258,20 @@ class LocalStack:
         _aws_environment(self.ports["AWS"])
         from moto.server import ThreadedMotoServer
 
-        from local import moto_dynamodb, moto_memory
+        from local import moto_dynamodb, moto_dynamodb_results, moto_memory
 
         self._exit.callback(moto_dynamodb.install())
         self._exit.callback(moto_memory.install())
+        self._exit.callback(moto_dynamodb_results.install())  # answers as JSON, without the shape walker
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.moto = ThreadedMotoServer(ip_address=HOST, port=self.ports["AWS"], verbose=False)
         self.moto.start()
         self._exit.callback(self.moto.stop)
+        from local import moto_inprocess
+
+        # the handlers' DynamoDB and Step Functions calls: into the server's app, without the HTTP round trip
+        self._exit.callback(moto_inprocess.install(self.moto._server.app, os.environ["AWS_ENDPOINT_URL"]))
         import requests
 
         moto_url = os.environ["AWS_ENDPOINT_URL"]

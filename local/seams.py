@@ -230,6 +230,16 @@ def _dynamodb_stream_shard() -> None:
     assert callable(resolve("moto.dynamodb.models.table:Table").__dict__.get("stream_shard") or (lambda: None))
 
 
+@seam("dynamodb-answers-json", used_by="local.moto_dynamodb_results:install",
+      adds=("moto.dynamodb.responses:DynamoResult.execute_result",),
+      why="DynamoDB answers (already in wire form) are written with json.dumps, not moto's shape walker")
+def _dynamodb_answers_json() -> None:
+    _has("moto.dynamodb.responses:DynamoResult", "dynamo_to_dict(result)", "super().__init__(transformed_result)")
+    assert "execute_result" not in vars(resolve("moto.dynamodb.responses:DynamoResult"))  # inherited: we add it
+    _has("moto.core.responses:ActionResult.execute_result", "serializer.serialize(self.result)")
+    _has("moto.core.responses:BaseResponse.serialized", "action_result.execute_result(context)")
+
+
 @seam("moto-model-tracking", used_by="local.moto_memory:install",
       targets=("moto.core.common_models:BaseModel.__new__",),
       why="moto's tracker of every model it ever created is switched off (memory follows the data)")

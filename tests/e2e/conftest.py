@@ -34,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BOOT_TIMEOUT = 60
 WAIT_SCALE = "0.05"
 FAST_SIM = ["--sim", "latency_min=0.3", "--sim", "latency_max=0.6", "--sim", "max_concurrency=50"]
+# The API stage's throttle (template: 50 a second, bursts of 100) would refuse the parallel clients of
+# these tests as API Gateway would; test_front_http.py checks the throttle itself with low limits.
+STAGE_THROTTLE_RAISED = ["--param", "ApiThrottleRateLimit=100000", "--param", "ApiThrottleBurstLimit=100000"]
 
 
 def free_port() -> int:
@@ -173,7 +176,7 @@ def start_stack(log_dir: Path, *extra: str, name: str = "stack") -> Stack:
     env.pop("PORT", None)
     command = [sys.executable, "-m", "local", "--port", str(port), "--moto-port", str(moto_port),
                "--sim-port", str(sim_port), "--ws-port", str(ws_port), "--wait-scale", WAIT_SCALE, "--quiet",
-               "--param", "SubmitRateLimitPerMinute=1000", *FAST_SIM, *extra]
+               "--param", "SubmitRateLimitPerMinute=1000", *STAGE_THROTTLE_RAISED, *FAST_SIM, *extra]
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                 start_new_session=True)

@@ -67,3 +67,20 @@ def test_a_payload_over_10_mb_is_413(stack):
                              headers={"Content-Type": "application/json"}, timeout=60)
     assert response.status_code == 413
     assert response.json() == {"message": "Request Entity Too Large"}
+
+
+def test_the_stage_throttle_answers_429_as_api_gateway_does_past_its_burst(log_dir):
+    """The template's stage throttle, with the deployment's parameters, over real HTTP: a burst passes, then
+    API Gateway's own 429 (its body, no Retry-After: HTTP APIs cannot add one) before any function runs."""
+    from tests.e2e.conftest import start_stack
+
+    throttled = start_stack(log_dir, "--param", "ApiThrottleRateLimit=1", "--param", "ApiThrottleBurstLimit=3",
+                            name="throttle")
+    try:
+        answers = [requests.get(f"{throttled.url}/models", timeout=10) for _ in range(6)]
+    finally:
+        throttled.stop()
+    statuses = [a.status_code for a in answers]
+    assert statuses[:3] == [200, 200, 200] and statuses.count(429) >= 2, statuses
+    refused = next(a for a in answers if a.status_code == 429)
+    assert refused.json() == {"message": "Too Many Requests"} and "Retry-After" not in refused.headers

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import faults, moto_dynamodb, sfn_redrive, sfn_reuse, sfn_stop
+from local import faults, moto_dynamodb, moto_dynamodb_results, sfn_redrive, sfn_reuse, sfn_stop
 from local.apigw import http_event
 from local.lambda_runtime import install_router, scaled_waits
 from local.simulator import start_simulator
@@ -150,6 +150,9 @@ def _restore_environment(saved: dict) -> None:
 def _deployed_app(simulator, wait_scale):
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), contextlib.ExitStack() as cleanup:
         cleanup.callback(moto_dynamodb.install())  # as the local stack does: DynamoDB's atomicity
+        # as the local stack does, and here every answer is also serialised moto's way and compared
+        cleanup.callback(moto_dynamodb_results.install())
+        moto_dynamodb_results.CHECK = True
         cleanup.callback(_restore_environment, dict(os.environ))  # deploy() gives the handlers their env
         deployment = deploy(
             parameters=local_parameters(simulator),
