@@ -230,6 +230,17 @@ def _dynamodb_stream_shard() -> None:
     assert callable(resolve("moto.dynamodb.models.table:Table").__dict__.get("stream_shard") or (lambda: None))
 
 
+@seam("moto-in-process", used_by="local.moto_inprocess:install",
+      reads="botocore.handlers:BUILTIN_HANDLERS (a before-send handler) and ThreadedMotoServer's WSGI app",
+      why="the handlers' DynamoDB and Step Functions calls skip the localhost HTTP round trip")
+def _moto_in_process() -> None:
+    assert isinstance(resolve("botocore.handlers:BUILTIN_HANDLERS"), list)
+    _has("botocore.session:Session._register_builtin_handlers", "BUILTIN_HANDLERS")
+    _has("moto.moto_server.threaded_moto_server:ThreadedMotoServer._server_entry",
+         "app = DomainDispatcherApplication(create_backend_app)", "self._server = make_server(")
+    _has("botocore.endpoint:Endpoint._do_get_response", "before-send", "first_non_none_response(responses)")
+
+
 @seam("dynamodb-answers-json", used_by="local.moto_dynamodb_results:install",
       adds=("moto.dynamodb.responses:DynamoResult.execute_result",),
       why="DynamoDB answers (already in wire form) are written with json.dumps, not moto's shape walker")
