@@ -26,7 +26,10 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 SERVICES = ("dynamodb", "sfn")  # botocore service ids, as in the event name before-send.<id>.<operation>
 
 
-def _answer(app, endpoint: str, request, **_) -> AWSResponse | None:
+_BACKEND_APPS: dict[str, object] = {}  # botocore service id -> moto's app for it (the dispatcher's choice, kept)
+
+
+def _answer(app, endpoint: str, request, event_name: str = "", **_) -> AWSResponse | None:
     if not request.url.startswith(endpoint):
         return None
     url = urlsplit(request.url)
@@ -37,7 +40,15 @@ def _answer(app, endpoint: str, request, **_) -> AWSResponse | None:
     environ = EnvironBuilder(method=request.method, base_url=f"{url.scheme}://{url.netloc}", path=url.path or "/",
                              query_string=url.query, headers=headers, data=body or b"").get_environ()
     environ["REMOTE_ADDR"] = "127.0.0.1"
-    app_iter, status, answer_headers = run_wsgi_app(app, environ)
+    # The dispatcher finds the service's app from the request's signature on every call, under a global
+    # lock; a service's app never changes, so it is found once.
+    service = event_name.split(".")[1] if event_name.count(".") >= 2 else ""
+    backend_app = _BACKEND_APPS.get(service)
+    if backend_app is None:
+        backend_app = app.get_application(environ)
+        if service:
+            _BACKEND_APPS[service] = backend_app
+    app_iter, status, answer_headers = run_wsgi_app(backend_app, environ)
     try:
         content = b"".join(app_iter)
     finally:
@@ -55,6 +66,7 @@ def install(app, endpoint: str) -> Callable[[], None]:
     BUILTIN_HANDLERS.extend(entries)
 
     def uninstall() -> None:
+        _BACKEND_APPS.clear()
         for entry in entries:
             if entry in BUILTIN_HANDLERS:
                 BUILTIN_HANDLERS.remove(entry)

@@ -236,6 +236,7 @@ def _dynamodb_stream_shard() -> None:
 def _moto_in_process() -> None:
     assert isinstance(resolve("botocore.handlers:BUILTIN_HANDLERS"), list)
     _has("botocore.session:Session._register_builtin_handlers", "BUILTIN_HANDLERS")
+    _has("moto.moto_server.werkzeug_app:DomainDispatcherApplication.__call__", "self.get_application(environ)")
     _has("moto.moto_server.threaded_moto_server:ThreadedMotoServer._server_entry",
          "app = DomainDispatcherApplication(create_backend_app)", "self._server = make_server(")
     _has("botocore.endpoint:Endpoint._do_get_response", "before-send", "first_non_none_response(responses)")
