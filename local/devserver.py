@@ -321,10 +321,11 @@ class LocalStack:
         except KeyError as error:
             raise StartupError(f"template parameters: {error.args[0]}") from None
         self._exit.callback(install_router(self.deployment.router))
-        from local import faults, s3_post_policy, sfn_redrive, sfn_reuse, sfn_stop
+        from local import faults, s3_events, s3_post_policy, sfn_redrive, sfn_reuse, sfn_stop
 
         self._exit.callback(sfn_redrive.install())  # RedriveExecution on the moto endpoint
         self._exit.callback(s3_post_policy.install())  # presigned POST uploads checked as S3 does
+        self._exit.callback(s3_events.install())  # S3 notifications name the object's version, as S3 does
         self._exit.callback(sfn_stop.install())  # StopExecution is final, as on AWS
         self._exit.callback(sfn_reuse.install())  # executions share the parsed definition and Lambda client
         self._exit.callback(faults.install(self.sim.sim.app))  # /_local/faults on the simulator port

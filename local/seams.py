@@ -260,6 +260,17 @@ def _moto_model_tracking() -> None:
     assert callable(resolve("moto.core.model_instances:reset_model_data"))
 
 
+@seam("s3-event-version", used_by="local.s3_events:install",
+      targets=("moto.s3.notifications:_get_s3_event",),
+      why="S3 notifications name the object's version (and a sequencer) as S3 does for a versioned bucket")
+def _s3_event_version() -> None:
+    target = "moto.s3.notifications:_get_s3_event"
+    assert parameters(target) == ["event_name", "bucket", "key", "notification_id"]
+    _has(target, '"object": {"key": key_name')
+    _has("moto.s3.notifications:send_event", "_get_s3_event(event_name, bucket, key, notification.id)")
+    assert isinstance(resolve("moto.s3.models:FakeBucket").is_versioned, property)
+
+
 @seam("s3-post-policy", used_by="local.s3_post_policy:install",
       targets=("moto.s3.responses:S3Response._bucket_response_post",),
       why="a browser-style POST upload is checked against its signed policy, as S3 does (moto checks nothing)")

@@ -115,6 +115,9 @@ def deploy(
             names[logical] = str(resolver.resolve(declared))
             physical[logical].update(Ref=names[logical], Arn=f"arn:aws:s3:::{names[logical]}")
         s3.create_bucket(Bucket=names[logical])
+        versioning = resolver.resolve((resource.get("Properties") or {}).get("VersioningConfiguration") or {})
+        if versioning.get("Status") == "Enabled":  # as the template deploys it: events name the version
+            s3.put_bucket_versioning(Bucket=names[logical], VersioningConfiguration={"Status": "Enabled"})
 
     # Queues: the webhook queue and the dead-letter queues (ops.dlq reads them); the other operations
     # resources (alarms, dashboard, SNS, CodeDeploy) have no local counterpart and are not created.

@@ -799,8 +799,9 @@ def test_the_upload_function_reads_uploads_only_and_can_tell_a_deleted_one_apart
     role = cfn["Resources"]["UploadFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
     s3 = {(action.lower(), json.dumps(stmt["Resource"])) for stmt in _role_statements(cfn, role)
           if stmt.get("Effect") == "Allow" for action in _as_list(stmt["Action"]) if action.startswith("s3:")}
-    assert {action for action, _ in s3} == {"s3:getobject", "s3:listbucket"}
+    # GetObjectVersion: the trigger reads the version its event names (a task is pinned to what was checked)
+    assert {action for action, _ in s3} == {"s3:getobject", "s3:getobjectversion", "s3:listbucket"}
     for action, resource in s3:
         arn = json.loads(resource)["Fn::Sub"][0]
-        assert arn == ("arn:${AWS::Partition}:s3:::${Bucket}/uploads/*" if action == "s3:getobject"
+        assert arn == ("arn:${AWS::Partition}:s3:::${Bucket}/uploads/*" if action != "s3:listbucket"
                        else "arn:${AWS::Partition}:s3:::${Bucket}"), (action, arn)

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import faults, moto_dynamodb, moto_dynamodb_results, sfn_redrive, sfn_reuse, sfn_stop
+from local import faults, moto_dynamodb, moto_dynamodb_results, s3_events, sfn_redrive, sfn_reuse, sfn_stop
 from local.apigw import http_event
 from local.lambda_runtime import install_router, scaled_waits
 from local.simulator import start_simulator
@@ -164,6 +164,7 @@ def _deployed_app(simulator, wait_scale):
         cleanup.callback(sfn_redrive.install())  # RedriveExecution, as the local stack has it
         cleanup.callback(sfn_stop.install())  # StopExecution is final
         cleanup.callback(sfn_reuse.install())  # executions share the parsed definition and Lambda client
+        cleanup.callback(s3_events.install())  # S3 notifications name the object's version
         cleanup.callback(faults.install(simulator.sim.app))  # the local fault switch
         cleanup.callback(_stop_running_executions, deployment)
         if wait_scale is not None:

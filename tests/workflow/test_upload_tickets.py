@@ -109,12 +109,12 @@ def test_concurrent_first_deliveries_of_one_object_make_one_task(app):
     app.grant("alice", 100)
     s3 = boto3.client("s3")  # the events are delivered by hand here, so the bucket notifies nobody
     s3.put_bucket_notification_configuration(Bucket=_bucket(), NotificationConfiguration={})
-    s3.put_object(Bucket=_bucket(), Key="uploads/alice/race.png", Body=_png())
+    version = s3.put_object(Bucket=_bucket(), Key="uploads/alice/race.png", Body=_png())["VersionId"]
     event = {"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventName": "ObjectCreated:Put",
         "eventTime": "2030-01-01T00:00:00.000Z",
         "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": _bucket(), "arn": f"arn:aws:s3:::{_bucket()}"},
-               "object": {"key": "uploads/alice/race.png", "size": 1, "versionId": "v-1", "sequencer": "0A1"}}}]}
+               "object": {"key": "uploads/alice/race.png", "size": 1, "versionId": version, "sequencer": "0A1"}}}]}
     events = [_retimed(event, f"2030-01-01T00:00:0{n}.000Z") for n in range(4)]
     outcomes = _invoke_all(app, events)
     assert sorted(outcomes) == ["accepted", "duplicate", "duplicate", "duplicate"], outcomes
@@ -165,14 +165,15 @@ def test_two_objects_under_one_key_at_once_make_one_task_and_one_reuse_record(ap
     app.grant("alice", 100)
     s3 = boto3.client("s3")
     s3.put_bucket_notification_configuration(Bucket=_bucket(), NotificationConfiguration={})
-    s3.put_object(Bucket=_bucket(), Key="uploads/alice/twice.png", Body=_png())
+    versions = [s3.put_object(Bucket=_bucket(), Key="uploads/alice/twice.png", Body=_png(64 + n, 48))["VersionId"]
+                for n in range(2)]
     event = {"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventName": "ObjectCreated:Post",
         "eventTime": "2030-01-01T00:00:00.000Z",
         "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": _bucket(), "arn": f"arn:aws:s3:::{_bucket()}"},
-               "object": {"key": "uploads/alice/twice.png", "size": 1, "versionId": "v-1", "sequencer": "0A1"}}}]}
+               "object": {"key": "uploads/alice/twice.png", "size": 1, "versionId": versions[0], "sequencer": "0A1"}}}]}
     # two versions, each delivered twice, all at once
-    events = [_retimed(event, f"2030-01-01T00:00:0{n}.000Z", versionId=f"v-{n % 2}", sequencer=f"0A{n % 2}")
+    events = [_retimed(event, f"2030-01-01T00:00:0{n}.000Z", versionId=versions[n % 2], sequencer=f"0A{n % 2}")
               for n in range(4)]
     outcomes = _invoke_all(app, events)
     assert outcomes.count("accepted") == 1 and outcomes.count("rejected") == 1, outcomes
@@ -231,3 +232,29 @@ def test_a_rejected_upload_cannot_be_retried(app, grant, body, code):
     assert app.balance("alice") == 100 and all(kind == "GRANT" for kind, _ in app.ledger("alice"))
     assert boto3.client("stepfunctions").list_executions(
         stateMachineArn=app.deployment.state_machine_arn)["executions"] == []
+
+
+def test_a_task_reads_the_version_of_its_upload_that_was_checked_not_a_later_object_under_the_key(app):
+    """S3 names the object's version in its event; the task is pinned to it, so a file written to the same key
+    afterwards (a reused URL) is never what the provider or the user's task view reads."""
+    from aigc.domain import tasks
+    from aigc.flows.workflow import _provider_image_urls
+
+    app.grant("alice", 100)
+    status, body = app.api("POST", "/user/uploads", body={"fileName": "cat.png", "contentType": "image/png"})
+    assert status == 200, body
+    upload = body["data"]
+    checked, later = _png(64, 48), _png(96, 64)
+    _post(upload, checked)
+    [task] = _wait_for_tasks(app, "alice", 1, completed=False)
+    _post(upload, later)
+    _wait_for_tasks(app, "alice", 2, completed=False)  # the later object: its Rejected.UrlReused record
+
+    versions = boto3.client("s3").list_object_versions(Bucket=_bucket(), Prefix=upload["key"])["Versions"]
+    [first] = [v["VersionId"] for v in versions if not v["IsLatest"]]  # the later object is the key's latest
+    record = tasks.get_task(task["taskNo"])
+    assert record.image_urls == [f"s3://{_bucket()}/{upload['key']}?versionId={first}"]
+    [for_provider] = _provider_image_urls(record)
+    assert requests.get(for_provider, timeout=10).content == checked
+    status, shown = app.api("GET", f"/user/ai/tasks/{task['taskNo']}")
+    assert status == 200 and requests.get(shown["data"]["imageUrl"], timeout=10).content == checked

@@ -20,11 +20,11 @@ from aigc.store.db import ApiKeyItem, PointsItem, TaskItem
 from aigc.store.paging import Page
 
 
-def _presign(key: str | None) -> str | None:
+def _presign(key: str | None, version_id: str | None = None) -> str | None:
     if not key:
         return None
     settings = get_settings()
-    return storage.presigned_get(settings.results_bucket, key, settings.presign_expiry_seconds)
+    return storage.presigned_get(settings.results_bucket, key, settings.presign_expiry_seconds, version_id)
 
 
 def template_view(spec: TemplateSpec) -> TemplateInfo:
@@ -83,7 +83,7 @@ def task_view(task: TaskItem, *, presign: bool = True, queue: bool = True, langu
     Messages (errorMessage, effect) are in `language`, by default the request's (aigc.api.http). A body
     pushed without a request (webhooks, the socket) passes `language=pushed_language(task)`."""
     result_urls = [_presign(key) for key in (task.result_keys or [])] if presign and task.status == TaskStatus.COMPLETED else []
-    image_urls = [_presign(u.split("/", 3)[3]) if presign and u.startswith("s3://") else u
+    image_urls = [_presign(*storage.ref_parts(u)[1:]) if presign and u.startswith("s3://") else u
                   for u in (task.image_urls or [])]
     parameters = task.parameters.as_dict() if hasattr(task.parameters, "as_dict") else dict(task.parameters or {})
     return TaskView.model_validate({

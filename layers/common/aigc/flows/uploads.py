@@ -123,11 +123,14 @@ def _image_problem(image_file) -> tuple[str, Message] | None:
     return None
 
 
-def handle_object(bucket: str, raw_key: str, *, object_id: str) -> str:  # noqa: C901 - the checks in order
+def handle_object(bucket: str, raw_key: str, *, object_id: str,  # noqa: C901 - the checks in order
+                  version_id: str | None = None) -> str:
     """Turn one uploaded object into a task; returns what happened (for logs and tests).
 
     `object_id` names the object version the event is about (its version id, or its sequencer or
-    ETag): every event of that object is the same upload, another one is a reuse of the key.
+    ETag): every event of that object is the same upload, another one is a reuse of the key. With
+    `version_id` (a versioned bucket) everything reads that version: the checks, and the task's
+    input, so an object written to the key later is never what the task uses.
     Whatever stops an upload from becoming a task leaves a Rejected.* task in the user's list
     (charged nothing), a log line with the key and the UploadsRejected metric. Only our own
     infrastructure failing (S3, DynamoDB) raises, for the asynchronous retry and the DLQ.
@@ -149,7 +152,7 @@ def handle_object(bucket: str, raw_key: str, *, object_id: str) -> str:  # noqa:
     model = get_model(settings.upload_model)
     task_no = _upload_task_no(bucket, key)
     logger.append_keys(task_no=task_no, user_id=user_id)
-    image_ref = f"s3://{bucket}/{key}"
+    image_ref = storage.object_ref(bucket, key, version_id)
 
     def reject(code: str, message: Message, number: str = task_no) -> str:
         record = tasks.rejected_task(task_no=number, user_id=user_id, model=model, source="upload",
@@ -176,7 +179,7 @@ def handle_object(bucket: str, raw_key: str, *, object_id: str) -> str:  # noqa:
         count("UploadsDuplicate")
         return "duplicate"
 
-    info = storage.object_metadata(bucket, key)  # its size, not the event's: this is what is read
+    info = storage.object_metadata(bucket, key, version_id)  # its size, not the event's: this is what is read
     if info is None:
         return reject("Rejected.ObjectMissing", _("the uploaded file was deleted before it could be read"))
     if info["size"] == 0:
@@ -187,7 +190,7 @@ def handle_object(bucket: str, raw_key: str, *, object_id: str) -> str:  # noqa:
     if not points.has_account(user_id):
         return reject("Rejected.UnknownUser", _("user {user_id} has no points account", user_id=user_id))
     with tempfile.TemporaryFile() as image_file:
-        storage.download_to(bucket, key, image_file)
+        storage.download_to(bucket, key, image_file, version_id)
         image_file.seek(0)
         problem = _image_problem(image_file)
     if problem:
@@ -220,10 +223,11 @@ def handle_s3_event(event: dict) -> list[str]:
     for record in S3Event(event).records:
         obj = record.s3.get_object
         # The object's identity, never the event's time. The bucket is versioned (template.yaml), so
-        # AWS names the version; the sequencer orders writes of an unversioned key; the local S3 gives
-        # neither (the ETag: one multipart upload notified twice has one ETag).
+        # S3 names the version (the local stack's S3 too, local/s3_events.py); the sequencer orders writes
+        # of an unversioned key; else the ETag (one multipart upload notified twice has one ETag).
         object_id = obj.version_id or obj.get("sequencer") or obj.etag or ""
-        outcomes.append(handle_object(record.s3.bucket.name, obj.key, object_id=object_id))
+        outcomes.append(handle_object(record.s3.bucket.name, obj.key, object_id=object_id,
+                                      version_id=obj.version_id or None))
     return outcomes
 
 

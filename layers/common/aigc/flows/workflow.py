@@ -58,7 +58,8 @@ def _provider_image_urls(task: TaskItem) -> list[str]:
     urls = []
     for url in task.image_urls or []:
         if url.startswith(f"s3://{settings.results_bucket}/"):
-            url = storage.presigned_get(settings.results_bucket, url.split("/", 3)[3], 3600)
+            _, key, version_id = storage.ref_parts(url)
+            url = storage.presigned_get(settings.results_bucket, key, 3600, version_id)  # the version checked
         urls.append(url)
     return urls
 

@@ -259,8 +259,8 @@ def put_base64_image(b64: str, bucket: str, key_stem: str) -> str:
     return key
 
 
-def download_to(bucket: str, key: str, spool: IO[bytes]) -> None:
-    _s3().download_fileobj(bucket, key, spool)
+def download_to(bucket: str, key: str, spool: IO[bytes], version_id: str | None = None) -> None:
+    _s3().download_fileobj(bucket, key, spool, ExtraArgs=_version(version_id) or None)
 
 
 def write_thumbnail(image_file: IO[bytes], bucket: str, key: str) -> str:
@@ -295,19 +295,42 @@ def _save_thumbnail(image, bucket: str, key: str) -> None:
         _s3().upload_fileobj(out, bucket, key, ExtraArgs={"ContentType": "image/jpeg"})
 
 
-def presigned_get(bucket: str, key: str, expires: int) -> str:
-    return _s3().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires)
+VERSION_MARK = "?versionId="
 
 
-def object_metadata(bucket: str, key: str) -> dict | None:
+def object_ref(bucket: str, key: str, version_id: str | None = None) -> str:
+    """`s3://bucket/key`, pinned to one version of the object when `version_id` is given: what a task
+    reads is the object that was checked, even if the key is written again later."""
+    return f"s3://{bucket}/{key}" + (f"{VERSION_MARK}{version_id}" if version_id else "")
+
+
+def ref_parts(ref: str) -> tuple[str, str, str | None]:
+    """(bucket, key, version id or None) of an `object_ref`."""
+    location, mark, version_id = ref.removeprefix("s3://").rpartition(VERSION_MARK)
+    if not mark:
+        location, version_id = version_id, ""
+    bucket, _, key = location.partition("/")
+    return bucket, key, version_id or None
+
+
+def _version(version_id: str | None) -> dict:
+    return {"VersionId": version_id} if version_id else {}
+
+
+def presigned_get(bucket: str, key: str, expires: int, version_id: str | None = None) -> str:
+    return _s3().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key, **_version(version_id)},
+                                        ExpiresIn=expires)
+
+
+def object_metadata(bucket: str, key: str, version_id: str | None = None) -> dict | None:
     """Size, content type and user metadata (x-amz-meta-*, lower-cased names without the prefix);
-    None when there is no such object."""
+    None when there is no such object (version)."""
     from botocore.exceptions import ClientError
 
     try:
-        head = _s3().head_object(Bucket=bucket, Key=key)
+        head = _s3().head_object(Bucket=bucket, Key=key, **_version(version_id))
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
             return None
         raise
     return {"size": head["ContentLength"], "content_type": head.get("ContentType"), "metadata": head.get("Metadata", {})}
