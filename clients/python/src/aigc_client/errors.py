@@ -46,7 +46,8 @@ class Conflict(ApiError):
 
 
 class RateLimited(ApiError):
-    """429: too many submits; `retry_after` is the Retry-After header in seconds, when sent."""
+    """429: too many submits, a queue too long to start in time, or this account's own requests writing it at
+    the same moment (nothing changed); `retry_after` is the Retry-After header in seconds, when sent."""
 
     retry_after: float | None = None
 
