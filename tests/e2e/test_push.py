@@ -249,8 +249,9 @@ def test_aigc_submit_wait_uses_the_push(stack, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIGC_")}
     env.update(PYTHONPATH=str(stack_root() / "clients" / "python" / "src"), AIGC_BASE_URL=stack.url,
                AIGC_TOKEN=stack.token(user), AIGC_WS_URL=stack.ws_url, NO_COLOR="1")
-    command = subprocess.Popen([sys.executable, "-m", "aigc_client", "submit", "wanx-v1", "--prompt", "a kite",
-                                "--wait"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    # a 3 s job: the socket lives long enough to be seen in the connections table from outside
+    command = subprocess.Popen([sys.executable, "-m", "aigc_client", "submit", "wanx-v1", "--prompt",
+                                "a kite [sim:seconds=3]", "--wait"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     sockets_seen = 0
     while command.poll() is None:
