@@ -79,7 +79,9 @@ async function overview(panel) {
   const refresh = h("button", { type: "button", class: "secondary" }, t("tasks.refresh"));
   const body = h("div", { class: "stats-body" });
   put(panel, h("div", { class: "filters" }, field(t("console.range"), range), refresh), body);
+  let generation = 0; // the newest range asked for: an older answer, arriving later, is dropped
   const load = async () => {
+    const mine = ++generation;
     fill(body, h("p", { class: "muted" }, t("app.loading")));
     const chosen = RANGES[range.value];
     const now = new Date();
@@ -90,10 +92,10 @@ async function overview(panel) {
     try {
       stats = await api.get("/admin/stats", { bucket: chosen.bucket, from: from.toISOString() });
     } catch (error) {
-      fill(body, unavailable(error));
+      if (mine === generation) fill(body, unavailable(error));
       return;
     }
-    await paintStats(body, stats);
+    if (mine === generation) await paintStats(body, stats);
   };
   range.addEventListener("change", load);
   refresh.addEventListener("click", load);
@@ -206,12 +208,15 @@ async function search(panel) {
   put(panel, h("section", { class: "panel" }, form), results, detail);
   let nextToken = null;
   let tbody = null;
+  let generation = 0; // the newest search: an older one's answer, arriving later, is dropped
   const run = async (reset) => {
     clearErrors(form);
     if (reset) {
+      generation += 1;
       nextToken = null;
       fill(results, h("p", { class: "muted" }, t("app.loading")));
     }
+    const mine = generation;
     let page;
     try {
       page = await api.get("/admin/tasks", {
@@ -220,12 +225,14 @@ async function search(panel) {
         size: 20, nextToken,
       });
     } catch (error) {
+      if (mine !== generation) return;
       const named = error.field && form.querySelector(`[name="${error.field}"]`);
       if (named) setFieldError(named.closest(".field"), error.fieldMessage);
       else fill(results, unavailable(error));
       if (named) clear(results);
       return;
     }
+    if (mine !== generation) return;
     if (reset) {
       tbody = h("tbody");
       fill(results, h("section", { class: "panel" }, h("div", { class: "table-wrap" }, h("table", { id: "search-table" },

@@ -27,6 +27,7 @@ export async function render(main, params) {
   put(main, filters, summary, gallery, more);
   const cards = new Map();
   let nextToken = null;
+  let generation = 0;
 
   function query() {
     return { size: 12, status: status.value, taskType: type.value, nextToken };
@@ -34,6 +35,7 @@ export async function render(main, params) {
 
   async function load(reset) {
     if (reset) {
+      generation += 1; // an older list's answer, arriving after this one started, is dropped
       nextToken = null;
       cards.clear();
       clear(gallery);
@@ -42,14 +44,17 @@ export async function render(main, params) {
       const route = new URLSearchParams({ ...(status.value && { status: status.value }), ...(type.value && { taskType: type.value }) });
       history.replaceState(null, "", `#/tasks${route.toString() ? `?${route}` : ""}`);
     }
+    const mine = generation;
     let page;
     try {
       page = await api.get("/user/ai/tasks/list", query());
     } catch (error) {
+      if (mine !== generation) return;
       if (error.status !== 401) fill(more, errorBox(error));
       summary.textContent = "";
       return;
     }
+    if (mine !== generation) return;
     for (const task of page.records) upsert(task, false);
     nextToken = page.nextToken;
     summary.textContent = page.total !== null && page.total !== undefined
