@@ -5,17 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
-from local.cfn import Resolver, load_template
+from local.cfn import Resolver
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL = ROOT / "statemachine" / "task_workflow.asl.json"
 
 
-@pytest.fixture(scope="module")
-def template() -> dict:
-    return load_template(ROOT / "template.yaml")
 
 
 def _rules(template: dict, parameters: dict) -> dict:

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from local.cfn import Resolver, functions, load_template, resources_of_type, state_machine
+from local.cfn import Resolver, functions, resources_of_type, state_machine
 
 # Share test_template's cached SAM transform (tests/ is a package: no basename collisions).
 from tests.template.test_template import _require_sam, _transformed
@@ -27,9 +23,6 @@ ASYNC_EVENTS = {"S3", "EventBridgeRule", "Schedule", "SNS", "CloudWatchEvent", "
 CODE = [*(ROOT / "layers" / "common" / "aigc").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
 
 
-@pytest.fixture(scope="module")
-def template() -> dict:
-    return load_template(ROOT / "template.yaml")
 
 
 def _alarms(template: dict) -> dict[str, dict]:

@@ -2,23 +2,16 @@
 least privilege (ManageConnections on this stage only) and their stream sources."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from local.cfn import Resolver, functions, load_template
 from local.websocket import routes_from_template
 from tests.template.test_template import _actions_on, _as_list, _references, _require_sam, _role_statements, _transformed
 
 
-@pytest.fixture(scope="module")
-def template() -> dict:
-    return load_template(ROOT / "template.yaml")
 
 
 def test_the_websocket_routes_reach_the_socket_function(template: dict) -> None:

@@ -19,8 +19,6 @@ import pytest
 from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from local.cfn import (
     Resolver,
@@ -84,9 +82,6 @@ PSEUDO = {"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName", "
           "AWS::URLSuffix", "AWS::NoValue", "AWS::NotificationARNs"}
 
 
-@pytest.fixture(scope="module")
-def template() -> dict:
-    return load_template(TEMPLATE)
 
 
 def _require_sam() -> None:

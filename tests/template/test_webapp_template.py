@@ -3,22 +3,15 @@ distribution's ARN), the bucket stays private, the app's security headers match 
 Cognito app clients sign in on the hosted UI with the authorization code flow back to the distribution."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from local import webapp
-from local.cfn import load_template, resources_of_type
+from local.cfn import resources_of_type
 
 
-@pytest.fixture(scope="module")
-def template() -> dict:
-    return load_template(ROOT / "template.yaml")
 
 
 def test_cloudfront_reads_only_the_app_prefix_through_its_origin_access_control(template: dict) -> None:
