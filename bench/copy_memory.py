@@ -33,6 +33,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _serve_with_a_bucket(folder: str) -> ThreadingHTTPServer:
+    """`folder` over HTTP on a free port (the provider's side), and the `bench` bucket (once moto is up)."""
+    import boto3
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=folder))
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    for _ in range(100):
+        try:
+            boto3.client("s3").create_bucket(Bucket="bench")
+            break
+        except Exception:
+            time.sleep(0.1)
+    return http
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -61,17 +76,11 @@ def main(argv: list[str] | None = None) -> dict:
                 out.write(b"\x89PNG\r\n\x1a\n")
                 for _ in range(args.size_mb):
                     out.write(os.urandom(1024 * 1024))
-            http = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=folder))
-            threading.Thread(target=http.serve_forever, daemon=True).start()
+            http = _serve_with_a_bucket(folder)
             import boto3
+
             from aigc.store import storage
 
-            for _ in range(100):
-                try:
-                    boto3.client("s3").create_bucket(Bucket="bench")
-                    break
-                except Exception:
-                    time.sleep(0.1)
             before = _rss_mb()
             started = time.perf_counter()
             with tempfile.TemporaryFile() as spool:
@@ -122,14 +131,7 @@ def _video_case(size_mb: int, folder: str) -> dict:
     source = Path(folder, "clip.mp4")
     subprocess.run([sys.executable, "-m", "bench.copy_memory", "--make-video", str(source), str(size_mb)],
                    check=True, cwd=ROOT)
-    http = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=folder))
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    for _ in range(100):
-        try:
-            boto3.client("s3").create_bucket(Bucket="bench")
-            break
-        except Exception:
-            time.sleep(0.1)
+    http = _serve_with_a_bucket(folder)
     imported = _rss_mb()
     import av  # noqa: F401 - the store step imports PyAV for a video: counted apart from the copy's growth
 

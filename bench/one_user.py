@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from boto3.dynamodb.conditions import Key
 
-from bench.stack import PREFIX, LocalStack
+from bench.stack import PREFIX, LocalStack, percentile
 
 USER = "bench-one-user"
 FINAL = ("completed", "failed", "cancelled")
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
             time.sleep(1)
         problems = _books(stack, task_nos)
         records = {t: stack.record(t) for t in task_nos}
+    times = [a[4] for a in answers]
     # API Gateway's own answers ({"message": ...}) apart from ours (the envelope, with its "code")
     statuses = Counter(f"{kind} {status}" + ("" if "code" in body else " (API Gateway)")
                        for kind, status, _, body, _ in answers)
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                   if status in (429, 503) and not retry and "code" in body),
         "API Gateway's: 429/503 without Retry-After": sum(1 for kind, status, retry, body, _ in answers
                                                           if status in (429, 503) and not retry and "code" not in body),
-        "answer_s_p50_p95_max": [round(q, 2) for q in _quantiles([a[4] for a in answers])],
+        "answer_s_p50_p95_max": [round(percentile(times, q), 2) for q in (0.5, 0.95, 1.0)],
         "burst_s": round(burst_seconds, 2),
         "tasks": len(task_nos), "unsettled": len(pending),
         "outcomes": dict(Counter(r["status"] for r in records.values())),
@@ -106,11 +107,6 @@ def _token() -> str:
 def _raw(stack, method: str, path: str, **kwargs):
     headers = {"Authorization": f"Bearer {_token()}"}
     return stack.http.request(method, stack.url + path, headers=headers, timeout=60, **kwargs)
-
-
-def _quantiles(values: list[float]) -> tuple[float, float, float]:
-    ordered = sorted(values)
-    return (ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], ordered[-1])
 
 
 def _held(record: dict) -> bool:

@@ -29,6 +29,7 @@ import json
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass
 from email.errors import FirstHeaderLineIsContinuationDefect
 from http import HTTPStatus
@@ -78,8 +79,6 @@ class StageThrottle:
     """API Gateway's token bucket: `burst` tokens, refilled at `rate` a second; a request takes one."""
 
     def __init__(self, rate: float, burst: int, clock=None):
-        import time
-
         self.rate = float(rate)
         self.burst = int(burst)
         self._clock = clock or time.monotonic
