@@ -57,14 +57,14 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(CONFLICT_CAP_SECONDS, CONFLICT_BASE_SECONDS * 2 ** attempt))
 
 
-def _conflicted(attempt: int, sleep: Callable[[float], None] | None) -> None:
+def _conflicted(attempt: int) -> None:
     """After a TransactionConflict: wait, or give up with Busy (429) after the last attempt."""
     if attempt == CONFLICT_ATTEMPTS:
         raise Busy() from None
-    (sleep or time.sleep)(backoff(attempt))
+    time.sleep(backoff(attempt))
 
 
-def transact(write: Callable[[TransactWrite], None], *, sleep: Callable[[float], None] | None = None) -> None:
+def transact(write: Callable[[TransactWrite], None]) -> None:
     """Run `write`'s operations as one transaction. Raises ConditionFailed when a condition failed,
     Busy when it kept meeting other writes of the same items."""
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
@@ -78,7 +78,7 @@ def transact(write: Callable[[TransactWrite], None], *, sleep: Callable[[float],
                 raise ConditionFailed([code == "ConditionalCheckFailed" for code in reasons]) from None
             if "TransactionConflict" not in reasons and error.cause_response_code != "TransactionConflictException":
                 raise
-            _conflicted(attempt, sleep)
+            _conflicted(attempt)
 
 
 def transaction_applied(write: Callable[[TransactWrite], None]) -> bool:
@@ -90,8 +90,7 @@ def transaction_applied(write: Callable[[TransactWrite], None]) -> bool:
     return True
 
 
-def conditional(call: Callable[[], object], *, on_failure: Callable[[], object] | None = None,
-                sleep: Callable[[float], None] | None = None) -> bool:
+def conditional(call: Callable[[], object], *, on_failure: Callable[[], object] | None = None) -> bool:
     """Run one conditional put/update/delete; False when its condition failed (then `on_failure` runs).
     A single write that meets a transaction on its item is refused with TransactionConflictException:
     retried as `transact` retries, then Busy."""
@@ -101,7 +100,7 @@ def conditional(call: Callable[[], object], *, on_failure: Callable[[], object] 
             return True
         except (UpdateError, PutError, DeleteError) as error:
             if error.cause_response_code == "TransactionConflictException":
-                _conflicted(attempt, sleep)
+                _conflicted(attempt)
                 continue
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise
