@@ -245,8 +245,9 @@ class Function:
     for up to its timeout, then is answered TooManyRequestsException, which the workflow's retriers
     absorb. A function without one would scale out on Lambda (the account's 1,000) and is never
     throttled here: past DEFAULT_CONCURRENCY environments (the cores of this one process are the limit,
-    not Lambda) the invocation waits for one as long as its caller waits (the local API front gives up
-    at API Gateway's integration timeout, local/front.py). An invocation that runs past the function's
+    not Lambda) the invocation waits for one, however long (the local API front stops waiting at API
+    Gateway's integration timeout and answers 503, local/front.py; the invocation still runs, as on AWS).
+    An invocation that runs past the function's
     Timeout is answered with Lambda's timeout error and its environment is thrown away (Python cannot
     kill the thread: it finishes in the background, unseen).
     """
